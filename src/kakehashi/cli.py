@@ -1,0 +1,45 @@
+"""The ``kakehashi`` command line.
+
+Interim version: ``kakehashi serve`` runs the tutorial's routes on the standard library's
+wsgiref server until kakehashi's own server lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from wsgiref.simple_server import make_server
+
+__all__ = ["main"]
+
+
+def tutorial_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """The tutorial's routes as a plain WSGI function."""
+    path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
+    if path == "/":
+        status, body = "200 OK", "Hello, World"
+    elif path.startswith("/greeting/") and "/" not in path[10:] and path[10:]:
+        status, body = "200 OK", f"Hello, {urllib.parse.unquote(path[10:])}!"
+    else:
+        status, body = "404 Not Found", "Not Found"
+    data = body.encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+    return [data]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kakehashi")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the demo")
+    serve.add_argument("-b", "--bind", default="127.0.0.1:8000")
+    args = parser.parse_args(argv)
+    host, _, port = args.bind.rpartition(":")
+    with make_server(host, int(port), tutorial_app) as server:
+        print(f"kakehashi: serving the demo on http://{args.bind}/")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0

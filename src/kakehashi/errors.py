@@ -1,0 +1,187 @@
+"""The one exception hierarchy of kakehashi.
+
+Every error the library raises on purpose derives from :class:`KakehashiError`, so
+``except KakehashiError`` catches them all.  Protocol errors carry the HTTP status a server
+should answer with (``status_hint``), so no caller ever needs an ``isinstance`` ladder to pick
+a status code.
+
+This is a leaf module: it imports nothing from kakehashi.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+__all__ = [
+    "AppImportError",
+    "BadRequest",
+    "ClientDisconnected",
+    "ClientError",
+    "ConfigError",
+    "ConnectError",
+    "ConnectTimeout",
+    "HTTPError",
+    "KakehashiError",
+    "LocalProtocolError",
+    "MethodNotAllowed",
+    "NotFound",
+    "PoolTimeout",
+    "ProtocolError",
+    "ReadError",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "RouteConflictError",
+    "TimeoutError",
+    "TooManyRedirects",
+    "TransportError",
+    "WriteError",
+    "WriteTimeout",
+]
+
+
+class KakehashiError(Exception):
+    """Root of every error kakehashi raises on purpose."""
+
+
+# --- protocol (kakehashi.http1) ------------------------------------------------------------
+
+
+class ProtocolError(KakehashiError):
+    """An HTTP/1.1 message broke the rules.
+
+    ``status_hint`` is the status code a server should answer with (400 unless said otherwise).
+    """
+
+    def __init__(self, message: str, status_hint: int = 400) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint
+
+
+class LocalProtocolError(ProtocolError):
+    """We, or the application, tried to send something illegal: a bug on this side."""
+
+    def __init__(self, message: str, status_hint: int = 500) -> None:
+        super().__init__(message, status_hint)
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something illegal; ``status_hint`` is 400, 408, 413, 414, 431, 501 or 505."""
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigError(KakehashiError, ValueError):
+    """A setting is invalid; raised when the configuration is built, never later."""
+
+
+class AppImportError(ConfigError, ImportError):
+    """A ``module:attr`` application reference cannot be loaded."""
+
+
+class RouteConflictError(ConfigError):
+    """A route duplicates or makes another one ambiguous; raised at registration."""
+
+
+# --- server --------------------------------------------------------------------------------
+
+
+class ClientDisconnected(KakehashiError, ConnectionError):
+    """The client went away while the application was still producing its response."""
+
+
+# --- application framework -----------------------------------------------------------------
+
+
+class HTTPError(KakehashiError):
+    """An error an application raises to answer with an HTTP status.
+
+    Attributes:
+        status: the status code to answer with.
+        description: a short human text for the body.
+        headers: extra response headers, as ``(name, value)`` pairs.
+    """
+
+    status: int = 500
+    default_description: str = "Internal Server Error"
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        status: int | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        if status is not None:
+            self.status = status
+        self.description = description if description is not None else self.default_description
+        self.headers: list[tuple[str, str]] = list(headers or [])
+        super().__init__(self.description)
+
+
+class BadRequest(HTTPError):
+    status = 400
+    default_description = "Bad Request"
+
+
+class NotFound(HTTPError):
+    status = 404
+    default_description = "Not Found"
+
+
+class MethodNotAllowed(HTTPError):
+    """405; ``allowed`` becomes the ``Allow`` header."""
+
+    status = 405
+    default_description = "Method Not Allowed"
+
+    def __init__(self, allowed: list[str] | tuple[str, ...] = (), description: str | None = None):
+        self.allowed = sorted(set(allowed))
+        super().__init__(description, headers=[("Allow", ", ".join(self.allowed))])
+
+
+# --- client --------------------------------------------------------------------------------
+
+
+class ClientError(KakehashiError):
+    """Root of the client's errors."""
+
+
+class TransportError(ClientError):
+    """Something went wrong on the wire between the client and the server."""
+
+
+class ConnectError(TransportError, ConnectionError):
+    """The connection could not be opened."""
+
+
+class ReadError(TransportError, ConnectionError):
+    """Reading the response failed (reset, or the server closed mid-message)."""
+
+
+class WriteError(TransportError, ConnectionError):
+    """Sending the request failed."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the family's name
+    """Root of the client's timeouts; also a builtin ``TimeoutError``."""
+
+
+class ConnectTimeout(TimeoutError):
+    """Opening the connection took too long."""
+
+
+class ReadTimeout(TimeoutError):
+    """The server was silent for too long."""
+
+
+class WriteTimeout(TimeoutError):
+    """The server would not take the request for too long."""
+
+
+class PoolTimeout(TimeoutError):
+    """No pooled connection became free in time."""
+
+
+class TooManyRedirects(ClientError):
+    """The redirect limit was reached."""

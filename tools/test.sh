@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, then run it (ruff, mypy, pytest with coverage).
+# Used by the README's test command and by CI (.ci/run), so both always agree.
+#
+#   bash tools/test.sh            # whole suite
+#   bash tools/test.sh -k routing # extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System tools the integration tests drive: curl, nginx (a real peer), Chromium (a real browser).
+need=()
+command -v curl >/dev/null || need+=(curl)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "tools/test.sh: please install: ${need[*]} (tests that need them will be skipped)" >&2
+    fi
+fi
+
+python3 -m pip install -q -e '.[test]'
+python3 -m pytest "$@"
