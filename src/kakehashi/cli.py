@@ -7,6 +7,7 @@ wsgiref server until kakehashi's own server lands.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -38,8 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     host, _, port = args.bind.rpartition(":")
     with make_server(host, int(port), tutorial_app) as server:
         print(f"kakehashi: serving the demo on http://{args.bind}/")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
     return 0

@@ -163,7 +163,7 @@ class WriteError(TransportError, ConnectionError):
     """Sending the request failed."""
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001 - the family's name
+class TimeoutError(TransportError, builtins.TimeoutError):
     """Root of the client's timeouts; also a builtin ``TimeoutError``."""
 
 
