@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "demo": {"errors", "http1", "wsgi", "app"},
     "server": {"errors", "http1", "wsgi"},
     "client": {"errors", "http1"},
-    "cli": {"errors", "http1", "wsgi", "server", "client", "app", "demo"},
+    "cli": {"errors", "http1", "wsgi", "server", "client", "app", "demo", "cli"},
     "__main__": {"cli"},
     "__init__": {"errors", "http1", "wsgi", "server", "client", "app"},
 }

@@ -1,19 +1,15 @@
-"""The ``kakehashi`` command line.
-
-Interim version: ``kakehashi serve`` runs the tutorial's routes on the standard library's
-wsgiref server until kakehashi's own server lands.
-"""
+"""Serve a WSGI application (interim: the tutorial's routes on wsgiref until the server lands)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import make_server
 
-__all__ = ["main"]
+__all__ = ["add_arguments", "run"]
 
 
 def tutorial_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -25,17 +21,15 @@ def tutorial_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
         status, body = "200 OK", f"Hello, {urllib.parse.unquote(path[10:])}!"
     else:
         status, body = "404 Not Found", "Not Found"
-    data = body.encode("utf-8")
     start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
-    return [data]
+    return [body.encode("utf-8")]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kakehashi")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve the demo")
-    serve.add_argument("-b", "--bind", default="127.0.0.1:8000")
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-b", "--bind", default="127.0.0.1:8000")
+
+
+def run(args: argparse.Namespace) -> int:
     host, _, port = args.bind.rpartition(":")
     with make_server(host, int(port), tutorial_app) as server:
         print(f"kakehashi: serving the demo on http://{args.bind}/")

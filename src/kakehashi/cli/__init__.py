@@ -1,0 +1,37 @@
+"""The ``kakehashi`` command line: one subcommand per module in this package.
+
+Each subcommand module has ``add_arguments(parser)`` and ``run(args) -> int``.  Only
+:func:`main` returns an exit code (0 ok, 1 failure, 2 usage or configuration error); nothing
+in the library calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from types import ModuleType
+
+from kakehashi.cli import serve
+
+__all__ = ["main"]
+
+COMMANDS: dict[str, ModuleType] = {"serve": serve}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kakehashi", description="A fast, strict, pure-Python HTTP/1.1 server and client."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        doc = (module.__doc__ or name).strip().splitlines()[0]
+        command = sub.add_parser(name, help=doc, description=doc)
+        module.add_arguments(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    result: int = COMMANDS[args.command].run(args)
+    return result

@@ -1,0 +1,276 @@
+"""Connection: the sans-I/O HTTP/1.1 state machine, for either role.
+
+No I/O here: bytes come in through :meth:`Connection.receive_data` and go out as the return
+value of :meth:`Connection.send`.  Events come out of :meth:`Connection.next_event`.  The
+client uses it as is; the server's hot path calls the same parser, framing and body readers
+directly (``maybe_parse_request_head``, ``reader_for``), so both share every rule.
+
+Rule: a RemoteProtocolError from next_event leaves the connection in State.ERROR; the only
+thing left to do is to answer (server) and close.
+"""
+
+from __future__ import annotations
+
+from kakehashi.errors import LocalProtocolError, RemoteProtocolError
+from kakehashi.http1._body import BodyReader, reader_for
+from kakehashi.http1._buffer import ReceiveBuffer
+from kakehashi.http1._events import (
+    DEFAULT_LIMITS,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Framing,
+    InformationalResponse,
+    Limits,
+    Request,
+    Response,
+    Signal,
+)
+from kakehashi.http1._framing import outgoing_response_framing
+from kakehashi.http1._head import maybe_parse_request_head, maybe_parse_response_head
+from kakehashi.http1._headers import Headers
+from kakehashi.http1._state import Event, Role, State, transition
+from kakehashi.http1._writers import (
+    LAST_CHUNK,
+    encode_chunk,
+    write_request_head,
+    write_response_head,
+)
+
+__all__ = ["Connection", "ReceivedEvent", "SentEvent"]
+
+ReceivedEvent = Request | Response | InformationalResponse | Data | EndOfMessage | ConnectionClosed
+SentEvent = Request | Response | InformationalResponse | Data | EndOfMessage
+
+
+class Connection:
+    """One HTTP/1.1 connection seen from ``role``.
+
+    Args:
+        role: Role.SERVER parses requests and writes responses; Role.CLIENT the reverse.
+        limits: bounds on what the peer may send.
+    """
+
+    def __init__(self, role: Role, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.role = role
+        self.limits = limits
+        self.our_state = State.IDLE
+        self.their_state = State.IDLE
+        self._buf = ReceiveBuffer()
+        self._eof = False
+        self._reader: BodyReader | None = None
+        self._request: Request | None = None  # the request of the current cycle
+        self._out_framing = Framing.NONE
+        self._out_remaining: int | None = None
+        self._reusable = True
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    @property
+    def trailing_data(self) -> tuple[bytes, bool]:
+        """Bytes received but not consumed yet, and whether the peer has closed."""
+        return bytes(self._buf), self._eof
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed received bytes; ``b""`` means the peer closed its side."""
+        if data:
+            if self._eof:
+                raise LocalProtocolError("data received after end of stream")
+            self._buf.append(data)
+        else:
+            self._eof = True
+
+    def next_event(self) -> ReceivedEvent | Signal:
+        """The next event from the peer, or a Signal saying why there is none yet.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol; ``status_hint`` says how to answer.
+        """
+        if self.their_state is State.ERROR:
+            raise RemoteProtocolError("the connection already failed")
+        try:
+            return self._next_event()
+        except RemoteProtocolError:
+            self.their_state = transition(self.their_state, Event.ERROR)
+            raise
+
+    def _next_event(self) -> ReceivedEvent | Signal:
+        state = self.their_state
+        if state is State.IDLE:
+            if self.role is Role.CLIENT and self.our_state is State.IDLE:
+                return self._paused_or_closed()
+            return self._next_head()
+        if state is State.SEND_BODY:
+            return self._next_body_event()
+        return self._paused_or_closed()
+
+    def _paused_or_closed(self) -> ConnectionClosed | Signal:
+        if self._eof and not len(self._buf):
+            self.their_state = transition(self.their_state, Event.CLOSE)
+            return ConnectionClosed()
+        if self.their_state is State.IDLE and self.role is Role.SERVER:  # pragma: no cover
+            return Signal.NEED_DATA
+        return Signal.PAUSED if self.their_state is not State.CLOSED else ConnectionClosed()
+
+    def _next_head(self) -> ReceivedEvent | Signal:
+        buf = self._buf
+        parsed: tuple[Request | Response, int] | None
+        if self.role is Role.SERVER:
+            parsed = maybe_parse_request_head(buf.raw, buf.pos, self.limits)
+        else:
+            assert self._request is not None
+            parsed = maybe_parse_response_head(buf.raw, buf.pos, self._request.method, self.limits)
+        if parsed is None:
+            if self._eof:
+                if not len(buf):
+                    self.their_state = transition(self.their_state, Event.CLOSE)
+                    return ConnectionClosed()
+                raise RemoteProtocolError("connection closed in the middle of a message head")
+            return Signal.NEED_DATA
+        head, end = parsed
+        buf.advance_to(end)
+        if isinstance(head, Response) and head.status_code < 200:
+            return InformationalResponse(head.status_code, head.headers, head.reason)
+        self.their_state = transition(self.their_state, Event.HEAD)
+        if isinstance(head, Request):
+            self._request = head
+            self._reusable = head.keep_alive
+        else:
+            self._reusable = self._reusable and head.keep_alive
+        self._reader = reader_for(head.framing, head.content_length, self.limits)
+        return head
+
+    def _next_body_event(self) -> Data | EndOfMessage | Signal:
+        assert self._reader is not None
+        event = self._reader.read(self._buf)
+        if event is None:
+            if not self._eof:
+                return Signal.NEED_DATA
+            event = self._reader.read_eof()
+        if isinstance(event, EndOfMessage):
+            self.their_state = transition(self.their_state, Event.END)
+            self._maybe_must_close()
+        return event
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(self, event: SentEvent) -> bytes:
+        """The bytes to put on the wire for ``event``.
+
+        Raises:
+            LocalProtocolError: the event is illegal here (wrong state, bad fields, a body
+                longer or shorter than its Content-Length, a body where none is allowed).
+        """
+        if self.our_state is State.ERROR:
+            raise LocalProtocolError("the connection already failed")
+        try:
+            return self._send(event)
+        except LocalProtocolError:
+            self.our_state = State.ERROR
+            raise
+
+    def _send(self, event: SentEvent) -> bytes:
+        if isinstance(event, Data):
+            return self._send_data(event.data)
+        if isinstance(event, EndOfMessage):
+            return self._send_end()
+        if isinstance(event, InformationalResponse):
+            if self.role is not Role.SERVER or self.their_state is State.IDLE:
+                raise LocalProtocolError("a 1xx response needs a request in progress")
+            return write_response_head(event.status_code, list(event.headers), event.reason or None)
+        if isinstance(event, Response):
+            return self._send_response(event)
+        return self._send_request(event)
+
+    def _send_request(self, request: Request) -> bytes:
+        if self.role is not Role.CLIENT:
+            raise LocalProtocolError("only a client sends requests")
+        self.our_state = transition(self.our_state, Event.HEAD)
+        headers = list(request.headers)
+        names = {name.lower() for name, _ in headers}
+        if b"host" not in names:
+            raise LocalProtocolError("a request needs a Host header")
+        if b"transfer-encoding" in names:
+            self._out_framing, self._out_remaining = Framing.CHUNKED, None
+        elif b"content-length" in names:
+            length = Headers(headers).get(b"content-length") or b""
+            if not length.isdigit():
+                raise LocalProtocolError(f"bad Content-Length {length!r}")
+            self._out_framing, self._out_remaining = Framing.LENGTH, int(length)
+        else:
+            self._out_framing, self._out_remaining = Framing.NONE, 0
+        self._request = request
+        self._reusable = b"close" not in (Headers(headers).get(b"connection") or b"").lower()
+        return write_request_head(request.method, request.target, headers)
+
+    def _send_response(self, response: Response) -> bytes:
+        request = self._request
+        if self.role is not Role.SERVER or request is None or self.their_state is State.IDLE:
+            raise LocalProtocolError("a response needs a request to answer")
+        out = outgoing_response_framing(
+            request.method,
+            request.http_version,
+            self._reusable,
+            response.status_code,
+            list(response.headers),
+        )
+        self.our_state = transition(self.our_state, Event.HEAD)
+        self._out_framing = out.framing
+        self._out_remaining = out.content_length if out.framing is Framing.LENGTH else None
+        self._reusable = self._reusable and out.keep_alive
+        return write_response_head(
+            response.status_code, out.headers, response.reason or None, b"1.1"
+        )
+
+    def _send_data(self, data: bytes) -> bytes:
+        if self.our_state is not State.SEND_BODY:
+            raise LocalProtocolError("no message body in progress")
+        framing = self._out_framing
+        if framing is Framing.CHUNKED:
+            return encode_chunk(data)
+        if framing is Framing.LENGTH:
+            assert self._out_remaining is not None
+            if len(data) > self._out_remaining:
+                raise LocalProtocolError("body longer than its Content-Length")
+            self._out_remaining -= len(data)
+            return data
+        if framing is Framing.NONE and data:
+            raise LocalProtocolError("this message cannot have a body")
+        return data
+
+    def _send_end(self) -> bytes:
+        self.our_state = transition(self.our_state, Event.END)
+        if self._out_framing is Framing.LENGTH and self._out_remaining:
+            self.our_state = State.ERROR
+            raise LocalProtocolError("body shorter than its Content-Length")
+        if self._out_framing is Framing.CLOSE:
+            self._reusable = False
+        self._maybe_must_close()
+        return LAST_CHUNK if self._out_framing is Framing.CHUNKED else b""
+
+    # -- the cycle ---------------------------------------------------------------------------
+
+    def _maybe_must_close(self) -> None:
+        if self._reusable:
+            return
+        for side in ("our_state", "their_state"):
+            if getattr(self, side) is State.DONE:
+                setattr(self, side, transition(State.DONE, Event.NOT_REUSABLE))
+
+    @property
+    def is_reusable(self) -> bool:
+        """Both messages are done and the connection may carry another exchange."""
+        return self._reusable and self.our_state is State.DONE and self.their_state is State.DONE
+
+    def start_next_cycle(self) -> None:
+        """Reset for the next request/response on the same connection.
+
+        Raises:
+            LocalProtocolError: the cycle is not finished, or the connection cannot be reused.
+        """
+        if not self.is_reusable:
+            raise LocalProtocolError("the connection cannot be reused now")
+        self.our_state = transition(self.our_state, Event.NEXT_CYCLE)
+        self.their_state = transition(self.their_state, Event.NEXT_CYCLE)
+        self._request = None
+        self._reader = None

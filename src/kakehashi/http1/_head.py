@@ -1,0 +1,270 @@
+"""Parsing a message head (start line and fields) out of a buffer.
+
+No I/O here.  The fast path matches a complete, valid head with one regular expression and
+extracts its fields with a second, both in C; only when that match fails does the slow path
+walk the head line by line, to find *which* rule was broken and answer with the right
+status.  Both paths apply the same grammar (``_abnf.py``), and the tests check that they
+agree on every input.
+
+Invariants: a head is never accepted until its terminating empty line has arrived, and a
+partial head is checked against the limits as it grows, so a peer that sends an endless head
+is refused at the limit rather than buffered.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kakehashi.errors import RemoteProtocolError
+from kakehashi.http1._abnf import (
+    CTL_BYTES,
+    FIELD_LINE_RE,
+    FRAMING_NAMES,
+    FRAMING_SPELLINGS,
+    KNOWN_NAMES,
+    REQUEST_LINE_RE,
+    STATUS_LINE_RE,
+    TOKEN,
+)
+from kakehashi.http1._events import Limits, Request, Response
+from kakehashi.http1._framing import request_info, response_info
+from kakehashi.http1._headers import Headers
+
+__all__ = ["maybe_parse_request_head", "maybe_parse_response_head", "parse_fields"]
+
+_TOKEN_RE = re.compile(TOKEN)
+_SUPPORTED_VERSIONS = (b"1.0", b"1.1")
+
+
+def _skip_empty_lines(buf: bytes | bytearray, pos: int) -> int:
+    # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
+    while buf.startswith(b"\r\n", pos):
+        pos += 2
+    return pos
+
+
+def maybe_parse_request_head(
+    buf: bytes | bytearray, pos: int, limits: Limits
+) -> tuple[Request, int] | None:
+    """Parse one request head starting at ``buf[pos]``.
+
+    Returns:
+        ``(request, end)`` where ``end`` is the offset just past the head, or None if the head
+        is not complete yet (and within the limits so far).
+
+    Raises:
+        RemoteProtocolError: the head is malformed (400), too long (414, 431), of an
+            unsupported version (505), or its framing is refused (400, 413, 417, 501).
+    """
+    if buf.startswith(b"\r\n", pos):
+        pos = _skip_empty_lines(buf, pos)
+    end = buf.find(b"\r\n\r\n", pos)
+    if end < 0 or end + 4 - pos > limits.max_header_bytes:
+        _check_partial_head(buf, pos, limits)
+        if end >= 0:
+            raise RemoteProtocolError("request head too large", 431)
+        return None
+    line_end = buf.find(b"\r\n", pos)
+    m = REQUEST_LINE_RE.fullmatch(buf, pos, line_end + 2)
+    if m is None or line_end + 2 - pos > limits.max_request_line_bytes:
+        _check_request_line(bytes(buf[pos : line_end + 2]), limits)
+    assert m is not None  # _check_request_line raised otherwise
+    method, target, major, minor = m.groups()
+    version = major + b"." + minor
+    if version not in _SUPPORTED_VERSIONS:
+        raise _version_error(version)
+    if line_end == end:
+        fields: list[tuple[bytes, bytes]] = []
+        found: dict[bytes, list[bytes]] = {}
+    else:
+        fields, found = split_fields(bytes(buf[line_end + 2 : end]), limits)
+    info = request_info(version, found, limits)
+    request = Request(
+        method,
+        target,
+        Headers(fields),
+        version,
+        info.framing,
+        info.content_length,
+        info.keep_alive,
+        info.expect_continue,
+    )
+    return request, end + 4
+
+
+def split_fields(
+    block: bytes, limits: Limits
+) -> tuple[list[tuple[bytes, bytes]], dict[bytes, list[bytes]]]:
+    """Split a field block (lines joined by CRLF, no final CRLF) into fields.
+
+    Returns:
+        The ``(name, value)`` pairs, and the framing fields by lower-cased name.
+
+    The fast path leans on C-level bytes methods: split on CRLF, partition on the first colon,
+    strip OWS, then check every byte at once (no CTL, no bare CR or LF) and every name at once
+    against a constant set of well-known, valid spellings.  A head with any other name, a
+    repeated name or a broken line goes through :func:`parse_fields`, line by line.
+    """
+    lines = block.split(b"\r\n")
+    if len(lines) > limits.max_fields:
+        raise RemoteProtocolError(f"more than {limits.max_fields} header fields", 431)
+    fields = [(n, v.strip(b" \t")) for n, s, v in [line.partition(b":") for line in lines] if s]
+    by_name = dict(fields)
+    crlf = len(lines) - 1
+    if (
+        len(fields) != len(lines)  # a line without a colon
+        or block.count(b"\r") != crlf  # a bare CR
+        or block.count(b"\n") != crlf  # a bare LF
+        or len(block.translate(None, CTL_BYTES)) != len(block) - 2 * crlf  # any other CTL
+        or len(block) > limits.max_field_bytes  # maybe one line over the limit
+        or len(by_name) != len(fields)  # a repeated name
+        or not KNOWN_NAMES.issuperset(by_name)  # a name we have not seen valid
+    ):
+        fields = parse_fields(block + b"\r\n", limits)
+        found: dict[bytes, list[bytes]] = {}
+        for name, value in fields:
+            lname = name.lower()
+            if lname in FRAMING_NAMES:
+                found.setdefault(lname, []).append(value)
+        return fields, found
+    found = {}
+    for spelling in FRAMING_SPELLINGS.intersection(by_name):
+        found.setdefault(spelling.lower(), []).append(by_name[spelling])
+    return fields, found
+
+
+def _version_error(version: bytes) -> RemoteProtocolError:
+    if version.startswith(b"2") or version.startswith(b"3"):
+        return RemoteProtocolError(
+            f"HTTP/{version.decode()} is not supported here; speak HTTP/1.1", 505
+        )
+    return RemoteProtocolError(f"HTTP version {version.decode()} not supported", 505)
+
+
+def _check_field_limits(fields: list[tuple[bytes, bytes]], block: bytes, limits: Limits) -> None:
+    if len(fields) > limits.max_fields:
+        raise RemoteProtocolError(f"more than {limits.max_fields} header fields", 431)
+    if len(block) > limits.max_field_bytes:  # only then can one line be over the limit
+        longest = max(len(line) for line in block.split(b"\r\n"))
+        if longest > limits.max_field_bytes:
+            raise RemoteProtocolError("header field too large", 431)
+
+
+def _check_partial_head(buf: bytes | bytearray, pos: int, limits: Limits) -> None:
+    """Refuse an incomplete head early: a bad or endless request line, or a head over limits."""
+    line_end = buf.find(b"\n", pos)
+    if line_end < 0:
+        if len(buf) - pos > limits.max_request_line_bytes:
+            raise RemoteProtocolError("request line too long", 414)
+        _check_line_prefix(bytes(buf[pos : pos + 32]))
+    else:
+        _check_request_line(bytes(buf[pos : line_end + 1]), limits)
+    if len(buf) - pos > limits.max_header_bytes:
+        raise RemoteProtocolError("request head too large", 431)
+
+
+def _check_line_prefix(prefix: bytes) -> None:
+    """A request line must start with a method token then a space; refuse early otherwise."""
+    method = prefix.split(b" ", 1)[0]
+    if method and _TOKEN_RE.fullmatch(method) is None:
+        raise RemoteProtocolError("malformed request line")
+
+
+def _check_request_line(line: bytes, limits: Limits) -> None:
+    """Raise the error for a request line the fast path refused (or a partial head's line)."""
+    if len(line) > limits.max_request_line_bytes:
+        raise RemoteProtocolError("request line too long", 414)
+    m = REQUEST_LINE_RE.fullmatch(line)
+    if m is None:
+        if not line.endswith(b"\r\n"):
+            raise RemoteProtocolError("request line must end with CRLF")
+        if line.startswith(b"PRI * HTTP/2.0"):
+            raise _version_error(b"2.0")
+        raise RemoteProtocolError("malformed request line")
+    version = m.group(3) + b"." + m.group(4)
+    if version not in _SUPPORTED_VERSIONS:
+        raise _version_error(version)
+
+
+def parse_fields(block: bytes, limits: Limits) -> list[tuple[bytes, bytes]]:
+    """Parse CRLF-terminated field lines one by one (trailers, and the slow path for heads).
+
+    Raises:
+        RemoteProtocolError: 400 for a malformed line, 431 for a line or count over limits.
+    """
+    fields: list[tuple[bytes, bytes]] = []
+    pos = 0
+    while pos < len(block):
+        nl = block.find(b"\n", pos)
+        line = block[pos : nl + 1] if nl >= 0 else block[pos:]
+        pos += len(line)
+        if len(line) > limits.max_field_bytes:
+            raise RemoteProtocolError("header field too large", 431)
+        m = FIELD_LINE_RE.fullmatch(line)
+        if m is None:
+            raise RemoteProtocolError(_field_problem(line))
+        fields.append((m.group(1), m.group(2) or b""))
+        if len(fields) > limits.max_fields:
+            raise RemoteProtocolError(f"more than {limits.max_fields} header fields", 431)
+    return fields
+
+
+def _field_problem(line: bytes) -> str:
+    """Name the rule a field line breaks, for the error message."""
+    if not line.endswith(b"\r\n") or b"\r" in line[:-2]:
+        return "header line must end with CRLF, with no bare CR or LF"
+    if line[:1] in (b" ", b"\t"):
+        return "obsolete line folding is not accepted"
+    name, colon, _ = line.partition(b":")
+    if not colon:
+        return "header line without a colon"
+    if name.rstrip(b" \t") != name:
+        return "whitespace between header name and colon"
+    if _TOKEN_RE.fullmatch(name) is None:
+        return f"invalid header name {name!r}"
+    return "invalid byte in header value"
+
+
+def maybe_parse_response_head(
+    buf: bytes | bytearray, pos: int, request_method: bytes, limits: Limits
+) -> tuple[Response, int] | None:
+    """Parse one response head (final or 1xx) at ``buf[pos]``, for the client.
+
+    Returns:
+        ``(response, end)`` or None if incomplete.  A 1xx comes back as a Response with
+        ``status_code < 200``; the caller turns it into an InformationalResponse.
+
+    Raises:
+        RemoteProtocolError: malformed, too large, or ambiguous framing.
+    """
+    end = buf.find(b"\r\n\r\n", pos)
+    if end < 0 or end + 4 - pos > limits.max_header_bytes:
+        if end >= 0 or len(buf) - pos > limits.max_header_bytes:
+            raise RemoteProtocolError("response head too large", 431)
+        return None
+    line_end = buf.find(b"\r\n", pos)
+    m = STATUS_LINE_RE.fullmatch(buf, pos, line_end + 2)
+    if m is None:
+        line = bytes(buf[pos:line_end])
+        raise RemoteProtocolError(f"malformed status line {line[:80]!r}")
+    major, minor, status, reason = m.groups()
+    version = major + b"." + minor
+    if version not in _SUPPORTED_VERSIONS:
+        raise _version_error(version)
+    if line_end == end:
+        fields: list[tuple[bytes, bytes]] = []
+        found: dict[bytes, list[bytes]] = {}
+    else:
+        fields, found = split_fields(bytes(buf[line_end + 2 : end]), limits)
+    code = int(status)
+    info = response_info(request_method, code, version, found)
+    response = Response(
+        code,
+        Headers(fields),
+        reason or b"",
+        version,
+        info.framing,
+        info.content_length,
+        info.keep_alive,
+    )
+    return response, end + 4
