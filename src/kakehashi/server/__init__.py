@@ -1,0 +1,6 @@
+"""kakehashi.server: the WSGI server (threads sharing one epoll, no thread per connection)."""
+
+from kakehashi.server.config import Address, ServerConfig, parse_bind
+from kakehashi.server.server import Server, bind_sockets, serve
+
+__all__ = ["Address", "Server", "ServerConfig", "bind_sockets", "parse_bind", "serve"]

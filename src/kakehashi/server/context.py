@@ -1,0 +1,49 @@
+"""ServerContext: what every connection of one server shares, read-only after start.
+
+No sockets here.  Holds the application, the configuration and limits, the environ builder,
+the loggers, and the cached ``Date`` header.  Worker threads only read it, except for the
+date cache, whose update is a single attribute assignment (atomic under the GIL) and at
+worst computed twice in the same second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from email.utils import formatdate
+
+from kakehashi.http1 import Limits
+from kakehashi.server.config import ServerConfig
+from kakehashi.wsgi import EnvironBuilder, WSGIApp
+
+__all__ = ["ServerContext"]
+
+access_logger = logging.getLogger("kakehashi.access")
+error_logger = logging.getLogger("kakehashi.error")
+
+
+class ServerContext:
+    """Shared, read-mostly state of one server.  Built by the Server before its threads."""
+
+    __slots__ = ("_date", "_date_second", "app", "config", "environ", "limits", "stopping")
+
+    def __init__(self, app: WSGIApp, config: ServerConfig, environ: EnvironBuilder) -> None:
+        self.app = app
+        self.config = config
+        self.limits: Limits = config.limits
+        self.environ = environ
+        self.stopping = False  # set once by the server's shutdown; read by every thread
+        self._date_second = 0
+        self._date = b""
+
+    def date_header(self) -> bytes:
+        """``Date`` in IMF-fixdate (RFC 9110 §5.6.7), formatted at most once a second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date = formatdate(now, usegmt=True).encode("ascii")
+            self._date_second = now
+        return self._date
+
+    @property
+    def log_access(self) -> bool:
+        return self.config.access_log and access_logger.isEnabledFor(logging.INFO)

@@ -1,0 +1,138 @@
+"""``wsgi.input`` for bodies streamed to the application while it runs.
+
+No framing rules here: those are kakehashi.http1's body readers; this file only feeds them
+from the socket.  A body small enough to be read before the application starts is handed
+over as an ``io.BytesIO`` instead (see channel.py); this stream serves large bodies, chunked
+bodies and ``Expect: 100-continue`` requests, whose ``100 Continue`` is sent only when the
+application first reads (RFC 9110 §10.1.1).
+
+Owned by the worker thread running the request; never read past the body, so a pipelined
+next request stays in :meth:`leftover`.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+from kakehashi.errors import ClientDisconnected, RemoteProtocolError
+from kakehashi.http1 import BodyReader, EndOfMessage, ReceiveBuffer
+from kakehashi.server.sockio import recv_some, send_all
+
+__all__ = ["StreamingInput"]
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_RECV_BYTES = 256 * 1024
+
+
+class StreamingInput:
+    """A file-like, read-only body (PEP 3333 ``wsgi.input``).
+
+    Attributes:
+        error: the RemoteProtocolError the body ended with, if the client broke the framing;
+            the server answers it once the application returns.
+        continue_sent: whether ``100 Continue`` went out.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        reader: BodyReader,
+        leftover: bytes,
+        timeout: float,
+        expect_continue: bool,
+    ) -> None:
+        self._sock = sock
+        self._reader = reader
+        self._buf = ReceiveBuffer()
+        self._buf.append(leftover)
+        self._timeout = timeout
+        self._must_continue = expect_continue
+        self.continue_sent = False
+        self._pending = b""
+        self.done = False
+        self.error: RemoteProtocolError | None = None
+        self.bytes_read = 0
+
+    def _next(self) -> bytes:
+        """The next piece of body, or b"" at its end."""
+        if self.done:
+            return b""
+        if self._must_continue:
+            self._must_continue = False
+            send_all(self._sock, _CONTINUE, self._timeout)
+            self.continue_sent = True
+        while True:
+            try:
+                event = self._reader.read(self._buf)
+                if event is None:
+                    data = recv_some(self._sock, _RECV_BYTES, self._timeout)
+                    if data:
+                        self._buf.append(data)
+                        continue
+                    event = self._reader.read_eof()
+            except RemoteProtocolError as exc:
+                self.error = exc
+                self.done = True
+                raise
+            if isinstance(event, EndOfMessage):
+                self.done = True
+                return b""
+            self.bytes_read += len(event.data)
+            return event.data
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = [self._pending]
+            while piece := self._next():
+                parts.append(piece)
+            self._pending = b""
+            return b"".join(parts)
+        while len(self._pending) < size and not self.done:
+            self._pending += self._next()
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = size if size is not None and size >= 0 else None
+        while True:
+            end = self._pending.find(b"\n")
+            if end >= 0 and (limit is None or end < limit):
+                return self.read(end + 1)
+            if (limit is not None and len(self._pending) >= limit) or self.done:
+                return self.read(limit if limit is not None else len(self._pending))
+            self._pending += self._next()
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines, total = [], 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
+
+    def drain(self, max_bytes: int) -> bool:
+        """Read and drop the rest of the body, at most ``max_bytes``; True if it ended.
+
+        A body the application did not read must be consumed before the connection can carry
+        another request.  If ``100 Continue`` was never sent, the client is still waiting to
+        send it, so it is not asked for: the connection is closed instead.
+        """
+        if self._must_continue:
+            return False
+        self._pending = b""
+        try:
+            while not self.done and max_bytes > 0:
+                max_bytes -= len(self._next())
+        except (RemoteProtocolError, ClientDisconnected):
+            return False
+        return self.done
+
+    def leftover(self) -> bytes:
+        """Bytes received after the body: the start of a pipelined next request."""
+        return bytes(self._buf)

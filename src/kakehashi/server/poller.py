@@ -1,0 +1,175 @@
+"""Poller: the shared epoll, the channel table, and the worker and sweeper threads' loops.
+
+Every worker thread waits in the same ``epoll.poll`` for one event at a time.  Sockets are
+registered with EPOLLONESHOT, so each readiness goes to exactly one thread and the socket is
+disarmed until its channel parks again (channel.py states the ownership rules).  Listening
+sockets are oneshot too: one thread accepts, re-arms the listener, then serves what it
+accepted.  A pipe registered level-triggered wakes every thread at shutdown.
+
+Owns: the epoll object, ``channels`` (fd -> channel; single dict operations only, which are
+atomic under the GIL), the listeners, and the wake pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import threading
+import time
+
+from kakehashi.server.channel import HTTPChannel
+from kakehashi.server.context import ServerContext, error_logger
+
+__all__ = ["Poller"]
+
+_ARMED = select.EPOLLIN | select.EPOLLONESHOT
+
+
+class Poller:
+    """The server's readiness machinery; methods are safe from any thread unless noted."""
+
+    def __init__(self, ctx: ServerContext, listeners: list[socket.socket]) -> None:
+        self.ctx = ctx
+        self.epoll = select.epoll()
+        self.channels: dict[int, HTTPChannel] = {}
+        self.listeners = {sock.fileno(): sock for sock in listeners}
+        self._listeners_paused = False
+        self._wake_r, self._wake_w = os.pipe()
+        self.epoll.register(self._wake_r, select.EPOLLIN)
+        for fd in self.listeners:
+            self.epoll.register(fd, _ARMED)
+        self.drained = threading.Event()
+
+    # -- channels ----------------------------------------------------------------------------
+
+    def arm(self, channel: HTTPChannel) -> None:
+        """Arm a channel's socket for one readiness event (called under the channel's lock)."""
+        if channel.registered:
+            self.epoll.modify(channel.fd, _ARMED)
+        else:
+            self.epoll.register(channel.fd, _ARMED)
+            channel.registered = True
+
+    def forget(self, channel: HTTPChannel) -> None:
+        """Drop a channel before its socket closes (so its fd cannot be reused before this)."""
+        if channel.registered:
+            try:
+                self.epoll.unregister(channel.fd)
+            except (OSError, ValueError):  # the epoll itself was closed at shutdown
+                pass
+        self.channels.pop(channel.fd, None)
+        if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
+            self.resume_listeners()
+        if self.ctx.stopping and not self.channels:
+            self.drained.set()
+
+    # -- worker threads ----------------------------------------------------------------------
+
+    def work(self) -> None:
+        """A worker thread's loop: wait for one event, handle it, until woken to stop."""
+        poll = self.epoll.poll
+        channels = self.channels
+        listeners = self.listeners
+        while True:
+            try:
+                events = poll(-1, 1)
+            except (OSError, ValueError):  # the epoll was closed under us: we are done
+                return
+            for fd, _ in events:
+                channel = channels.get(fd)
+                if channel is not None:
+                    if channel.claim():
+                        channel.run()
+                elif fd in listeners:
+                    self._accept(listeners[fd])
+                elif fd == self._wake_r:
+                    return
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, addr = listener.accept()
+        except BlockingIOError:
+            self._rearm_listener(listener)
+            return
+        except OSError as exc:  # EMFILE and friends: stop accepting until the sweeper's tick
+            if not self.ctx.stopping:
+                error_logger.warning("accept failed (%s); pausing new connections", exc)
+                self._listeners_paused = True
+            return
+        if len(self.channels) + 1 >= self.ctx.config.connection_limit:
+            self._listeners_paused = True
+        else:
+            self._rearm_listener(listener)
+        sock.setblocking(False)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = (addr[0], addr[1])
+        else:
+            peer = ("", 0)
+        channel = HTTPChannel(sock, peer, self.ctx, self)
+        self.channels[channel.fd] = channel
+        channel.run()
+
+    def _rearm_listener(self, listener: socket.socket) -> None:
+        try:
+            self.epoll.modify(listener.fileno(), _ARMED)
+        except (OSError, ValueError):  # closed at shutdown
+            pass
+
+    def resume_listeners(self) -> None:
+        self._listeners_paused = False
+        for listener in self.listeners.values():
+            self._rearm_listener(listener)
+
+    # -- the sweeper thread ------------------------------------------------------------------
+
+    def sweep(self, stop: threading.Event, tick: float) -> None:
+        """Close parked channels whose deadline passed, every ``tick`` seconds, until stopped."""
+        while not stop.wait(tick):
+            now = time.monotonic()
+            for channel in list(self.channels.values()):
+                if channel.deadline <= now and channel.claim():
+                    channel.expire()
+            if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
+                self.resume_listeners()
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def close_listeners(self) -> None:
+        for fd, listener in list(self.listeners.items()):
+            with contextlib.suppress(OSError, ValueError):
+                self.epoll.unregister(fd)
+            listener.close()
+        self.listeners.clear()
+
+    def close_parked(self) -> None:
+        """Close every channel that is not serving a request right now."""
+        for channel in list(self.channels.values()):
+            if channel.claim():
+                channel.close()
+        if not self.channels:
+            self.drained.set()
+
+    def abort_all(self) -> None:
+        """Break the sockets of requests still running, so their threads unblock and close."""
+        for channel in list(self.channels.values()):
+            with contextlib.suppress(OSError):
+                channel.sock.shutdown(socket.SHUT_RDWR)
+
+    def wake_all(self) -> None:
+        """Make every worker thread leave :meth:`work`."""
+        os.write(self._wake_w, b"x")
+
+    def close(self) -> None:
+        """Release the epoll and the pipe (after the threads are gone)."""
+        self.epoll.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        for channel in list(self.channels.values()):
+            channel.sock.close()
+        self.channels.clear()
+        if error_logger.isEnabledFor(logging.DEBUG):
+            error_logger.debug("poller closed")

@@ -1,0 +1,193 @@
+"""Server: binds, runs the worker threads, and shuts down gracefully.
+
+This module installs no signal handlers (the CLI does) and never exits the process.
+Shutdown order (docs/design.md): stop accepting; close parked connections; let requests in
+flight finish within the grace period (their responses say ``Connection: close``); then break
+whatever is left, wake the threads and join them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from typing import Any
+
+from kakehashi.errors import ConfigError
+from kakehashi.server.config import Address, ServerConfig
+from kakehashi.server.context import ServerContext, error_logger
+from kakehashi.server.poller import Poller
+from kakehashi.wsgi import EnvironBuilder, WSGIApp, base_environ
+
+__all__ = ["Server", "bind_sockets", "serve"]
+
+
+def bind_sockets(config: ServerConfig) -> list[socket.socket]:
+    """Listening sockets for every address of ``config`` (non-blocking).
+
+    Raises:
+        ConfigError: an address cannot be bound (in use, no permission, bad host).
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for address in config.addresses:
+            sockets.append(_bind_one(address, config.backlog))
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ConfigError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
+    return sockets
+
+
+def _bind_one(address: Address, backlog: int) -> socket.socket:
+    if address.unix_path:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address.unix_path)
+        target: Any = address.unix_path
+    else:
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        target = (address.host, address.port)
+    try:
+        sock.bind(target)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class Server:
+    """A WSGI server.
+
+    Args:
+        app: the WSGI application.
+        config: settings; the defaults listen on 127.0.0.1:8000.
+        sockets: listening sockets to use instead of binding ``config.bind`` (pre-fork
+            workers share their parent's).
+
+    Raises:
+        ConfigError: from the constructor, when an address cannot be bound.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        config: ServerConfig | None = None,
+        *,
+        sockets: list[socket.socket] | None = None,
+    ) -> None:
+        self.config = config or ServerConfig()
+        self.sockets = sockets if sockets is not None else bind_sockets(self.config)
+        first = self.sockets[0].getsockname()
+        name, port = (first[0], first[1]) if isinstance(first, tuple) else ("localhost", 0)
+        environ = EnvironBuilder(
+            base_environ(name, port, self.config.url_scheme, self.config.workers > 1)
+        )
+        self.ctx = ServerContext(app, self.config, environ)
+        self._poller = Poller(self.ctx, self.sockets)
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()  # asks serve_forever to shut down
+        self._sweeper_stop = threading.Event()
+        self._stopped = threading.Event()
+
+    @property
+    def addresses(self) -> list[str]:
+        """The bound addresses, ports resolved: ``127.0.0.1:54321``, ``unix:/path``."""
+        out = []
+        for sock in self.sockets:
+            name = sock.getsockname()
+            if isinstance(name, str):
+                out.append(f"unix:{name}")
+            elif sock.family == socket.AF_INET6:
+                out.append(f"[{name[0]}]:{name[1]}")
+            else:
+                out.append(f"{name[0]}:{name[1]}")
+        return out
+
+    def start(self) -> None:
+        """Start the threads and return; the server is accepting when this returns."""
+        for number in range(self.config.threads):
+            thread = threading.Thread(
+                target=self._poller.work, name=f"kakehashi-worker-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        tick = max(0.05, min(0.5, self.config.header_timeout / 4, self.config.keep_alive / 4))
+        sweeper = threading.Thread(
+            target=self._poller.sweep,
+            args=(self._sweeper_stop, tick),
+            name="kakehashi-sweeper",
+            daemon=True,
+        )
+        sweeper.start()
+        self._threads.append(sweeper)
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`request_shutdown` (or :meth:`shutdown`), then shut down."""
+        if not self._threads:
+            self.start()
+        self._stop.wait()
+        self._shutdown(self.config.graceful_timeout)
+
+    def request_shutdown(self) -> None:
+        """Ask a running :meth:`serve_forever` to shut down; safe from signal handlers."""
+        self._stop.set()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Shut down now, from any thread other than a worker; returns when all is closed."""
+        if timeout is None:
+            timeout = self.config.graceful_timeout
+        self._stop.set()
+        self._shutdown(timeout)
+
+    def _shutdown(self, timeout: float) -> None:
+        if self._stopped.is_set() or self.ctx.stopping:
+            self._stopped.wait()
+            return
+        self.ctx.stopping = True
+        poller = self._poller
+        poller.close_listeners()
+        poller.close_parked()
+        if not poller.drained.wait(timeout):
+            error_logger.warning(
+                "%d requests still running after %gs; closing them", len(poller.channels), timeout
+            )
+            poller.abort_all()
+            poller.drained.wait(1.0)
+        self._sweeper_stop.set()
+        poller.wake_all()
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+        poller.close()
+        self._stopped.set()
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(timeout=2.0)
+
+
+def serve(app: WSGIApp, **settings: Any) -> None:
+    """Serve ``app`` until interrupted: ``serve(app, bind=("127.0.0.1:8080",), threads=8)``.
+
+    Settings are the fields of :class:`ServerConfig`.  Ctrl-C stops it gracefully.
+
+    Raises:
+        ConfigError: a setting is invalid or an address cannot be bound.
+    """
+    if isinstance(settings.get("bind"), str):
+        settings["bind"] = (settings["bind"],)
+    server = Server(app, ServerConfig(**settings))
+    for address in server.addresses:
+        error_logger.info("kakehashi listening on %s", address)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.shutdown()

@@ -1,0 +1,267 @@
+"""Running the application for one request and sending its response (PEP 3333).
+
+No parsing and no polling here: the channel hands over a parsed request, its body stream and
+the socket it owns; this module calls the application, frames what it returns with
+kakehashi.http1's rules (``outgoing_response_framing``) and writes it straight to the socket
+from the worker thread that owns the connection (see channel.py for why that is safe).
+
+Error rules: an application error before the head is sent becomes a 500 (with the traceback
+only when ``expose_tracebacks`` is set) and the connection closes; after the head is sent,
+the connection is aborted, so the client sees a truncated response and never a wrong one.
+A client that goes away is not an error: the response is dropped quietly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import traceback
+from collections.abc import Iterable
+from typing import IO, Any
+
+from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProtocolError
+from kakehashi.http1 import Framing, Request, outgoing_response_framing, reason_phrase
+from kakehashi.server.context import ServerContext, access_logger, error_logger
+from kakehashi.server.sockio import send_all, sendfile_all
+from kakehashi.wsgi import FileWrapper, StartResponse
+
+__all__ = ["ResponseWriter", "error_response", "run_application"]
+
+
+def error_response(ctx: ServerContext, status: int, detail: str = "") -> bytes:
+    """A complete, short plain-text response that closes the connection."""
+    reason = reason_phrase(status)
+    body = b"%d %s\n" % (status, reason)
+    if detail:
+        body += detail.encode("utf-8", "replace")[:1024] + b"\n"
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\nDate: %s\r\nServer: kakehashi\r\n\r\n%s"
+        % (status, reason, len(body), ctx.date_header(), body)
+    )
+
+
+class ResponseWriter:
+    """Frames and sends one response; owned by the worker thread running the request."""
+
+    __slots__ = (
+        "_framing",
+        "_remaining",
+        "ctx",
+        "head_sent",
+        "keep_alive",
+        "request",
+        "sent_body_bytes",
+        "sock",
+        "start",
+    )
+
+    def __init__(
+        self, ctx: ServerContext, sock: socket.socket, request: Request, keep_alive: bool
+    ) -> None:
+        self.ctx = ctx
+        self.sock = sock
+        self.request = request
+        self.keep_alive = keep_alive
+        self.start = StartResponse(self.write)
+        self.head_sent = False
+        self.sent_body_bytes = 0
+        self._framing = Framing.NONE
+        self._remaining = 0
+
+    def _head(self, length: int | None) -> bytes:
+        start = self.start
+        if not start.status_code:
+            raise LocalProtocolError("the application sent a body before start_response")
+        headers = start.headers
+        if length is not None and not any(n.lower() == b"content-length" for n, _ in headers):
+            headers = [*headers, (b"Content-Length", b"%d" % length)]
+        out = outgoing_response_framing(
+            self.request.method,
+            self.request.http_version,
+            self.keep_alive and not self.ctx.stopping,
+            start.status_code,
+            headers,
+        )
+        self.keep_alive = out.keep_alive
+        self._framing = out.framing
+        self._remaining = out.content_length or 0
+        names = {name.lower() for name, _ in out.headers}
+        extra = b""
+        if b"date" not in names:
+            extra += b"Date: " + self.ctx.date_header() + b"\r\n"
+        if b"server" not in names:
+            extra += b"Server: kakehashi\r\n"
+        # Fields were validated by StartResponse (wsgi.py) with the same rules as
+        # http1.validate_fields, so they are joined here without a second pass.
+        lines = b"".join([b"%s: %s\r\n" % field for field in out.headers])
+        start.headers_sent = self.head_sent = True
+        return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (start.status_code, start.reason, lines, extra)
+
+    def _frame(self, data: bytes) -> bytes:
+        framing = self._framing
+        if framing is Framing.CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        if framing is Framing.LENGTH:
+            if len(data) > self._remaining:
+                self.keep_alive = False
+                error_logger.error(
+                    "application sent more than its Content-Length; response truncated"
+                )
+                data = data[: self._remaining]
+            self._remaining -= len(data)
+            return data
+        if framing is Framing.NONE:
+            return b""
+        return data
+
+    def write(self, data: bytes) -> None:
+        """Send a piece of body (also the ``write()`` callable of start_response)."""
+        if type(data) is not bytes:
+            raise LocalProtocolError(f"the application must yield bytes, not {type(data).__name__}")
+        if not data:
+            return
+        self.sent_body_bytes += len(data)
+        if self.head_sent:
+            send_all(self.sock, self._frame(data), self.ctx.config.send_timeout)
+        else:
+            head = self._head(None)
+            send_all(self.sock, head + self._frame(data), self.ctx.config.send_timeout)
+
+    def finish(self) -> None:
+        """End the body; the connection is not reusable if the body fell short."""
+        tail = b""
+        if not self.head_sent:
+            tail = self._head(0)
+        if self._framing is Framing.CHUNKED:
+            tail += b"0\r\n\r\n"
+        elif self._framing is Framing.LENGTH and self._remaining:
+            error_logger.error("application sent less than its Content-Length; closing")
+            self.keep_alive = False
+        elif self._framing is Framing.CLOSE:
+            self.keep_alive = False
+        if tail:
+            send_all(self.sock, tail, self.ctx.config.send_timeout)
+
+    def write_all(self, result: Iterable[bytes]) -> None:
+        """Send everything the application returned."""
+        if type(result) is list or type(result) is tuple:
+            # A known body: one write with its length, no chunked coding.
+            body = b"".join(result) if len(result) != 1 else result[0]
+            if type(body) is not bytes:
+                raise LocalProtocolError("the application must return bytes")
+            self.sent_body_bytes = len(body)
+            head = self._head(len(body)) if not self.head_sent else b""
+            data = head + self._frame(body) if body else head
+            if self._framing is Framing.CHUNKED:
+                data += b"0\r\n\r\n"
+            elif self._framing is Framing.CLOSE:
+                self.keep_alive = False
+            elif self._framing is Framing.LENGTH and self._remaining:
+                error_logger.error("application sent less than its Content-Length; closing")
+                self.keep_alive = False
+            if data:
+                send_all(self.sock, data, self.ctx.config.send_timeout)
+            return
+        if type(result) is FileWrapper and self._try_sendfile(result):
+            return
+        for chunk in result:
+            self.write(chunk)
+        self.finish()
+
+    def _try_sendfile(self, wrapper: FileWrapper) -> bool:
+        """Send a real file with os.sendfile, when its size is known; False to iterate instead."""
+        try:
+            fd = wrapper.filelike.fileno()
+            offset = wrapper.filelike.tell()
+            size = os.fstat(fd).st_size - offset
+        except (AttributeError, OSError, ValueError):
+            return False
+        if not self.start.status_code or self.head_sent:
+            return False
+        send_all(self.sock, self._head(size), self.ctx.config.send_timeout)
+        if self._framing is not Framing.LENGTH:
+            if self._framing is Framing.CHUNKED:  # the app gave another length: iterate
+                for chunk in wrapper:
+                    self.write(chunk)
+                self.finish()
+            return True
+        count = min(size, self._remaining)
+        sent = sendfile_all(self.sock, fd, offset, count, self.ctx.config.send_timeout)
+        self.sent_body_bytes = sent
+        self._remaining -= sent
+        self.finish()
+        return True
+
+
+def run_application(
+    ctx: ServerContext,
+    sock: socket.socket,
+    peer: tuple[str, int],
+    request: Request,
+    body: IO[bytes],
+) -> bool:
+    """Run the application for ``request`` and send its response.
+
+    Returns:
+        True if the connection may carry another request.
+    """
+    started = time.monotonic() if ctx.log_access else 0.0
+    writer = ResponseWriter(ctx, sock, request, request.keep_alive)
+    try:
+        environ = ctx.environ.build(request, body, peer)
+    except RemoteProtocolError as exc:
+        send_all(sock, error_response(ctx, exc.status_hint, str(exc)), ctx.config.send_timeout)
+        return False
+    try:
+        result = ctx.app(environ, writer.start)
+        try:
+            writer.write_all(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+    except ClientDisconnected as exc:
+        error_logger.debug("client %s went away: %s", peer[0], exc)
+        return False
+    except Exception as exc:
+        _application_failed(ctx, writer, environ, exc)
+        return False
+    if started:
+        _log_access(environ, writer, time.monotonic() - started)
+    return writer.keep_alive
+
+
+def _application_failed(
+    ctx: ServerContext, writer: ResponseWriter, environ: dict[str, Any], exc: Exception
+) -> None:
+    error_logger.error(
+        "error in application for %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"],
+        exc_info=exc,
+    )  # fmt: skip
+    if writer.head_sent:
+        return  # the caller closes: the client sees a truncated response, never a wrong one
+    detail = ""
+    if ctx.config.expose_tracebacks:
+        detail = "".join(traceback.format_exception(exc))
+    with contextlib.suppress(ClientDisconnected):
+        send_all(writer.sock, error_response(ctx, 500, detail), ctx.config.send_timeout)
+
+
+def _log_access(environ: dict[str, Any], writer: ResponseWriter, seconds: float) -> None:
+    # Combined Log Format, then the duration in microseconds (Apache's %D).
+    access_logger.info(
+        '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %d',
+        environ["REMOTE_ADDR"],
+        time.strftime("%d/%b/%Y:%H:%M:%S %z"),
+        environ["REQUEST_METHOD"],
+        environ["RAW_URI"],
+        environ["SERVER_PROTOCOL"],
+        writer.start.status_code,
+        writer.sent_body_bytes,
+        environ.get("HTTP_REFERER", "-"),
+        environ.get("HTTP_USER_AGENT", "-"),
+        int(seconds * 1e6),
+    )

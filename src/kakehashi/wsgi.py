@@ -1,0 +1,216 @@
+"""PEP 3333 glue: the environ of a request, and the ``start_response`` callable.
+
+No sockets and no threads here: the server hands in a parsed :class:`kakehashi.http1.Request`,
+the body stream and the peer address, and gets back a dict; the application's status and
+headers come back validated and encoded, ready for :mod:`kakehashi.http1` to frame.
+
+Native strings are latin-1 (PEP 3333 "bytes in, bytes out"): ``PATH_INFO`` holds the
+percent-decoded path bytes, each mapped to one character, so ``/greeting/太郎`` arrives as its
+UTF-8 bytes and an application recovers it with ``.encode("latin-1").decode("utf-8")``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import IO, Any
+
+from kakehashi.errors import LocalProtocolError
+from kakehashi.http1 import Request, decode_path, split_target
+
+__all__ = [
+    "HOP_BY_HOP",
+    "EnvironBuilder",
+    "FileWrapper",
+    "StartResponse",
+    "WSGIApp",
+    "base_environ",
+]
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# RFC 9110 §7.6.1 and PEP 3333 ("applications must not use hop-by-hop headers"); Connection
+# is allowed so an application can ask for the connection to be closed.
+HOP_BY_HOP = frozenset(
+    ["keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+     "transfer-encoding", "upgrade"]
+)  # fmt: skip
+_STATUS_RE = re.compile(r"[1-5][0-9][0-9] [\t \x21-\x7e\x80-\xff]*")
+_NAME_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
+# Caching the environ key of each header name is bounded, so a client sending endless new
+# names cannot grow it.
+_MAX_CACHED_KEYS = 512
+
+
+class EnvironBuilder:
+    """Builds the environ of each request for one server.
+
+    Args:
+        base: the keys that are the same for every request of this server (SERVER_NAME,
+            SERVER_PORT, wsgi.url_scheme, wsgi.errors, wsgi.multithread, ...).
+
+    Thread-safety: shared by all worker threads; ``_keys`` is only ever added to (a dict
+    assignment is atomic under the GIL), and a lost race only repeats a computation.
+    """
+
+    __slots__ = ("_base", "_keys")
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        self._base = base
+        self._keys: dict[bytes, str | None] = {}
+
+    def _key(self, name: bytes) -> str | None:
+        key = self._keys.get(name, "")
+        if key != "":
+            return key
+        # Underscores would let "X_Auth" spoof "X-Auth" (both are HTTP_X_AUTH): such fields
+        # are dropped, as nginx and gunicorn do.
+        text = name.decode("latin-1").upper()
+        if "_" in text:
+            key = None
+        elif text in ("CONTENT-TYPE", "CONTENT-LENGTH"):
+            key = text.replace("-", "_")
+        else:
+            key = "HTTP_" + text.replace("-", "_")
+        if len(self._keys) < _MAX_CACHED_KEYS:
+            self._keys[name] = key
+        return key
+
+    def build(self, request: Request, body: IO[bytes], peer: tuple[str, int]) -> dict[str, Any]:
+        """The environ for ``request``.
+
+        Raises:
+            RemoteProtocolError: 400 for a malformed target or percent-encoding.
+        """
+        target = request.target
+        path, query = split_target(request.method, target)
+        environ = self._base.copy()
+        environ["REQUEST_METHOD"] = request.method.decode("latin-1")
+        environ["PATH_INFO"] = decode_path(path).decode("latin-1")
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["REQUEST_URI"] = environ["RAW_URI"] = target.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version.decode("latin-1")
+        environ["REMOTE_ADDR"] = peer[0]
+        environ["REMOTE_PORT"] = str(peer[1])
+        environ["wsgi.input"] = body
+        environ["wsgi.input_terminated"] = True
+        keys = self._keys
+        for name, value in request.headers:
+            key = keys.get(name) or self._key(name)
+            if key is None:
+                continue
+            if key in environ:
+                # RFC 9110 §5.3: repeated fields combine with commas (Cookie with "; ").
+                sep = "; " if key == "HTTP_COOKIE" else ","
+                environ[key] += sep + value.decode("latin-1")
+            else:
+                environ[key] = value.decode("latin-1")
+        return environ
+
+
+class StartResponse:
+    """The ``start_response`` callable of one request (PEP 3333).
+
+    After the application calls it, ``status_code``, ``reason`` and ``headers`` (encoded to
+    latin-1 bytes and validated) are set.  ``headers_sent`` is set by the server once the
+    head is on the wire; from then on a call with ``exc_info`` re-raises the error.
+
+    Args:
+        write: the ``write()`` callable handed back to the application.
+    """
+
+    __slots__ = ("headers", "headers_sent", "reason", "status_code", "write")
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self.write = write
+        self.status_code = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_sent = False
+
+    def __call__(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: ExcInfo | None = None,
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # PEP 3333: avoid a reference cycle
+        elif self.status_code:
+            raise LocalProtocolError("start_response called twice without exc_info")
+        self.status_code, self.reason = _check_status(status)
+        self.headers = _encode_headers(headers)
+        return self.write
+
+
+def _check_status(status: object) -> tuple[int, bytes]:
+    if type(status) is not str or _STATUS_RE.fullmatch(status) is None:
+        raise LocalProtocolError(f"invalid status {status!r}: want a str like '200 OK'")
+    return int(status[:3]), status[4:].encode("latin-1")
+
+
+def _encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
+    if type(headers) is not list:
+        raise LocalProtocolError(f"headers must be a list, not {type(headers).__name__}")
+    out = []
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise LocalProtocolError(f"a header must be a (name, value) tuple, not {item!r}")
+        name, value = item
+        if type(name) is not str or _NAME_RE.fullmatch(name) is None:
+            raise LocalProtocolError(f"invalid header name {name!r}")
+        if type(value) is not str or _BAD_VALUE_RE.search(value):
+            raise LocalProtocolError(f"invalid value {value!r} for header {name!r}")
+        if name.lower() in HOP_BY_HOP:
+            raise LocalProtocolError(f"hop-by-hop header {name!r} is the server's to set")
+        try:
+            out.append((name.encode("latin-1"), value.encode("latin-1")))
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"header {name!r} is not latin-1") from None
+    return out
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper`` (PEP 3333 optional extension): iterate a file in blocks.
+
+    The server sends a FileWrapper over a real file with ``os.sendfile`` instead of
+    iterating it; anything else about it is an ordinary iterable.
+    """
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        while block := self.filelike.read(self.blksize):
+            yield block
+
+    def close(self) -> None:
+        self.filelike.close()
+
+
+def base_environ(
+    server_name: str, server_port: int, url_scheme: str = "http", multiprocess: bool = False
+) -> dict[str, Any]:
+    """The keys shared by every request of one server."""
+    return {
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": str(server_port),
+        "SCRIPT_NAME": "",
+        "SERVER_SOFTWARE": "kakehashi",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": url_scheme,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+    }
