@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import re
+import resource
 import signal
 import sys
 import types
@@ -144,7 +145,16 @@ def _configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
     access.setLevel(logging.INFO if config.access_log else logging.WARNING)
 
 
+def _raise_fd_limit() -> None:
+    """Lift the soft limit on open files to the hard one: parked connections are cheap, but
+    each is a descriptor, and the usual soft limit (1024) would cap a flood defence at that."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(args: argparse.Namespace) -> int:
+    _raise_fd_limit()
     try:
         config = config_from_args(args)
         _configure_logging(args, config)
