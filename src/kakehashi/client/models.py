@@ -190,7 +190,6 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._fields == other._fields
 
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Headers({self._fields!r})"
@@ -290,8 +289,8 @@ class Response:
         method: the request method.
         history: the redirect responses that led here, oldest first.
         reused: whether the request went over a kept-alive connection.
-        connection_id: a number for the connection it came over (1 for the first one a
-            transport opened); equal numbers mean the same socket.
+        connection_id: a process-wide serial number of the connection it came over; equal
+            numbers mean the same socket.
         request_head: the exact request head sent, bytes as on the wire.
         timings: seconds for ``connect`` (0.0 when reused), ``send``, ``wait`` (until the
             response head), and ``total`` once the body is read.
