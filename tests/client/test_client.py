@@ -93,6 +93,12 @@ def test_a_given_content_length_frames_an_iterator_body() -> None:
     assert bytes(stream.written).endswith(b"Content-Length: 3\r\n\r\nabc")
 
 
+def test_both_framing_fields_are_refused() -> None:
+    fields = {"Content-Length": "1", "Transfer-Encoding": "chunked"}
+    with memory_client() as client, pytest.raises(ValueError):
+        client.post(BASE + "/", body=b"x", headers=fields)
+
+
 def test_get_without_body_sends_no_framing_fields() -> None:
     stream = MemoryStream([ok()])
     with memory_client(stream) as client:

@@ -146,7 +146,8 @@ class Client:
             The response, with its body read unless ``stream`` is true.
 
         Raises:
-            ValueError: a malformed URL or timeout.
+            ValueError: a malformed URL or timeout, or both Content-Length and
+                Transfer-Encoding in ``headers``.
             TransportError: a connect, read or write error or timeout (each also the matching
                 builtin: ConnectionError or TimeoutError).
             RemoteProtocolError: the server's response is malformed.
@@ -174,6 +175,8 @@ class Client:
     def _send(self, hop: _Hop, timeout: Timeout) -> Response:
         fields = _merge(self.headers, hop.headers)
         names = {name.lower() for name, _ in fields}
+        if {"content-length", "transfer-encoding"} <= names:
+            raise ValueError("a request cannot have both Content-Length and Transfer-Encoding")
         if "host" not in names:
             fields.insert(0, ("Host", hop.url.authority))
         if not names & {"content-length", "transfer-encoding"}:

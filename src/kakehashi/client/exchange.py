@@ -236,6 +236,9 @@ class Transport:
                 raise
             if isinstance(event, http1.Response):
                 return event
+            if isinstance(event, http1.InformationalResponse) and event.status_code < 100:
+                # Workaround: http1 passes a status below 100 off as a 1xx (reported).
+                raise RemoteProtocolError(f"malformed status code {event.status_code:03d}")
             if isinstance(event, http1.ConnectionClosed):
                 error = ReadError("the server closed the connection without sending a response")
                 if reused:

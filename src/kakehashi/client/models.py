@@ -190,7 +190,6 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._fields == other._fields
 
-
     def __repr__(self) -> str:
         return f"Headers({self._fields!r})"
 
