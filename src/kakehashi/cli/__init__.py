@@ -11,11 +11,11 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-from kakehashi.cli import serve
+from kakehashi.cli import get, send, serve
 
 __all__ = ["main"]
 
-COMMANDS: dict[str, ModuleType] = {"serve": serve}
+COMMANDS: dict[str, ModuleType] = {"serve": serve, "get": get, "send": send}
 
 
 def build_parser() -> argparse.ArgumentParser:

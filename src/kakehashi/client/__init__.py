@@ -1,0 +1,52 @@
+"""kakehashi.client: a small, strict HTTP/1.1 client on top of ``kakehashi.http1``.
+
+    >>> from kakehashi import client
+    >>> r = client.get("http://127.0.0.1:8000/")           # doctest: +SKIP
+    >>> r.status, r.headers["content-type"], r.body        # doctest: +SKIP
+
+:class:`Client` keeps connections alive per origin; ``request()``, ``get()``... are one-shot.
+Every wait has a finite timeout.  Errors come from :mod:`kakehashi.errors`: ConnectError,
+ReadError and WriteError (also ``ConnectionError``), ConnectTimeout, ReadTimeout,
+WriteTimeout and PoolTimeout (also ``TimeoutError``), TooManyRedirects, and
+RemoteProtocolError for a malformed response.
+
+This package imports only the standard library, ``kakehashi.errors`` and ``kakehashi.http1``.
+"""
+
+from kakehashi.client.api import (
+    Client,
+    delete,
+    get,
+    head,
+    options,
+    patch,
+    post,
+    put,
+    request,
+)
+from kakehashi.client.exchange import Transport
+from kakehashi.client.models import DEFAULT_TIMEOUT, URL, Headers, Response, Timeout
+from kakehashi.client.pool import Pool
+from kakehashi.client.transport import SocketStream, Stream, connect
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "URL",
+    "Client",
+    "Headers",
+    "Pool",
+    "Response",
+    "SocketStream",
+    "Stream",
+    "Timeout",
+    "Transport",
+    "connect",
+    "delete",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "request",
+]
