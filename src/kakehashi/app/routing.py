@@ -1,0 +1,308 @@
+"""Rules and the router: from a decoded path and a method to an endpoint and its parameters.
+
+A rule is a path such as ``/users/<int:id>/posts/<slug>``.  Each ``/``-separated segment is
+either static text or exactly one placeholder ``<name>`` / ``<converter:name>``; a placeholder
+cannot share a segment with text.  A rule ending in ``/`` has a final empty segment, so
+``/about/`` and ``/about`` are different rules.
+
+Matching (exact, deterministic):
+
+* The whole path must be consumed; ``/greeting/<name>`` does not answer ``/greeting/a/b``.
+* At each position a static segment is tried before any placeholder; placeholders are tried
+  by converter weight, lowest first (uuid 10, int 20, float 30, str 100, path 200).  When a
+  branch fails further down, the next candidate is tried (backtracking), so the first rule in
+  this order that matches the whole path wins.
+* A converter whose ``to_python`` raises ``ValueError`` does not match.
+* If rules match the path but none accepts the method, the answer is 405 with the union of
+  their methods; HEAD is served by a GET rule, OPTIONS is always allowed.
+* If nothing matches ``/x`` but ``/x/`` would, the router asks for a redirect to ``/x/``.
+  The reverse never happens: ``/x/`` does not reach a rule declared as ``/x``.
+
+Conflicts, refused with ``RouteConflictError`` when the rule is registered:
+
+* duplicate: same static text and same converters at the same positions (parameter names do
+  not matter) with a method in common;
+* ambiguous: two different converters with the same weight at the same position after the
+  same prefix, because then only registration order would decide.  ``/a/<x>`` beside
+  ``/a/<int:y>`` is fine: the weights order them.
+
+The router is a tree of segments compiled at registration, so a lookup costs a dictionary
+access per static segment, whatever the number of rules.
+
+This module must not touch WSGI environs, requests or responses.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kakehashi.errors import (
+    ConfigError,
+    HTTPError,
+    KakehashiError,
+    MethodNotAllowed,
+    NotFound,
+    RouteConflictError,
+)
+
+from .converters import DEFAULT_CONVERTERS, Converter
+
+__all__ = ["BuildError", "Match", "Placeholder", "RequestRedirect", "Router", "Rule"]
+
+_PLACEHOLDER = re.compile(r"<(?:(?P<conv>[A-Za-z_]\w*):)?(?P<name>[A-Za-z_]\w*)>", re.ASCII)
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Z-]+")
+# RFC 3986 pchar minus the percent sign: what a path segment may hold unescaped.
+_SEGMENT_SAFE = "!$&'()*+,;=:@"
+
+
+class BuildError(KakehashiError, LookupError):
+    """``url_for`` cannot build a URL: unknown endpoint, missing or unfitting parameter."""
+
+
+class RequestRedirect(HTTPError):
+    """The path matches only with a trailing slash; answer 308 towards ``new_path``."""
+
+    status = 308
+    default_description = "Permanent Redirect"
+
+    def __init__(self, new_path: str) -> None:
+        super().__init__()
+        self.new_path = new_path
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    name: str
+    converter: Converter
+
+
+Segment = str | Placeholder
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One registered rule: its text, parsed segments, endpoint and methods."""
+
+    text: str
+    endpoint: str
+    methods: frozenset[str]
+    segments: tuple[Segment, ...]
+
+    @property
+    def arguments(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.segments if isinstance(s, Placeholder))
+
+    def build(self, params: Mapping[str, Any]) -> str:
+        """The percent-encoded path for ``params``; extra parameters go to the query."""
+        parts: list[str] = []
+        for segment in self.segments:
+            if isinstance(segment, str):
+                parts.append(urllib.parse.quote(segment, safe=_SEGMENT_SAFE))
+                continue
+            try:
+                text = segment.converter.to_url(params[segment.name])
+            except (KeyError, ValueError, TypeError) as exc:
+                raise BuildError(f"{self.text}: bad value for {segment.name!r}: {exc}") from exc
+            if not segment.converter.accepts(text):
+                raise BuildError(f"{self.text}: {text!r} does not fit <{segment.name}>")
+            safe = _SEGMENT_SAFE + ("/" if segment.converter.spans_segments else "")
+            parts.append(urllib.parse.quote(text, safe=safe))
+        path = "/" + "/".join(parts)
+        extra = [(k, v) for k, v in params.items() if k not in self.arguments and v is not None]
+        return path + ("?" + urllib.parse.urlencode(extra, doseq=True) if extra else "")
+
+
+@dataclass(frozen=True)
+class Match:
+    rule: Rule
+    params: dict[str, Any]
+
+
+@dataclass
+class _Dynamic:
+    converter: Converter
+    node: _Node
+
+
+@dataclass
+class _Node:
+    static: dict[str, _Node] = field(default_factory=dict)
+    dynamic: list[_Dynamic] = field(default_factory=list)
+    rules: dict[str, Rule] = field(default_factory=dict)
+
+    def is_leaf_only(self) -> bool:
+        return not self.static and not self.dynamic
+
+    def allowed(self) -> set[str]:
+        methods = set(self.rules) | {"OPTIONS"}
+        if "GET" in methods:
+            methods.add("HEAD")
+        return methods
+
+    def rule_for(self, method: str) -> Rule | None:
+        rule = self.rules.get(method)
+        if rule is None and method == "HEAD":
+            rule = self.rules.get("GET")
+        return rule
+
+
+class Router:
+    """Registers rules and matches paths; see the module docstring for the exact rules."""
+
+    def __init__(self, converters: Mapping[str, type[Converter]] | None = None) -> None:
+        self.converters: dict[str, type[Converter]] = dict(DEFAULT_CONVERTERS)
+        self.converters.update(converters or {})
+        self.rules: list[Rule] = []
+        self._root = _Node()
+        self._by_endpoint: dict[str, list[Rule]] = {}
+        self._instances: dict[type[Converter], Converter] = {}
+
+    # --- registration ----------------------------------------------------------------------
+
+    def add(self, text: str, endpoint: str, methods: list[str] | tuple[str, ...]) -> Rule:
+        """Parse, check and insert a rule; raises ``ConfigError`` or ``RouteConflictError``."""
+        method_set = frozenset(m.upper() for m in methods)
+        if not method_set or not all(_METHOD.fullmatch(m) for m in method_set):
+            raise ConfigError(f"{text}: bad methods {sorted(methods)!r}")
+        rule = Rule(text, endpoint, method_set, self._parse(text))
+        node = self._root
+        for segment in rule.segments:
+            node = self._child(node, segment, text)
+        common = method_set & set(node.rules)
+        if common:
+            other = node.rules[min(common)]
+            raise RouteConflictError(
+                f"{text} duplicates {other.text} (endpoint {other.endpoint!r}) for {sorted(common)}"
+            )
+        for method in method_set:
+            node.rules[method] = rule
+        self.rules.append(rule)
+        self._by_endpoint.setdefault(endpoint, []).append(rule)
+        return rule
+
+    def _parse(self, text: str) -> tuple[Segment, ...]:
+        if not text.startswith("/"):
+            raise ConfigError(f"rule {text!r} must start with '/'")
+        parts = text[1:].split("/")
+        segments: list[Segment] = []
+        names: set[str] = set()
+        for index, part in enumerate(parts):
+            if part == "" and index != len(parts) - 1:
+                raise ConfigError(f"rule {text!r} has an empty segment")
+            found = _PLACEHOLDER.fullmatch(part)
+            if found is None:
+                if "<" in part or ">" in part:
+                    raise ConfigError(f"rule {text!r}: a placeholder must fill a whole segment")
+                segments.append(part)
+                continue
+            name, conv = found["name"], found["conv"] or "default"
+            if name in names:
+                raise ConfigError(f"rule {text!r} repeats the parameter {name!r}")
+            names.add(name)
+            segments.append(Placeholder(name, self._converter(conv, text)))
+        return tuple(segments)
+
+    def _converter(self, name: str, text: str) -> Converter:
+        cls = self.converters.get(name)
+        if cls is None:
+            raise ConfigError(f"rule {text!r}: unknown converter {name!r}")
+        if cls not in self._instances:
+            self._instances[cls] = cls()
+        return self._instances[cls]
+
+    def _child(self, node: _Node, segment: Segment, text: str) -> _Node:
+        if isinstance(segment, str):
+            return node.static.setdefault(segment, _Node())
+        converter = segment.converter
+        for dynamic in node.dynamic:
+            if type(dynamic.converter) is type(converter):
+                return dynamic.node
+            if dynamic.converter.weight == converter.weight:
+                raise RouteConflictError(
+                    f"{text}: <{segment.name}> is ambiguous: {type(converter).__name__} and "
+                    f"{type(dynamic.converter).__name__} have the same weight {converter.weight}"
+                )
+        added = _Dynamic(converter, _Node())
+        node.dynamic.append(added)
+        node.dynamic.sort(key=lambda d: d.converter.weight)
+        return added.node
+
+    # --- matching --------------------------------------------------------------------------
+
+    def match(self, method: str, path: str) -> Match:
+        """The rule for ``method`` and the decoded ``path``; raises 404, 405 or a redirect."""
+        if not path.startswith("/"):
+            raise NotFound()
+        segments = path[1:].split("/")
+        allowed: set[str] = set()
+        for node, values in _candidates(self._root, segments, 0, ()):
+            rule = node.rule_for(method)
+            if rule is not None:
+                return Match(rule, dict(zip(rule.arguments, values, strict=True)))
+            allowed |= node.allowed()
+        if allowed:
+            raise MethodNotAllowed(sorted(allowed))
+        slashed = [*segments, ""]
+        if segments[-1] != "" and next(_candidates(self._root, slashed, 0, ()), None):
+            raise RequestRedirect(path + "/")
+        raise NotFound()
+
+    def allowed_everywhere(self) -> list[str]:
+        """Every method some rule accepts, for ``OPTIONS *``."""
+        methods = {"OPTIONS"}
+        for rule in self.rules:
+            methods |= rule.methods
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
+
+    # --- building --------------------------------------------------------------------------
+
+    def build(self, endpoint: str, params: Mapping[str, Any]) -> str:
+        """The path of the first rule of ``endpoint`` whose parameters are all given."""
+        rules = self._by_endpoint.get(endpoint)
+        if not rules:
+            raise BuildError(f"no endpoint named {endpoint!r}")
+        for rule in rules:
+            if all(name in params for name in rule.arguments):
+                return rule.build(params)
+        wanted = " or ".join(str(list(r.arguments)) for r in rules)
+        raise BuildError(f"{endpoint!r} needs the parameters {wanted}, got {sorted(params)}")
+
+
+def _convert(converter: Converter, text: str) -> tuple[bool, Any]:
+    if not converter.accepts(text):
+        return False, None
+    try:
+        return True, converter.to_python(text)
+    except ValueError:
+        return False, None
+
+
+def _candidates(
+    node: _Node, segments: list[str], index: int, values: tuple[Any, ...]
+) -> Iterator[tuple[_Node, tuple[Any, ...]]]:
+    """Every node with rules that matches ``segments[index:]``, in priority order."""
+    if index == len(segments):
+        if node.rules:
+            yield node, values
+        return
+    child = node.static.get(segments[index])
+    if child is not None:
+        yield from _candidates(child, segments, index + 1, values)
+    for dynamic in node.dynamic:
+        if not dynamic.converter.spans_segments:
+            ok, value = _convert(dynamic.converter, segments[index])
+            if ok:
+                yield from _candidates(dynamic.node, segments, index + 1, (*values, value))
+            continue
+        # A path converter is greedy; when nothing follows it, only "everything" can match.
+        shortest = len(segments) if dynamic.node.is_leaf_only() else index + 1
+        for end in range(len(segments), shortest - 1, -1):
+            ok, value = _convert(dynamic.converter, "/".join(segments[index:end]))
+            if ok:
+                yield from _candidates(dynamic.node, segments, end, (*values, value))
