@@ -11,6 +11,7 @@ Invariants: text is decoded as UTF-8, strictly; file contents are left as bytes 
 
 from __future__ import annotations
 
+import codecs
 import re
 import urllib.parse
 
@@ -58,9 +59,8 @@ def parse_options_header(value: str) -> tuple[str, dict[str, str]]:
         charset, _, tail = raw.partition("'")
         encoded = tail.partition("'")[2]
         try:
-            params[key[:-1]] = urllib.parse.unquote(
-                encoded, encoding=charset or "utf-8", errors="strict"
-            )
+            codec = codecs.lookup(charset or "utf-8").name
+            params[key[:-1]] = urllib.parse.unquote(encoded, encoding=codec, errors="strict")
         except (LookupError, UnicodeError):
             continue
     return main.strip().lower(), params

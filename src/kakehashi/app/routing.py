@@ -263,13 +263,17 @@ class Router:
     # --- building --------------------------------------------------------------------------
 
     def build(self, endpoint: str, params: Mapping[str, Any]) -> str:
-        """The path of the first rule of ``endpoint`` whose parameters are all given."""
+        """The path of the rule of ``endpoint`` that uses the most of ``params``.
+
+        Among rules whose parameters are all given, the one with the most parameters wins
+        (the first registered on a tie), so ``/list`` and ``/list/<int:page>`` both build.
+        """
         rules = self._by_endpoint.get(endpoint)
         if not rules:
             raise BuildError(f"no endpoint named {endpoint!r}")
-        for rule in rules:
-            if all(name in params for name in rule.arguments):
-                return rule.build(params)
+        fitting = [r for r in rules if all(name in params for name in r.arguments)]
+        if fitting:
+            return max(fitting, key=lambda r: len(r.arguments)).build(params)
         wanted = " or ".join(str(list(r.arguments)) for r in rules)
         raise BuildError(f"{endpoint!r} needs the parameters {wanted}, got {sorted(params)}")
 
