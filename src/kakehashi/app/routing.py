@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from kakehashi.errors import (
     ConfigError,
@@ -91,10 +91,12 @@ class Rule:
     endpoint: str
     methods: frozenset[str]
     segments: tuple[Segment, ...]
+    arguments: tuple[str, ...] = field(init=False)
 
-    @property
-    def arguments(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.segments if isinstance(s, Placeholder))
+    def __post_init__(self) -> None:
+        # Computed once: matching reads it on every request.
+        names = tuple(s.name for s in self.segments if isinstance(s, Placeholder))
+        object.__setattr__(self, "arguments", names)
 
     def build(self, params: Mapping[str, Any]) -> str:
         """The percent-encoded path for ``params``; extra parameters go to the query."""
@@ -116,8 +118,7 @@ class Rule:
         return path + ("?" + urllib.parse.urlencode(extra, doseq=True) if extra else "")
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     rule: Rule
     params: dict[str, Any]
 
@@ -158,6 +159,9 @@ class Router:
         self.converters.update(converters or {})
         self.rules: list[Rule] = []
         self._root = _Node()
+        # Rules without placeholders, by path: such a rule beats every other candidate (static
+        # is tried first at each position), so a dictionary hit settles most lookups at once.
+        self._static: dict[str, _Node] = {}
         self._by_endpoint: dict[str, list[Rule]] = {}
         self._instances: dict[type[Converter], Converter] = {}
 
@@ -180,6 +184,8 @@ class Router:
             )
         for method in method_set:
             node.rules[method] = rule
+        if not rule.arguments:
+            self._static[text] = node
         self.rules.append(rule)
         self._by_endpoint.setdefault(endpoint, []).append(rule)
         return rule
@@ -235,20 +241,22 @@ class Router:
 
     def match(self, method: str, path: str) -> Match:
         """The rule for ``method`` and the decoded ``path``; raises 404, 405 or a redirect."""
+        static = self._static.get(path)
+        if static is not None and (rule := static.rule_for(method)) is not None:
+            return Match(rule, {})
         if not path.startswith("/"):
             raise NotFound()
         segments = path[1:].split("/")
-        allowed: set[str] = set()
-        for node, values in _candidates(self._root, segments, 0, ()):
-            rule = node.rule_for(method)
-            if rule is not None:
-                return Match(rule, dict(zip(rule.arguments, values, strict=True)))
-            allowed |= node.allowed()
-        if allowed:
-            raise MethodNotAllowed(sorted(allowed))
-        slashed = [*segments, ""]
-        if segments[-1] != "" and next(_candidates(self._root, slashed, 0, ()), None):
-            raise RequestRedirect(path + "/")
+        search = _Search(segments, method)
+        rule = search.visit(self._root, 0)
+        if rule is not None:
+            return Match(rule, dict(zip(rule.arguments, search.values, strict=True)))
+        if search.allowed:
+            raise MethodNotAllowed(sorted(search.allowed))
+        if segments[-1] != "":
+            probe = _Search([*segments, ""], method)
+            if probe.visit(self._root, 0) is not None or probe.allowed:
+                raise RequestRedirect(path + "/")
         raise NotFound()
 
     def allowed_everywhere(self) -> list[str]:
@@ -278,35 +286,66 @@ class Router:
         raise BuildError(f"{endpoint!r} needs the parameters {wanted}, got {sorted(params)}")
 
 
-def _convert(converter: Converter, text: str) -> tuple[bool, Any]:
-    if not converter.accepts(text):
-        return False, None
-    try:
-        return True, converter.to_python(text)
-    except ValueError:
-        return False, None
+class _Search:
+    """One depth-first walk of the tree: the first rule for ``method`` in priority order wins.
 
+    Nodes that match the path but not the method add their methods to ``allowed``; ``values``
+    holds the converted placeholder values along the current branch.
+    """
 
-def _candidates(
-    node: _Node, segments: list[str], index: int, values: tuple[Any, ...]
-) -> Iterator[tuple[_Node, tuple[Any, ...]]]:
-    """Every node with rules that matches ``segments[index:]``, in priority order."""
-    if index == len(segments):
-        if node.rules:
-            yield node, values
-        return
-    child = node.static.get(segments[index])
-    if child is not None:
-        yield from _candidates(child, segments, index + 1, values)
-    for dynamic in node.dynamic:
-        if not dynamic.converter.spans_segments:
-            ok, value = _convert(dynamic.converter, segments[index])
-            if ok:
-                yield from _candidates(dynamic.node, segments, index + 1, (*values, value))
-            continue
-        # A path converter is greedy; when nothing follows it, only "everything" can match.
-        shortest = len(segments) if dynamic.node.is_leaf_only() else index + 1
-        for end in range(len(segments), shortest - 1, -1):
-            ok, value = _convert(dynamic.converter, "/".join(segments[index:end]))
-            if ok:
-                yield from _candidates(dynamic.node, segments, end, (*values, value))
+    __slots__ = ("allowed", "method", "segments", "values")
+
+    def __init__(self, segments: list[str], method: str) -> None:
+        self.segments = segments
+        self.method = method
+        self.allowed: set[str] = set()
+        self.values: list[Any] = []
+
+    def visit(self, node: _Node, index: int) -> Rule | None:
+        if index == len(self.segments):
+            if not node.rules:
+                return None
+            rule = node.rule_for(self.method)
+            if rule is None:
+                self.allowed |= node.allowed()
+            return rule
+        child = node.static.get(self.segments[index])
+        if child is not None:
+            found = self.visit(child, index + 1)
+            if found is not None:
+                return found
+        for dynamic in node.dynamic:
+            found = self._visit_dynamic(dynamic, index)
+            if found is not None:
+                return found
+        return None
+
+    def _visit_dynamic(self, dynamic: _Dynamic, index: int) -> Rule | None:
+        segments, converter = self.segments, dynamic.converter
+        if not converter.spans_segments:
+            return self._try(dynamic, segments[index], index + 1)
+        if dynamic.node.is_leaf_only():
+            # A path converter is greedy; when nothing follows it, only "everything" can match.
+            ends = range(len(segments), len(segments) + 1)
+        else:
+            ends = range(len(segments), index, -1)
+        for end in ends:
+            found = self._try(dynamic, "/".join(segments[index:end]), end)
+            if found is not None:
+                return found
+        return None
+
+    def _try(self, dynamic: _Dynamic, text: str, end: int) -> Rule | None:
+        """Convert ``text`` for ``dynamic`` and go on from ``end``; undo on failure."""
+        converter = dynamic.converter
+        if converter.pattern.fullmatch(text) is None:
+            return None
+        try:
+            value = converter.to_python(text)
+        except ValueError:
+            return None
+        self.values.append(value)
+        found = self.visit(dynamic.node, end)
+        if found is None:
+            self.values.pop()
+        return found
