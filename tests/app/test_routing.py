@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -147,6 +148,19 @@ def test_many_routes_still_match_exactly() -> None:
         r.match("GET", "/r1000/5/items/x")
 
 
+def test_long_paths_cost_little_even_with_a_path_converter_in_the_middle() -> None:
+    r = router("/f/<path:p>/edit", "/f/<path:p>/<x>/<int:n>/z", "/g/<path:p>")
+    long = "/a" * 4000
+    started = time.perf_counter()
+    for _ in range(10):
+        with pytest.raises(NotFound):
+            r.match("GET", "/f" + long)
+        assert endpoint(r, f"/f{long}/edit")[0] == "e0"
+        assert endpoint(r, f"/f{long}/b/7/z") == ("e1", {"p": long[1:], "x": "b", "n": 7})
+        assert endpoint(r, "/g" + long)[0] == "e2"
+    assert time.perf_counter() - started < 2
+
+
 # --- registration errors -----------------------------------------------------------------
 
 
@@ -188,7 +202,17 @@ def test_different_weights_are_not_ambiguous() -> None:
 
 
 @pytest.mark.parametrize(
-    "rule", ["nope", "/a//b", "/a/x<y>", "/a/<y", "/a/<nope:y>", "/a/<x>/<x>", "/<1x>"]
+    "rule",
+    [
+        "nope",
+        "/a//b",
+        "/a/x<y>",
+        "/a/<y",
+        "/a/<nope:y>",
+        "/a/<x>/<x>",
+        "/<1x>",
+        "/<path:a>/<path:b>",
+    ],
 )
 def test_malformed_rules_are_refused(rule: str) -> None:
     with pytest.raises(ConfigError):

@@ -106,6 +106,8 @@ class PathConverter(Converter):
     """One or more segments, slashes included, e.g. ``docs/2024/index.html``.
 
     Empty segments are refused, so ``a//b`` never reaches a view through a path converter.
+    ``..`` segments are not: never join the value to a filesystem path without checking it.
+    A rule may hold at most one converter that spans segments.
     """
 
     regex = r"[^/]+(?:/[^/]+)*"

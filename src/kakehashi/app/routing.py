@@ -26,8 +26,14 @@ Conflicts, refused with ``RouteConflictError`` when the rule is registered:
   same prefix, because then only registration order would decide.  ``/a/<x>`` beside
   ``/a/<int:y>`` is fine: the weights order them.
 
+Malformed rules (no leading ``/``, an empty segment, text beside a placeholder, an unknown
+converter, a repeated parameter, more than one path converter) raise ``ConfigError``.
+
 The router is a tree of segments compiled at registration, so a lookup costs a dictionary
-access per static segment, whatever the number of rules.
+access per static segment, whatever the number of rules; a rule without placeholders is
+found with one dictionary access on the whole path.  Each tree node is visited at most a
+few times per lookup (a path converter only tries the ends the rules after it allow), so a
+hostile path costs time linear in its length, never quadratic.
 
 This module must not touch WSGI environs, requests or responses.
 """
@@ -134,9 +140,10 @@ class _Node:
     static: dict[str, _Node] = field(default_factory=dict)
     dynamic: list[_Dynamic] = field(default_factory=list)
     rules: dict[str, Rule] = field(default_factory=dict)
-
-    def is_leaf_only(self) -> bool:
-        return not self.static and not self.dynamic
+    # How many segments the rules below this node still consume, at least and at most; a
+    # path converter uses them to try only the few ends that can possibly match.
+    min_rest: int = 1 << 30
+    max_rest: int = 0
 
     def allowed(self) -> set[str]:
         methods = set(self.rules) | {"OPTIONS"}
@@ -174,8 +181,10 @@ class Router:
             raise ConfigError(f"{text}: bad methods {sorted(methods)!r}")
         rule = Rule(text, endpoint, method_set, self._parse(text))
         node = self._root
-        for segment in rule.segments:
+        for index, segment in enumerate(rule.segments):
+            _note_rest(node, len(rule.segments) - index)
             node = self._child(node, segment, text)
+        _note_rest(node, 0)
         common = method_set & set(node.rules)
         if common:
             other = node.rules[min(common)]
@@ -210,6 +219,12 @@ class Router:
                 raise ConfigError(f"rule {text!r} repeats the parameter {name!r}")
             names.add(name)
             segments.append(Placeholder(name, self._converter(conv, text)))
+        spanning = [
+            s for s in segments if isinstance(s, Placeholder) and s.converter.spans_segments
+        ]
+        if len(spanning) > 1:
+            # Two would make matching cost grow with the square of the path's length.
+            raise ConfigError(f"rule {text!r} has more than one path converter")
         return tuple(segments)
 
     def _converter(self, name: str, text: str) -> Converter:
@@ -286,6 +301,11 @@ class Router:
         raise BuildError(f"{endpoint!r} needs the parameters {wanted}, got {sorted(params)}")
 
 
+def _note_rest(node: _Node, rest: int) -> None:
+    node.min_rest = min(node.min_rest, rest)
+    node.max_rest = max(node.max_rest, rest)
+
+
 class _Search:
     """One depth-first walk of the tree: the first rule for ``method`` in priority order wins.
 
@@ -324,12 +344,11 @@ class _Search:
         segments, converter = self.segments, dynamic.converter
         if not converter.spans_segments:
             return self._try(dynamic, segments[index], index + 1)
-        if dynamic.node.is_leaf_only():
-            # A path converter is greedy; when nothing follows it, only "everything" can match.
-            ends = range(len(segments), len(segments) + 1)
-        else:
-            ends = range(len(segments), index, -1)
-        for end in ends:
+        # Greedy: the longest text first.  Only ends that leave what the rules below consume
+        # are tried, so a long path costs a few attempts, not one per segment.
+        after = dynamic.node
+        last, first = len(segments) - after.min_rest, max(index, len(segments) - after.max_rest - 1)
+        for end in range(last, first, -1):
             found = self._try(dynamic, "/".join(segments[index:end]), end)
             if found is not None:
                 return found
