@@ -36,6 +36,10 @@ few times per lookup (a path converter only tries the ends the rules after it al
 hostile path costs time linear in its length, never quadratic.
 
 This module must not touch WSGI environs, requests or responses.
+
+Invariants: a registered rule is never changed or removed; after ``add`` returns, the tree,
+the static-path table and the endpoint table all agree; ``match`` only reads them, so it is
+safe from many threads once registration is over.
 """
 
 from __future__ import annotations
