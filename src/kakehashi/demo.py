@@ -1,20 +1,23 @@
-"""The tutorial's routes as a plain WSGI function (replaced by the kakehashi.app demo)."""
+"""The demo: the tutorial's routes, written with kakehashi.app.
 
-from __future__ import annotations
+``kakehashi serve`` serves this ``app`` when no application is named.  It is the first code a
+newcomer reads, so it stays as small as the tutorial's raw WSGI version: no helpers, no state.
+Anything other than these two routes is the framework's automatic 404 page.
 
-from collections.abc import Callable, Iterable
-from typing import Any
+Invariant: ``/`` answers ``Hello, World`` and ``/greeting/<name>`` answers ``Hello, <name>!``
+for any Unicode name, as text/plain in UTF-8; tests/app/test_demo.py holds it to that.
+"""
+
+from kakehashi.app import App, Request
+
+app = App()
 
 
-def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """``/`` → Hello, World; ``/greeting/<name>`` → Hello, <name>!; anything else 404."""
-    path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
-    name = path.removeprefix("/greeting/")
-    if path == "/":
-        status, body = "200 OK", "Hello, World"
-    elif path.startswith("/greeting/") and name and "/" not in name:
-        status, body = "200 OK", f"Hello, {name}!"
-    else:
-        status, body = "404 Not Found", "404 Not Found"
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
-    return [body.encode("utf-8")]
+@app.get("/")
+def hello(req: Request) -> str:
+    return "Hello, World"
+
+
+@app.get("/greeting/<name>")
+def greeting(req: Request, name: str) -> str:
+    return f"Hello, {name}!"

@@ -1,0 +1,57 @@
+"""kakehashi.app: a small WSGI framework with routing, requests, responses and a test client.
+
+    from kakehashi.app import App
+
+    app = App()
+
+    @app.get("/greeting/<name>")
+    def greeting(req, name):
+        return f"Hello, {name}!"
+
+The app runs under any WSGI server.  This package must import only the standard library and
+the lower kakehashi layers (errors, http1, wsgi), never the server or the client.
+
+Invariant: everything a user needs is re-exported here; submodules are implementation detail.
+"""
+
+from kakehashi.errors import BadRequest, HTTPError, MethodNotAllowed, NotFound, RouteConflictError
+
+from .app import App
+from .converters import (
+    Converter,
+    FloatConverter,
+    IntegerConverter,
+    PathConverter,
+    StringConverter,
+    UUIDConverter,
+)
+from .datastructures import FileStorage, Headers, MultiDict
+from .request import Request
+from .response import Response, abort, redirect
+from .routing import BuildError
+from .testing import Client, TestResponse
+
+__all__ = [
+    "App",
+    "BadRequest",
+    "BuildError",
+    "Client",
+    "Converter",
+    "FileStorage",
+    "FloatConverter",
+    "HTTPError",
+    "Headers",
+    "IntegerConverter",
+    "MethodNotAllowed",
+    "MultiDict",
+    "NotFound",
+    "PathConverter",
+    "Request",
+    "Response",
+    "RouteConflictError",
+    "StringConverter",
+    "TestResponse",
+    "UUIDConverter",
+    "abort",
+    "redirect",
+]
