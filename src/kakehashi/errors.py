@@ -15,6 +15,7 @@ import builtins
 __all__ = [
     "AppImportError",
     "BadRequest",
+    "BuildError",
     "ClientDisconnected",
     "ClientError",
     "ConfigError",
@@ -117,6 +118,10 @@ class HTTPError(KakehashiError):
         self.description = description if description is not None else self.default_description
         self.headers: list[tuple[str, str]] = list(headers or [])
         super().__init__(self.description)
+
+
+class BuildError(KakehashiError, LookupError):
+    """``url_for`` cannot build a URL: unknown endpoint, missing or unfitting parameter."""
 
 
 class BadRequest(HTTPError):

@@ -142,11 +142,6 @@ def test_unknown_page_in_a_browser(server: str, tmp_path: Path) -> None:
     assert "Not Found" in shown_text(f"{server}/nowhere", tmp_path / "profile")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the interim `kakehashi serve` is wsgiref's single-threaded server, which blocks on "
-    "the first silent connection; kakehashi's own server (after the merge) passes",
-)
 def test_page_loads_at_once_despite_silent_connections(server: str, tmp_path: Path) -> None:
     port = int(server.rsplit(":", 1)[1])
     silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(4)]

@@ -51,9 +51,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from kakehashi.errors import (
+    BuildError,
     ConfigError,
     HTTPError,
-    KakehashiError,
     MethodNotAllowed,
     NotFound,
     RouteConflictError,
@@ -67,10 +67,6 @@ _PLACEHOLDER = re.compile(r"<(?:(?P<conv>[A-Za-z_]\w*):)?(?P<name>[A-Za-z_]\w*)>
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Z-]+")
 # RFC 3986 pchar minus the percent sign: what a path segment may hold unescaped.
 _SEGMENT_SAFE = "!$&'()*+,;=:@"
-
-
-class BuildError(KakehashiError, LookupError):
-    """``url_for`` cannot build a URL: unknown endpoint, missing or unfitting parameter."""
 
 
 class RequestRedirect(HTTPError):
