@@ -87,10 +87,14 @@ class EnvironBuilder:
             RemoteProtocolError: 400 for a malformed target or percent-encoding.
         """
         target = request.target
-        path, query = split_target(request.method, target)
+        if target[:1] == b"/" and b"%" not in target and b"?" not in target and b"#" not in target:
+            path, query = target, b""  # the common case, without the general splitting
+        else:
+            path, query = split_target(request.method, target)
+            path = decode_path(path)
         environ = self._base.copy()
         environ["REQUEST_METHOD"] = request.method.decode("latin-1")
-        environ["PATH_INFO"] = decode_path(path).decode("latin-1")
+        environ["PATH_INFO"] = path.decode("latin-1")
         environ["QUERY_STRING"] = query.decode("latin-1")
         environ["REQUEST_URI"] = environ["RAW_URI"] = target.decode("latin-1")
         environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version.decode("latin-1")
@@ -123,13 +127,14 @@ class StartResponse:
         write: the ``write()`` callable handed back to the application.
     """
 
-    __slots__ = ("headers", "headers_sent", "reason", "status_code", "write")
+    __slots__ = ("headers", "headers_sent", "names", "reason", "status_code", "write")
 
     def __init__(self, write: Callable[[bytes], None]) -> None:
         self.write = write
         self.status_code = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.names: set[str] = set()  # the header names, lower-cased
         self.headers_sent = False
 
     def __call__(
@@ -147,7 +152,7 @@ class StartResponse:
         elif self.status_code:
             raise LocalProtocolError("start_response called twice without exc_info")
         self.status_code, self.reason = _check_status(status)
-        self.headers = _encode_headers(headers)
+        self.headers, self.names = _encode_headers(headers)
         return self.write
 
 
@@ -157,10 +162,11 @@ def _check_status(status: object) -> tuple[int, bytes]:
     return int(status[:3]), status[4:].encode("latin-1")
 
 
-def _encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
+def _encode_headers(headers: object) -> tuple[list[tuple[bytes, bytes]], set[str]]:
     if type(headers) is not list:
         raise LocalProtocolError(f"headers must be a list, not {type(headers).__name__}")
     out = []
+    names = set()
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
             raise LocalProtocolError(f"a header must be a (name, value) tuple, not {item!r}")
@@ -169,13 +175,15 @@ def _encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
             raise LocalProtocolError(f"invalid header name {name!r}")
         if type(value) is not str or _BAD_VALUE_RE.search(value):
             raise LocalProtocolError(f"invalid value {value!r} for header {name!r}")
-        if name.lower() in HOP_BY_HOP:
+        lname = name.lower()
+        if lname in HOP_BY_HOP:
             raise LocalProtocolError(f"hop-by-hop header {name!r} is the server's to set")
+        names.add(lname)
         try:
             out.append((name.encode("latin-1"), value.encode("latin-1")))
         except UnicodeEncodeError:
             raise LocalProtocolError(f"header {name!r} is not latin-1") from None
-    return out
+    return out, names
 
 
 class FileWrapper:

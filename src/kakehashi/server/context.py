@@ -25,7 +25,15 @@ error_logger = logging.getLogger("kakehashi.error")
 class ServerContext:
     """Shared, read-mostly state of one server.  Built by the Server before its threads."""
 
-    __slots__ = ("_date", "_date_second", "app", "config", "environ", "limits", "stopping")
+    __slots__ = (
+        "_date",
+        "_date_second",
+        "app",
+        "config",
+        "environ",
+        "limits",
+        "stopping",
+    )
 
     def __init__(self, app: WSGIApp, config: ServerConfig, environ: EnvironBuilder) -> None:
         self.app = app
@@ -46,4 +54,6 @@ class ServerContext:
 
     @property
     def log_access(self) -> bool:
+        # Asked per request (isEnabledFor is cached by logging), so a level set after the
+        # server started still takes effect.
         return self.config.access_log and access_logger.isEnabledFor(logging.INFO)

@@ -75,8 +75,8 @@ class ResponseWriter:
         start = self.start
         if not start.status_code:
             raise LocalProtocolError("the application sent a body before start_response")
-        headers = start.headers
-        if length is not None and not any(n.lower() == b"content-length" for n, _ in headers):
+        headers, names = start.headers, start.names
+        if length is not None and "content-length" not in names:
             headers = [*headers, (b"Content-Length", b"%d" % length)]
         out = outgoing_response_framing(
             self.request.method,
@@ -88,11 +88,10 @@ class ResponseWriter:
         self.keep_alive = out.keep_alive
         self._framing = out.framing
         self._remaining = out.content_length or 0
-        names = {name.lower() for name, _ in out.headers}
         extra = b""
-        if b"date" not in names:
+        if "date" not in names:
             extra += b"Date: " + self.ctx.date_header() + b"\r\n"
-        if b"server" not in names:
+        if "server" not in names:
             extra += b"Server: kakehashi\r\n"
         # Fields were validated by StartResponse (wsgi.py) with the same rules as
         # http1.validate_fields, so they are joined here without a second pass.
