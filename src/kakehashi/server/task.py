@@ -226,6 +226,12 @@ def run_application(
     except ClientDisconnected as exc:
         error_logger.debug("client %s went away: %s", peer[0], exc)
         return False
+    except RemoteProtocolError as exc:
+        if exc is getattr(body, "error", None):  # the client broke the body's framing
+            _body_refused(ctx, writer, peer, exc)
+        else:
+            _application_failed(ctx, writer, environ, exc)
+        return False
     except Exception as exc:
         _application_failed(ctx, writer, environ, exc)
         return False
@@ -248,6 +254,17 @@ def _application_failed(
         detail = "".join(traceback.format_exception(exc))
     with contextlib.suppress(ClientDisconnected):
         send_all(writer.sock, error_response(ctx, 500, detail), ctx.config.send_timeout)
+
+
+def _body_refused(
+    ctx: ServerContext, writer: ResponseWriter, peer: tuple[str, int], exc: RemoteProtocolError
+) -> None:
+    """The application let a broken request body's error through: answer with its status."""
+    error_logger.info("%d for %s: %s", exc.status_hint, peer[0] or "-", exc)
+    if writer.head_sent:
+        return  # the caller closes: the response is cut short
+    with contextlib.suppress(ClientDisconnected):
+        send_all(writer.sock, error_response(ctx, exc.status_hint, str(exc)), 1.0)
 
 
 def _log_access(environ: dict[str, Any], writer: ResponseWriter, seconds: float) -> None:
