@@ -53,7 +53,7 @@ def start_server() -> Iterator[StartServer]:
     yield start
     for server in servers:
         server.shutdown(timeout=2)
-    assert not kakehashi_threads(), "leaked threads: %s" % kakehashi_threads()
+    assert not kakehashi_threads(), f"leaked threads: {kakehashi_threads()}"
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ class Reader:
     def read_response(self, head_request: bool = False) -> Response:
         head = self._take_until(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        version, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        version, status, reason = ([*lines[0].split(" ", 2), ""])[:3]
         headers = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:]]
         resp = Response(int(status), reason, version, headers, b"", head)  # type: ignore[arg-type]
         code = resp.status

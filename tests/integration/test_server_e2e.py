@@ -250,7 +250,12 @@ def test_protocol_errors_get_their_status_then_the_server_goes_on(
         assert reader.closed()
     assert resp.status == status
     assert resp.header("connection") == "close"
-    assert resp.header("content-type", ) == "text/plain; charset=utf-8"
+    assert (
+        resp.header(
+            "content-type",
+        )
+        == "text/plain; charset=utf-8"
+    )
     assert resp.body.startswith(b"%d " % status) and len(resp.body) < 1200
     assert entered == []  # the application never saw it
     errors = [r for r in caplog.records if r.name == "kakehashi.error"]
@@ -290,7 +295,9 @@ def test_client_disconnects_are_not_logged_as_errors(
         with connect(addr(server)) as sock:
             sock.sendall(raw)
             time.sleep(0.15)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
     time.sleep(0.3)
     assert get(addr(server)).status == 200
     bad = [r for r in caplog.records if r.levelno >= logging.WARNING]
