@@ -4,6 +4,7 @@ tests.server_apps:NAME`` in a subprocess."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -62,7 +63,18 @@ def _info(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return _text(start_response, json.dumps(keys).encode())
 
 
-ROUTES = {"/slow": _slow, "/forever": _forever, "/big": _big, "/echo": _echo, "/info": _info}
+def _pid(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    return _text(start_response, b"%d" % os.getpid())
+
+
+ROUTES = {
+    "/pid": _pid,
+    "/slow": _slow,
+    "/forever": _forever,
+    "/big": _big,
+    "/echo": _echo,
+    "/info": _info,
+}
 
 
 def app(environ: Environ, start_response: StartResponse) -> Any:
