@@ -83,3 +83,8 @@ def app(environ: Environ, start_response: StartResponse) -> Any:
     if handler is None:
         return _text(start_response, b"Hello, World")
     return handler(environ, start_response)
+
+
+def broken_factory() -> Callable[[Environ, StartResponse], list[bytes]]:
+    """A factory that fails, for ``module:broken_factory()``."""
+    raise RuntimeError("the factory is broken on purpose")

@@ -110,6 +110,9 @@ BAD_INVOCATIONS = [
     (["tests.server_apps:missing", "--port", "0"], "has no attribute"),
     (["tests.server_apps:not_callable", "--port", "0"], "not callable"),
     (["not an app", "--port", "0"], "is not module:attr"),
+    (["tests.broken_app:app", "--port", "0"], "broken on purpose"),
+    (["tests.server_apps:broken_factory()", "--port", "0"], "broken on purpose"),
+    (["--port", "0", "--access-logfile", "/nonexistent/dir/a.log"], "/nonexistent/dir/a.log"),
 ]
 
 
