@@ -111,6 +111,8 @@ def load_app(reference: str) -> WSGIApp:
         module = importlib.import_module(m["module"])
     except ImportError as exc:
         raise AppImportError(f"cannot import {m['module']!r}: {exc}") from exc
+    except Exception as exc:  # the module itself fails: say how, without a traceback
+        raise AppImportError(f"importing {m['module']!r} failed: {exc!r}") from exc
     target: Any = module
     for part in m["attr"].split("."):
         try:
@@ -118,7 +120,10 @@ def load_app(reference: str) -> WSGIApp:
         except AttributeError:
             raise AppImportError(f"{m['module']!r} has no attribute {m['attr']!r}") from None
     if m["call"]:
-        target = target()
+        try:
+            target = target()
+        except Exception as exc:
+            raise AppImportError(f"{reference} failed: {exc!r}") from exc
     if not callable(target) or isinstance(target, types.ModuleType):
         raise AppImportError(f"{reference!r} is not a WSGI application (not callable)")
     app: WSGIApp = target
