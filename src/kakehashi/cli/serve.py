@@ -139,7 +139,12 @@ def _configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
     root.addHandler(handler)
     access = logging.getLogger("kakehashi.access")
     if args.access_logfile not in (None, "-"):
-        access.addHandler(logging.FileHandler(args.access_logfile))
+        try:
+            access.addHandler(logging.FileHandler(args.access_logfile))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open --access-logfile {args.access_logfile}: {exc.strerror or exc}"
+            ) from exc
         access.propagate = False
     elif config.access_log:
         plain = logging.StreamHandler(sys.stderr)
