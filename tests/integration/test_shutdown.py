@@ -51,17 +51,16 @@ def test_signal_lets_the_request_in_flight_finish(serve_process: Spawn, signum: 
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         idle_reader = Reader(idle)
         assert idle_reader.read_response().status == 200  # now idle, kept alive
-        thread, out = _in_background(where, "/slow?0.8")
+        thread, out = _in_background(where, "/slow?1.2")
         time.sleep(0.3)  # the slow request is running
-        started = time.monotonic()
         proc.signal(signum)
         assert idle_reader.closed(1)  # the idle connection is closed at once
-        assert time.monotonic() - started < 0.7
+        assert thread.is_alive()  # while the slow request is still running
         assert wait_until(lambda: _refused(where), 2)  # no new connections
         thread.join(10)
     resp = out[0]
     assert isinstance(resp, Response), resp
-    assert (resp.status, resp.body) == (200, b"slept 0.8")
+    assert (resp.status, resp.body) == (200, b"slept 1.2")
     assert resp.header("connection") == "close"
     assert proc.wait() == 0
     assert "shutting down gracefully" in proc.stderr
