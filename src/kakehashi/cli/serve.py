@@ -112,6 +112,8 @@ def load_app(reference: str) -> WSGIApp:
         module = importlib.import_module(m["module"])
     except ImportError as exc:
         raise AppImportError(f"cannot import {m['module']!r}: {exc}") from exc
+    except Exception as exc:  # the module itself fails: say how, without a traceback
+        raise AppImportError(f"importing {m['module']!r} failed: {exc!r}") from exc
     target: Any = module
     for part in m["attr"].split("."):
         try:
@@ -119,7 +121,10 @@ def load_app(reference: str) -> WSGIApp:
         except AttributeError:
             raise AppImportError(f"{m['module']!r} has no attribute {m['attr']!r}") from None
     if m["call"]:
-        target = target()
+        try:
+            target = target()
+        except Exception as exc:
+            raise AppImportError(f"{reference} failed: {exc!r}") from exc
     if not callable(target) or isinstance(target, types.ModuleType):
         raise AppImportError(f"{reference!r} is not a WSGI application (not callable)")
     app: WSGIApp = target
@@ -135,7 +140,12 @@ def _configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
     root.addHandler(handler)
     access = logging.getLogger("kakehashi.access")
     if args.access_logfile not in (None, "-"):
-        access.addHandler(logging.FileHandler(args.access_logfile))
+        try:
+            access.addHandler(logging.FileHandler(args.access_logfile))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open --access-logfile {args.access_logfile}: {exc.strerror or exc}"
+            ) from exc
         access.propagate = False
     elif config.access_log:
         plain = logging.StreamHandler(sys.stderr)

@@ -221,9 +221,7 @@ class HTTPChannel:
         )
         self.buf = b""
         keep = run_application(self.ctx, self.sock, self.peer, request, stream)  # type: ignore[arg-type]
-        if stream.error is not None:
-            if not keep:  # the application failed on it before answering: say why
-                self._refuse(stream.error)
+        if stream.error is not None:  # answered by run_application (or by the app)
             return False
         if keep and not stream.done:
             keep = stream.drain(_DRAIN_BYTES)

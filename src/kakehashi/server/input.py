@@ -54,6 +54,11 @@ class StreamingInput:
         self.error: RemoteProtocolError | None = None
         self.bytes_read = 0
 
+    @property
+    def awaiting_continue(self) -> bool:
+        """Whether ``100 Continue`` is still owed: the client has not sent the body yet."""
+        return self._must_continue
+
     def _next(self) -> bytes:
         """The next piece of body, or b"" at its end."""
         if self.done:

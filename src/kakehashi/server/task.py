@@ -24,6 +24,7 @@ from typing import IO, Any
 from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, outgoing_response_framing, reason_phrase
 from kakehashi.server.context import ServerContext, access_logger, error_logger
+from kakehashi.server.input import StreamingInput
 from kakehashi.server.sockio import send_all, sendfile_all
 from kakehashi.wsgi import FileWrapper, StartResponse
 
@@ -43,12 +44,19 @@ def error_response(ctx: ServerContext, status: int, detail: str = "") -> bytes:
     )
 
 
+def _awaits_continue(body: object) -> bool:
+    """True while a 100-continue client still waits to send a body the app never asked for:
+    the connection cannot be reused (input.py closes rather than ask for it)."""
+    return type(body) is StreamingInput and body.awaiting_continue
+
+
 class ResponseWriter:
     """Frames and sends one response; owned by the worker thread running the request."""
 
     __slots__ = (
         "_framing",
         "_remaining",
+        "body",
         "ctx",
         "head_sent",
         "keep_alive",
@@ -70,6 +78,7 @@ class ResponseWriter:
         self.sent_body_bytes = 0
         self._framing = Framing.NONE
         self._remaining = 0
+        self.body: object = None
 
     def _head(self, length: int | None) -> bytes:
         start = self.start
@@ -81,7 +90,7 @@ class ResponseWriter:
         out = outgoing_response_framing(
             self.request.method,
             self.request.http_version,
-            self.keep_alive and not self.ctx.stopping,
+            self.keep_alive and not self.ctx.stopping and not _awaits_continue(self.body),
             start.status_code,
             headers,
         )
@@ -209,6 +218,7 @@ def run_application(
     """
     started = time.monotonic() if ctx.log_access else 0.0
     writer = ResponseWriter(ctx, sock, request, request.keep_alive)
+    writer.body = body
     try:
         environ = ctx.environ.build(request, body, peer)
     except RemoteProtocolError as exc:
@@ -224,6 +234,12 @@ def run_application(
                 close()
     except ClientDisconnected as exc:
         error_logger.debug("client %s went away: %s", peer[0], exc)
+        return False
+    except RemoteProtocolError as exc:
+        if exc is getattr(body, "error", None):  # the client broke the body's framing
+            _body_refused(ctx, writer, peer, exc)
+        else:
+            _application_failed(ctx, writer, environ, exc)
         return False
     except Exception as exc:
         _application_failed(ctx, writer, environ, exc)
@@ -247,6 +263,17 @@ def _application_failed(
         detail = "".join(traceback.format_exception(exc))
     with contextlib.suppress(ClientDisconnected):
         send_all(writer.sock, error_response(ctx, 500, detail), ctx.config.send_timeout)
+
+
+def _body_refused(
+    ctx: ServerContext, writer: ResponseWriter, peer: tuple[str, int], exc: RemoteProtocolError
+) -> None:
+    """The application let a broken request body's error through: answer with its status."""
+    error_logger.info("%d for %s: %s", exc.status_hint, peer[0] or "-", exc)
+    if writer.head_sent:
+        return  # the caller closes: the response is cut short
+    with contextlib.suppress(ClientDisconnected):
+        send_all(writer.sock, error_response(ctx, exc.status_hint, str(exc)), 1.0)
 
 
 def _log_access(environ: dict[str, Any], writer: ResponseWriter, seconds: float) -> None:

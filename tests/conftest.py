@@ -1,0 +1,146 @@
+"""Shared fixtures: an in-process kakehashi Server on 127.0.0.1:0, and a ``kakehashi serve``
+subprocess runner."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kakehashi.server import Server, ServerConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+
+
+def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = b"Hello, World"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "12")])
+    return [body]
+
+
+def kakehashi_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("kakehashi")]
+
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server() -> Iterator[StartServer]:
+    """``start_server(app, **config)``: a started Server on 127.0.0.1:0 (accepting on return).
+
+    Teardown shuts every server down and checks that none of its threads leaked.
+    """
+    servers: list[Server] = []
+
+    def start(app: Any = hello_app, **settings: Any) -> Server:
+        settings.setdefault("bind", ("127.0.0.1:0",))
+        settings.setdefault("threads", 4)
+        server = Server(app, ServerConfig(**settings))
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown(timeout=2)
+    assert not kakehashi_threads(), f"leaked threads: {kakehashi_threads()}"
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> Server:
+    """A server running :func:`hello_app`."""
+    return start_server()
+
+
+def addr(server: Server) -> str:
+    return server.addresses[0]
+
+
+class ServeProcess:
+    """``python -m kakehashi serve ...`` in a subprocess, with its stderr collected."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(ROOT)]))
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kakehashi", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd or ROOT,
+            env=env,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, name="test-stderr", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.stderr:
+                return True
+            if self.proc.poll() is not None:
+                self._reader.join(2)
+                return text in self.stderr
+            time.sleep(0.02)
+        return False
+
+    def address(self, timeout: float = 10.0) -> str:
+        """The first bound address from the startup banner."""
+        assert self.wait_for(" on ", timeout), self.stderr
+        for line in list(self.lines):
+            if " serving " in line and " on " in line:
+                where = line.rsplit(" on ", 1)[1].strip()
+                return where.removeprefix("http://").rstrip("/")
+        raise AssertionError(self.stderr)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 10.0) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(2)
+        return code
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+        self._reader.join(2)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Callable[..., ServeProcess]]:
+    """``serve_process(*args)``: a ``kakehashi serve`` subprocess, killed (by PID) at teardown."""
+    procs: list[ServeProcess] = []
+
+    def run(*args: str, cwd: Path | None = None) -> ServeProcess:
+        proc = ServeProcess(list(args), cwd)
+        procs.append(proc)
+        return proc
+
+    yield run
+    for proc in procs:
+        proc.stop()

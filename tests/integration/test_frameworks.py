@@ -1,0 +1,211 @@
+"""Real Flask and Django applications served by kakehashi, driven by ``requests`` and
+``http.client``: forms, JSON, multipart uploads, chunked uploads, streaming responses."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from kakehashi.server import Server
+from tests.conftest import StartServer, addr
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
+
+flask = pytest.importorskip("flask")
+django = pytest.importorskip("django")
+
+
+# -- Flask -------------------------------------------------------------------------------------
+
+
+def make_flask_app() -> Any:
+    app = flask.Flask("kakehashi_test")
+
+    @app.post("/form")
+    def form() -> Any:
+        return {"name": flask.request.form["name"], "tags": flask.request.form.getlist("tag")}
+
+    @app.post("/json")
+    def echo_json() -> Any:
+        return {"got": flask.request.get_json(), "type": flask.request.content_type}
+
+    @app.post("/upload")
+    def upload() -> Any:
+        f = flask.request.files["file"]
+        data = f.read()
+        return {"filename": f.filename, "size": len(data), "sha": hashlib.sha256(data).hexdigest()}
+
+    @app.post("/raw")
+    def raw() -> Any:
+        data = flask.request.get_data()
+        return {"size": len(data), "sha": hashlib.sha256(data).hexdigest()}
+
+    @app.get("/stream")
+    def stream() -> Any:
+        def gen() -> Iterator[str]:
+            for n in range(100):
+                yield f"line {n}\n"
+
+        return flask.Response(gen(), mimetype="text/plain")
+
+    @app.get("/hello/<name>")
+    def hello(name: str) -> str:
+        return f"Hello, {name}!"
+
+    return app
+
+
+@pytest.fixture
+def flask_url(start_server: StartServer) -> str:
+    return f"http://{addr(start_server(make_flask_app()))}"
+
+
+def test_flask_form_json_and_unicode_path(flask_url: str) -> None:
+    with requests.Session() as s:
+        resp = s.post(flask_url + "/form", data={"name": "太郎", "tag": ["a", "b"]})
+        assert resp.json() == {"name": "太郎", "tags": ["a", "b"]}
+        resp = s.post(flask_url + "/json", json={"x": [1, 2, {"y": None}]})
+        assert resp.json()["got"] == {"x": [1, 2, {"y": None}]}
+        assert s.get(flask_url + "/hello/太郎").text == "Hello, 太郎!"
+        assert s.get(flask_url + "/missing").status_code == 404
+
+
+def test_flask_multipart_upload(flask_url: str) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)  # larger than the pre-read buffer: streamed
+    resp = requests.post(
+        flask_url + "/upload", files={"file": ("blob.bin", data)}, data={"x": "1"}, timeout=10
+    )
+    assert resp.json() == {
+        "filename": "blob.bin",
+        "size": len(data),
+        "sha": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def test_flask_chunked_upload_with_requests_and_http_client(flask_url: str) -> None:
+    pieces = [os.urandom(n) for n in (1, 1000, 70000, 5)]
+    whole = b"".join(pieces)
+    expected = {"size": len(whole), "sha": hashlib.sha256(whole).hexdigest()}
+    resp = requests.post(flask_url + "/raw", data=iter(pieces), timeout=10)
+    assert resp.json() == expected
+    port = int(flask_url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("POST", "/raw", body=iter(pieces), encode_chunked=True,
+                     headers={"Transfer-Encoding": "chunked"})  # fmt: skip
+        assert json.loads(conn.getresponse().read()) == expected
+        conn.request("GET", "/hello/again")  # and the connection is reusable
+        assert conn.getresponse().read() == b"Hello, again!"
+    finally:
+        conn.close()
+
+
+def test_flask_streaming_response(flask_url: str) -> None:
+    with requests.get(flask_url + "/stream", stream=True, timeout=10) as resp:
+        assert resp.headers["Transfer-Encoding"] == "chunked"
+        lines = list(resp.iter_lines())
+    assert lines == [f"line {n}".encode() for n in range(100)]
+
+
+# -- Django ------------------------------------------------------------------------------------
+
+
+def _django_views() -> list[Any]:
+    from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+    from django.urls import path
+
+    def form(request: Any) -> Any:
+        return JsonResponse({"name": request.POST["name"], "tags": request.POST.getlist("tag")})
+
+    def echo_json(request: Any) -> Any:
+        return JsonResponse({"got": json.loads(request.body), "method": request.method})
+
+    def upload(request: Any) -> Any:
+        f = request.FILES["file"]
+        data = f.read()
+        return JsonResponse(
+            {"name": f.name, "size": len(data), "sha": hashlib.sha256(data).hexdigest()}
+        )
+
+    def stream(request: Any) -> Any:
+        return StreamingHttpResponse((f"row {n}\n" for n in range(50)), content_type="text/csv")
+
+    def hello(request: Any, name: str) -> Any:
+        return HttpResponse(f"Hello, {name}! path={request.path}", content_type="text/plain")
+
+    return [
+        path("form", form),
+        path("json", echo_json),
+        path("upload", upload),
+        path("stream", stream),
+        path("hello/<str:name>", hello),
+    ]
+
+
+urlpatterns: list[Any] = []
+
+
+@pytest.fixture(scope="module")
+def django_app() -> Any:
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="test-only",
+            ALLOWED_HOSTS=["*"],
+            ROOT_URLCONF=__name__,
+            INSTALLED_APPS=[],
+            MIDDLEWARE=[],
+            DATABASES={},
+            USE_TZ=True,
+            DATA_UPLOAD_MAX_MEMORY_SIZE=10 * 1024 * 1024,
+        )
+    urlpatterns[:] = _django_views()
+    django.setup()
+    from django.core.wsgi import get_wsgi_application
+
+    return get_wsgi_application()
+
+
+@pytest.fixture
+def django_server(start_server: StartServer, django_app: Any) -> Server:
+    return start_server(django_app)
+
+
+def test_django_form_json_and_path(django_server: Server) -> None:
+    url = f"http://{addr(django_server)}"
+    with requests.Session() as s:
+        resp = s.post(url + "/form", data={"name": "太郎", "tag": ["x", "y"]})
+        assert resp.json() == {"name": "太郎", "tags": ["x", "y"]}
+        resp = s.put(url + "/json", json={"k": "v"})
+        assert resp.json() == {"got": {"k": "v"}, "method": "PUT"}
+        resp = s.get(url + "/hello/%E5%A4%AA%E9%83%8E")
+        assert resp.content.decode() == "Hello, 太郎! path=/hello/太郎"
+        assert s.get(url + "/nowhere").status_code == 404
+
+
+def test_django_multipart_upload(django_server: Server) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    resp = requests.post(
+        f"http://{addr(django_server)}/upload", files={"file": ("f.bin", data)}, timeout=10
+    )
+    assert resp.json() == {
+        "name": "f.bin",
+        "size": len(data),
+        "sha": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def test_django_streaming_response(django_server: Server) -> None:
+    with requests.get(f"http://{addr(django_server)}/stream", stream=True, timeout=10) as resp:
+        assert resp.headers["Transfer-Encoding"] == "chunked"
+        assert resp.headers["Content-Type"] == "text/csv"
+        assert resp.text == "".join(f"row {n}\n" for n in range(50))

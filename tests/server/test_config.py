@@ -1,0 +1,90 @@
+"""ServerConfig and parse_bind: values are checked before anything is bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from kakehashi.errors import ConfigError
+from kakehashi.server import Address, ServerConfig, parse_bind
+from kakehashi.server.server import bind_sockets
+
+pytestmark = pytest.mark.timeout(10)
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("127.0.0.1:8000", Address("127.0.0.1", 8000)),
+        ("localhost:0", Address("localhost", 0)),
+        (":9000", Address("0.0.0.0", 9000)),
+        ("[::1]:8080", Address("::1", 8080)),
+        ("[::]:1", Address("::", 1)),
+        ("unix:/tmp/k.sock", Address(unix_path="/tmp/k.sock")),
+    ],
+)
+def test_parse_bind(text: str, address: Address) -> None:
+    assert parse_bind(text) == address
+    assert str(address) == (text if not text.startswith(":") else "0.0.0.0" + text)
+
+
+@pytest.mark.parametrize(
+    "text", ["127.0.0.1", "host:99999", "::1:80", "[::1]", "unix:", "a:b", "", "h:-1"]
+)
+def test_bad_bind_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_bind(text)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"threads": 0},
+        {"workers": -1},
+        {"keep_alive": 0},
+        {"header_timeout": -1.0},
+        {"max_body_size": 0},
+        {"bind": ()},
+        {"bind": ("nope",)},
+        {"url_scheme": "ftp"},
+    ],
+)
+def test_bad_settings_raise_config_error(changes: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        ServerConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_limits_follow_the_settings() -> None:
+    config = ServerConfig(
+        limit_request_line=100,
+        limit_request_fields=7,
+        limit_request_field_size=50,
+        max_body_size=1234,
+    )
+    limits = config.limits
+    assert limits.max_request_line_bytes == 100
+    assert limits.max_fields == 7
+    assert limits.max_field_bytes == 50
+    assert limits.max_body_bytes == 1234
+    assert config.replace(threads=9).threads == 9
+    with pytest.raises(ConfigError):
+        config.replace(threads=0)
+
+
+def test_every_field_has_a_flag_and_help() -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(ServerConfig):
+        assert f.metadata["flag"].startswith("--")
+        assert f.metadata["help"]
+
+
+def test_bind_in_use_is_a_config_error() -> None:
+    first = bind_sockets(ServerConfig(bind=("127.0.0.1:0",)))
+    try:
+        port = first[0].getsockname()[1]
+        # a second listener on the same port fails (SO_REUSEADDR does not allow two listeners)
+        with pytest.raises(ConfigError, match="cannot listen on"):
+            bind_sockets(ServerConfig(bind=("127.0.0.1:0", f"127.0.0.1:{port}")))
+    finally:
+        for sock in first:
+            sock.close()

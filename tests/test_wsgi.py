@@ -1,0 +1,171 @@
+"""Unit tests of kakehashi.wsgi: EnvironBuilder and StartResponse, no sockets."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+from kakehashi import http1
+from kakehashi.errors import LocalProtocolError, RemoteProtocolError
+from kakehashi.wsgi import EnvironBuilder, FileWrapper, StartResponse, base_environ
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def parse(raw: bytes) -> http1.Request:
+    parsed = http1.maybe_parse_request_head(raw, 0, http1.DEFAULT_LIMITS)
+    assert parsed is not None
+    return parsed[0]
+
+
+def build(raw: bytes) -> dict[str, object]:
+    builder = EnvironBuilder(base_environ("example", 8080))
+    return builder.build(parse(raw), io.BytesIO(b""), ("10.0.0.1", 5555))
+
+
+def test_environ_keys_and_values() -> None:
+    env = build(
+        b"POST /a%20b/c?x=%41 HTTP/1.1\r\nHost: h\r\nContent-Type: text/x\r\n"
+        b"Content-Length: 0\r\nX-A: 1\r\nx-a: 2\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n"
+    )
+    assert env["REQUEST_METHOD"] == "POST"
+    assert env["PATH_INFO"] == "/a b/c"
+    assert env["QUERY_STRING"] == "x=%41"
+    assert env["RAW_URI"] == env["REQUEST_URI"] == "/a%20b/c?x=%41"
+    assert env["SERVER_NAME"] == "example" and env["SERVER_PORT"] == "8080"
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert env["CONTENT_TYPE"] == "text/x" and env["CONTENT_LENGTH"] == "0"
+    assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+    assert env["HTTP_X_A"] == "1,2"
+    assert env["HTTP_COOKIE"] == "a=1; b=2"
+    assert env["REMOTE_ADDR"] == "10.0.0.1" and env["REMOTE_PORT"] == "5555"
+    assert env["SCRIPT_NAME"] == ""
+    assert env["wsgi.errors"] is sys.stderr
+    assert env["wsgi.file_wrapper"] is FileWrapper
+    assert env["wsgi.input_terminated"] is True
+
+
+def test_path_info_is_latin1_of_the_utf8_bytes() -> None:
+    env = build(b"GET /greeting/%E5%A4%AA%E9%83%8E HTTP/1.1\r\nHost: h\r\n\r\n")
+    path = env["PATH_INFO"]
+    assert isinstance(path, str)
+    assert path.encode("latin-1").decode("utf-8") == "/greeting/太郎"
+
+
+def test_underscore_headers_are_dropped() -> None:
+    env = build(b"GET / HTTP/1.1\r\nHost: h\r\nX_Auth: evil\r\nX-Auth: good\r\n\r\n")
+    assert env["HTTP_X_AUTH"] == "good"
+
+
+def test_builder_does_not_share_environ_between_requests() -> None:
+    builder = EnvironBuilder(base_environ("h", 1))
+    a = builder.build(parse(b"GET /a HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n"), io.BytesIO(), ("", 0))
+    b = builder.build(parse(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"), io.BytesIO(), ("", 0))
+    assert "HTTP_X_A" in a and "HTTP_X_A" not in b
+
+
+def test_bad_percent_encoding_is_a_400() -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        build(b"GET /a%zz HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert info.value.status_hint == 400
+
+
+def test_base_environ_multiprocess_and_scheme() -> None:
+    env = base_environ("h", 1, "https", True)
+    assert env["wsgi.url_scheme"] == "https" and env["wsgi.multiprocess"] is True
+    assert env["wsgi.version"] == (1, 0) and env["wsgi.run_once"] is False
+
+
+# -- StartResponse ---------------------------------------------------------------------------
+
+
+def start() -> tuple[StartResponse, list[bytes]]:
+    written: list[bytes] = []
+    return StartResponse(written.append), written
+
+
+def test_start_response_records_status_and_encoded_headers() -> None:
+    sr, written = start()
+    write = sr("201 Created Thing", [("Content-Type", "text/plain"), ("X-É", "é")][:1])
+    assert (sr.status_code, sr.reason) == (201, b"Created Thing")
+    assert sr.headers == [(b"Content-Type", b"text/plain")]
+    write(b"x")
+    assert written == [b"x"]
+
+
+def test_latin1_header_values_are_allowed() -> None:
+    sr, _ = start()
+    sr("200 OK", [("X-Name", "café")])
+    assert sr.headers == [(b"X-Name", "café".encode("latin-1"))]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        ("OK", []),
+        ("2000 OK", []),
+        (200, []),
+        ("200 OK\r\nX: y", []),
+        ("200 OK", ()),
+        ("200 OK", [("X-A", "1", "2")]),
+        ("200 OK", [["X-A", "1"]]),
+        ("200 OK", [("X A", "1")]),
+        ("200 OK", [("X-A", "a\r\nb")]),
+        ("200 OK", [("X-A", "a\nb")]),
+        ("200 OK", [("X-A", " padded")]),
+        ("200 OK", [("X-A", 1)]),
+        ("200 OK", [("X-A", "日本")]),
+        ("200 OK", [("Transfer-Encoding", "chunked")]),
+        ("200 OK", [("Keep-Alive", "5")]),
+        ("200 OK", [("Upgrade", "h2c")]),
+    ],
+)
+def test_invalid_status_or_headers_raise(status: object, headers: object) -> None:
+    sr, _ = start()
+    with pytest.raises(LocalProtocolError):
+        sr(status, headers)  # type: ignore[arg-type]
+
+
+def test_connection_header_is_allowed() -> None:
+    sr, _ = start()
+    sr("200 OK", [("Connection", "close")])
+    assert sr.headers == [(b"Connection", b"close")]
+
+
+def test_twice_without_exc_info_raises() -> None:
+    sr, _ = start()
+    sr("200 OK", [])
+    with pytest.raises(LocalProtocolError):
+        sr("200 OK", [])
+
+
+def test_exc_info_before_headers_sent_replaces() -> None:
+    sr, _ = start()
+    sr("200 OK", [("X-A", "1")])
+    try:
+        raise ValueError("x")
+    except ValueError:
+        sr("500 Error", [("X-B", "2")], sys.exc_info())
+    assert sr.status_code == 500 and sr.headers == [(b"X-B", b"2")]
+
+
+def test_exc_info_after_headers_sent_reraises() -> None:
+    sr, _ = start()
+    sr("200 OK", [])
+    sr.headers_sent = True
+    try:
+        raise KeyError("original")
+    except KeyError:
+        info = sys.exc_info()
+    with pytest.raises(KeyError, match="original"):
+        sr("500 Error", [], info)  # type: ignore[arg-type]
+
+
+def test_file_wrapper_iterates_and_closes() -> None:
+    f = io.BytesIO(b"abcdefg")
+    wrapper = FileWrapper(f, 3)
+    assert list(wrapper) == [b"abc", b"def", b"g"]
+    wrapper.close()
+    assert f.closed
