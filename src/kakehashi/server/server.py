@@ -50,6 +50,11 @@ def _bind_one(address: Address, backlog: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "TCP_DEFER_ACCEPT"):
+            # Linux hands a connection to accept() only once its first bytes arrived (or after
+            # about a second), as nginx's "deferred": the request is then there to read at once,
+            # and a silent connection costs us nothing until the kernel gives up waiting.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
         target = (address.host, address.port)
     try:
         sock.bind(target)
