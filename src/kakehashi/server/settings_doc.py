@@ -1,0 +1,48 @@
+"""The settings table of docs/settings.md, generated from ServerConfig's fields.
+
+No I/O here: :func:`settings_markdown` returns the text; ``python -m kakehashi.server.settings_doc``
+prints it, and a test checks that docs/settings.md is up to date.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kakehashi.server.config import ServerConfig
+
+__all__ = ["settings_markdown"]
+
+
+def settings_markdown() -> str:
+    """docs/settings.md, from the metadata of every ServerConfig field."""
+    lines = [
+        "# kakehashi serve: settings",
+        "",
+        "Generated from `ServerConfig` (`python -m kakehashi.server.settings_doc`); do not edit.",
+        "Every setting is a field of `kakehashi.ServerConfig` and a flag of `kakehashi serve`.",
+        "",
+    ]
+    sections: dict[str, list[dataclasses.Field[object]]] = {}
+    for f in dataclasses.fields(ServerConfig):
+        sections.setdefault(f.metadata["section"], []).append(f)
+    for section, fields in sections.items():
+        lines += [f"## {section}", "", "| flag | field | default | meaning |", "|---|---|---|---|"]
+        for f in fields:
+            flag = f.metadata["flag"]
+            if f.type in (bool, "bool"):
+                flag = f"{flag} / --no-{flag[2:]}"
+            short = f.metadata.get("short")
+            flag = f"`{flag}`" + (f" (`{short}`)" if short else "")
+            default = f.default if f.default is not dataclasses.MISSING else ""
+            lines.append(f"| {flag} | `{f.name}` | `{default!r}` | {f.metadata['help']} |")
+        lines.append("")
+    lines += [
+        "Also accepted by `kakehashi serve`: `--host`/`--port` (instead of `--bind`),",
+        "`--access-logfile PATH` and `--log-level LEVEL`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")
