@@ -10,6 +10,7 @@ the exit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -33,6 +34,7 @@ __all__ = ["add_arguments", "load_app", "run"]
 DEFAULT_APP = "kakehashi.demo:app"
 _APP_RE = re.compile(r"(?P<module>[\w.]+):(?P<attr>[\w.]+)(?P<call>\(\))?")
 _TYPES = get_type_hints(ServerConfig)
+_MAIN_PID = os.getpid()  # pre-fork workers share the sockets; only the parent removes files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,6 +196,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _remove_unix_sockets(config)
+
+
+def _remove_unix_sockets(config: ServerConfig) -> None:
+    """Unlink the Unix socket files this process bound, so a restart finds the path free."""
+    if os.getpid() != _MAIN_PID:
+        return
+    for address in config.addresses:
+        if address.unix_path:
+            with contextlib.suppress(OSError):
+                os.unlink(address.unix_path)
 
 
 def _where(sock: Any) -> str:

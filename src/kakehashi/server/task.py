@@ -243,6 +243,8 @@ def run_application(
         return False
     except Exception as exc:
         _application_failed(ctx, writer, environ, exc)
+        if started:  # the 500 (or the aborted response) gets its access line too
+            _log_access(environ, writer, time.monotonic() - started, failed=True)
         return False
     if started:
         _log_access(environ, writer, time.monotonic() - started)
@@ -276,7 +278,9 @@ def _body_refused(
         send_all(writer.sock, error_response(ctx, exc.status_hint, str(exc)), 1.0)
 
 
-def _log_access(environ: dict[str, Any], writer: ResponseWriter, seconds: float) -> None:
+def _log_access(
+    environ: dict[str, Any], writer: ResponseWriter, seconds: float, failed: bool = False
+) -> None:
     # Combined Log Format, then the duration in microseconds (Apache's %D).
     access_logger.info(
         '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %d',
@@ -285,7 +289,7 @@ def _log_access(environ: dict[str, Any], writer: ResponseWriter, seconds: float)
         environ["REQUEST_METHOD"],
         environ["RAW_URI"],
         environ["SERVER_PROTOCOL"],
-        writer.start.status_code,
+        500 if failed and not writer.head_sent else writer.start.status_code,
         writer.sent_body_bytes,
         environ.get("HTTP_REFERER", "-"),
         environ.get("HTTP_USER_AGENT", "-"),
