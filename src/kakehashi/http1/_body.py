@@ -97,9 +97,10 @@ class ChunkedReader:
                 return self._read_trailers(buf)
 
     def _read_size(self, buf: ReceiveBuffer) -> bool:
-        line = buf.extract_line(self._limits.max_chunk_line_bytes)
+        # Limits count a line without its CRLF: up to max + 2 bytes may end in LF.
+        line = buf.extract_line(self._limits.max_chunk_line_bytes + 1)
         if line is None:
-            if len(buf) > self._limits.max_chunk_line_bytes:
+            if len(buf) > self._limits.max_chunk_line_bytes + 1:
                 raise RemoteProtocolError("chunk-size line too long")
             return False
         m = CHUNK_HEADER_RE.fullmatch(line)
@@ -125,9 +126,9 @@ class ChunkedReader:
         # each line is checked as it arrives, so a broken one is refused at once.
         limits = self._limits
         while True:
-            line = buf.extract_line(limits.max_field_bytes)
+            line = buf.extract_line(limits.max_field_bytes + 1)
             if line is None:
-                if len(buf) > limits.max_field_bytes:
+                if len(buf) > limits.max_field_bytes + 1:
                     raise RemoteProtocolError("trailer field too large", 431)
                 return None
             if line == b"\r\n":

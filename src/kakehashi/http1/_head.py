@@ -216,7 +216,7 @@ def parse_fields(block: bytes, limits: Limits) -> list[tuple[bytes, bytes]]:
         nl = block.find(b"\n", pos)
         line = block[pos : nl + 1] if nl >= 0 else block[pos:]
         pos += len(line)
-        if len(line) > limits.max_field_bytes:
+        if len(line) > limits.max_field_bytes + 2:  # the limit is for the line without CRLF
             raise RemoteProtocolError("header field too large", 431)
         m = FIELD_LINE_RE.fullmatch(line)
         if m is None:
