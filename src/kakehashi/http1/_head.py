@@ -64,9 +64,8 @@ def maybe_parse_request_head(
         pos = skipped.end()
     end = buf.find(b"\r\n\r\n", pos)
     if end < 0 or end + 4 - start > limits.max_header_bytes:
+        # Raises 431 itself for a complete head over the limit: the buffer is longer still.
         _check_partial_head(buf, pos, start, limits)
-        if end >= 0:
-            raise RemoteProtocolError("request head too large", 431)
         return None
     line_end = buf.find(b"\r\n", pos)
     m = REQUEST_LINE_RE.fullmatch(buf, pos, line_end + 2)
@@ -139,6 +138,7 @@ def split_fields(
 
 
 def _version_error(version: bytes) -> RemoteProtocolError:
+    # The HTTP/2 preface (RFC 9113 §3.4) parses as "PRI * HTTP/2.0": say so plainly.
     if version.startswith(b"2") or version.startswith(b"3"):
         return RemoteProtocolError(
             f"HTTP/{version.decode()} is not supported here; speak HTTP/1.1", 505
@@ -196,8 +196,6 @@ def _check_request_line(line: bytes, limits: Limits) -> None:
     if m is None:
         if not line.endswith(b"\r\n"):
             raise RemoteProtocolError("request line must end with CRLF")
-        if line.startswith(b"PRI * HTTP/2.0"):
-            raise _version_error(b"2.0")
         raise RemoteProtocolError("malformed request line")
     version = m.group(3) + b"." + m.group(4)
     if version not in _SUPPORTED_VERSIONS:
