@@ -109,15 +109,17 @@ def split_fields(
     repeated name or a broken line goes through :func:`parse_fields`, line by line.
     """
     lines = block.split(b"\r\n")
+    crlf = len(lines) - 1
+    if block.count(b"\r") != crlf or block.count(b"\n") != crlf:
+        # Checked first, as for a partial head (_check_line_endings), so that the status
+        # does not depend on how the head arrived.
+        raise RemoteProtocolError("header lines must end with CRLF, with no bare CR or LF")
     if len(lines) > limits.max_fields:
         raise RemoteProtocolError(f"more than {limits.max_fields} header fields", 431)
     fields = [(n, v.strip(b" \t")) for n, s, v in [line.partition(b":") for line in lines] if s]
     by_name = dict(fields)
-    crlf = len(lines) - 1
     if (
         len(fields) != len(lines)  # a line without a colon
-        or block.count(b"\r") != crlf  # a bare CR
-        or block.count(b"\n") != crlf  # a bare LF
         or len(block.translate(None, CTL_BYTES)) != len(block) - 2 * crlf  # any other CTL
         or len(by_name) != len(fields)  # a repeated name
         or not KNOWN_NAMES.issuperset(by_name)  # a name we have not seen valid
