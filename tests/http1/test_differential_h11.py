@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.fuzz.strategies import Message, Outcome, first_message, messages, mutated
 
 DIFF = settings(
-    max_examples=int(os.environ.get("KAKEHASHI_FUZZ_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("KAKEHASHI_FUZZ_EXAMPLES", "40")),
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
