@@ -68,7 +68,10 @@ def _fields(raw: bytes, name: bytes) -> list[bytes]:
     return re.findall(pattern, _head(raw))
 
 
-_HOST_OK = re.compile(rb"[ \t]*[-A-Za-z0-9._~%!$&'()*+,;=:\[\]]*[ \t]*")
+# uri-host [ ":" port ] (RFC 3986 §3.2.2, §3.2.3), written out again here for the check.
+_HOST_OK = re.compile(
+    rb"[ \t]*(?:\[[0-9A-Fa-f:.]+\]|[-A-Za-z0-9._~%!$&'()*+,;=]*)(?::[0-9]*)?[ \t]*"
+)
 
 # name -> a test of the raw request showing the difference.  Each is documented, with its
 # RFC section, in docs/http-conformance.md.
