@@ -158,7 +158,7 @@ def test_corpus_files_match_their_generator() -> None:
         for sub in ("valid", "invalid")
         for p in (CORPUS / sub).iterdir()
     }
-    assert on_disk == expected, "run: python tests/corpus/generate.py"
+    assert on_disk == expected, "run: PYTHONPATH=. python tests/corpus/generate.py"
 
 
 def test_every_split_covers_the_input() -> None:
