@@ -124,9 +124,9 @@ def request_info(
     ):
         raise RemoteProtocolError("a request needs exactly one valid Host header")
     keep_alive = _keep_alive(http_version, found.get(b"connection"))
-    expectations = _elements(found.get(b"expect", []))
+    expect = found.get(b"expect")  # rare: no list is built for the usual request
     expect_continue = False
-    if expectations and http_version == b"1.1":
+    if expect and http_version == b"1.1" and (expectations := _elements(expect)):
         if expectations != [b"100-continue"]:
             raise RemoteProtocolError(f"unsupported expectation {expectations!r}", 417)
         expect_continue = True
