@@ -33,8 +33,9 @@ REQUEST_LINE_RE = re.compile(REQUEST_LINE)
 
 # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
 # reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).  Some servers omit the space before an
-# empty reason; that is accepted on the client side.
-STATUS_LINE = rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t \x21-\x7e\x80-\xff]*))?\r\n"
+# empty reason; that is accepted on the client side.  RFC 9110 §15: a status below 100 is
+# invalid (it would otherwise pass for a 1xx); 600-999 are taken as final responses.
+STATUS_LINE = rb"HTTP/([0-9])\.([0-9]) ([1-9][0-9]{2})(?: ([\t \x21-\x7e\x80-\xff]*))?\r\n"
 STATUS_LINE_RE = re.compile(STATUS_LINE)
 
 # RFC 9110 §5.5: CTLs are not allowed in a field (HTAB aside); CR and LF only end a line.

@@ -64,14 +64,15 @@ class ChunkedReader:
     the data, the trailer section, done.
     """
 
-    __slots__ = ("_limits", "_remaining", "_state", "_total", "_trailer_lines")
+    __slots__ = ("_limits", "_remaining", "_state", "_total", "_trailer_bytes", "_trailers")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._state = "size"
         self._remaining = 0
         self._total = 0
-        self._trailer_lines: list[bytes] = []
+        self._trailers: list[tuple[bytes, bytes]] = []
+        self._trailer_bytes = 0
 
     def read(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
         while True:
@@ -96,9 +97,10 @@ class ChunkedReader:
                 return self._read_trailers(buf)
 
     def _read_size(self, buf: ReceiveBuffer) -> bool:
-        line = buf.extract_line(self._limits.max_chunk_line_bytes)
+        # Limits count a line without its CRLF: up to max + 2 bytes may end in LF.
+        line = buf.extract_line(self._limits.max_chunk_line_bytes + 1)
         if line is None:
-            if len(buf) > self._limits.max_chunk_line_bytes:
+            if len(buf) > self._limits.max_chunk_line_bytes + 1:
                 raise RemoteProtocolError("chunk-size line too long")
             return False
         m = CHUNK_HEADER_RE.fullmatch(line)
@@ -120,21 +122,24 @@ class ChunkedReader:
         return True
 
     def _read_trailers(self, buf: ReceiveBuffer) -> EndOfMessage | None:
-        # RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ) CRLF, bounded like a head.
+        # RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ) CRLF, bounded like a head:
+        # each line is checked as it arrives, so a broken one is refused at once.
         limits = self._limits
         while True:
-            line = buf.extract_line(limits.max_field_bytes)
+            line = buf.extract_line(limits.max_field_bytes + 1)
             if line is None:
-                if len(buf) > limits.max_field_bytes:
+                if len(buf) > limits.max_field_bytes + 1:
                     raise RemoteProtocolError("trailer field too large", 431)
                 return None
             if line == b"\r\n":
-                fields = parse_fields(b"".join(self._trailer_lines), limits)
                 self._state = "done"
-                return EndOfMessage(Headers(fields))
-            self._trailer_lines.append(line)
-            if len(self._trailer_lines) > limits.max_fields:
+                return EndOfMessage(Headers(self._trailers))
+            self._trailers.extend(parse_fields(line, limits))
+            self._trailer_bytes += len(line)
+            if len(self._trailers) > limits.max_fields:
                 raise RemoteProtocolError("too many trailer fields", 431)
+            if self._trailer_bytes > limits.max_header_bytes:
+                raise RemoteProtocolError("trailer section too large", 431)
 
     def read_eof(self) -> EndOfMessage:
         raise RemoteProtocolError("connection closed in the middle of a chunked body")

@@ -1,8 +1,9 @@
 """ReceiveBuffer: the bytes received and not yet consumed.
 
 No I/O here.  Data is appended at the end and consumed from the front; the consumed prefix is
-dropped lazily, only once it is at least half the buffer, so consuming is O(1) amortised and no
-byte is ever rescanned by a search that already failed (``find_from`` remembers where).
+dropped lazily, only once it is at least half the buffer, so consuming is O(1) amortised.
+Searches are bounded by the caller's limits, so a rescan of an incomplete line or head costs at
+most that limit.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from kakehashi.http1._state import Event, Role, State, transition
 from kakehashi.http1._writers import (
     LAST_CHUNK,
     encode_chunk,
+    write_fields,
     write_request_head,
     write_response_head,
 )
@@ -108,9 +109,7 @@ class Connection:
         if self._eof and not len(self._buf):
             self.their_state = transition(self.their_state, Event.CLOSE)
             return ConnectionClosed()
-        if self.their_state is State.IDLE and self.role is Role.SERVER:  # pragma: no cover
-            return Signal.NEED_DATA
-        return Signal.PAUSED if self.their_state is not State.CLOSED else ConnectionClosed()
+        return Signal.PAUSED
 
     def _next_head(self) -> ReceivedEvent | Signal:
         buf = self._buf
@@ -122,7 +121,8 @@ class Connection:
             parsed = maybe_parse_response_head(buf.raw, buf.pos, self._request.method, self.limits)
         if parsed is None:
             if self._eof:
-                if not len(buf):
+                # RFC 9112 §2.2: empty lines before a request are ignored, also at the end.
+                if not bytes(buf).replace(b"\r\n", b""):
                     self.their_state = transition(self.their_state, Event.CLOSE)
                     return ConnectionClosed()
                 raise RemoteProtocolError("connection closed in the middle of a message head")
@@ -173,10 +173,15 @@ class Connection:
         if isinstance(event, Data):
             return self._send_data(event.data)
         if isinstance(event, EndOfMessage):
-            return self._send_end()
+            return self._send_end(event.trailers)
         if isinstance(event, InformationalResponse):
-            if self.role is not Role.SERVER or self.their_state is State.IDLE:
-                raise LocalProtocolError("a 1xx response needs a request in progress")
+            if (
+                self.role is not Role.SERVER
+                or self.their_state in (State.IDLE, State.ERROR)
+                or self.our_state is not State.IDLE
+                or not 100 <= event.status_code < 200
+            ):
+                raise LocalProtocolError("a 1xx response goes before the final one, to a request")
             return write_response_head(event.status_code, list(event.headers), event.reason or None)
         if isinstance(event, Response):
             return self._send_response(event)
@@ -186,33 +191,43 @@ class Connection:
         if self.role is not Role.CLIENT:
             raise LocalProtocolError("only a client sends requests")
         self.our_state = transition(self.our_state, Event.HEAD)
-        headers = list(request.headers)
-        names = {name.lower() for name, _ in headers}
-        if b"host" not in names:
+        headers = Headers(request.headers)
+        if b"host" not in headers:
             raise LocalProtocolError("a request needs a Host header")
-        if b"transfer-encoding" in names:
+        te = headers.get_list(b"transfer-encoding")
+        if te:
+            # RFC 9112 §6.2: a sender MUST NOT send Content-Length beside Transfer-Encoding.
+            if [t.lower() for t in te] != [b"chunked"] or b"content-length" in headers:
+                raise LocalProtocolError("Transfer-Encoding must be chunked, without a length")
             self._out_framing, self._out_remaining = Framing.CHUNKED, None
-        elif b"content-length" in names:
-            length = Headers(headers).get(b"content-length") or b""
+        elif b"content-length" in headers:
+            length = headers.get(b"content-length") or b""
             if not length.isdigit():
                 raise LocalProtocolError(f"bad Content-Length {length!r}")
             self._out_framing, self._out_remaining = Framing.LENGTH, int(length)
         else:
             self._out_framing, self._out_remaining = Framing.NONE, 0
         self._request = request
-        self._reusable = b"close" not in (Headers(headers).get(b"connection") or b"").lower()
-        return write_request_head(request.method, request.target, headers)
+        self._reusable = b"close" not in [t.lower() for t in headers.get_list(b"connection")]
+        return write_request_head(request.method, request.target, headers.raw())
 
     def _send_response(self, response: Response) -> bytes:
         request = self._request
-        if self.role is not Role.SERVER or request is None or self.their_state is State.IDLE:
+        if self.role is not Role.SERVER:
+            raise LocalProtocolError("only a server sends responses")
+        if self.their_state is State.ERROR and self.our_state is State.IDLE:
+            # The answer to a request that failed to parse (400, 413, ...): allowed once, and
+            # the connection closes after it, since we cannot know where the next one starts.
+            self._reusable = False
+            method, version = b"GET", b"1.1"
+        elif request is None or self.their_state is State.IDLE:
             raise LocalProtocolError("a response needs a request to answer")
+        else:
+            method, version = request.method, request.http_version
+        if response.status_code < 200:
+            raise LocalProtocolError("send a 1xx as an InformationalResponse")
         out = outgoing_response_framing(
-            request.method,
-            request.http_version,
-            self._reusable,
-            response.status_code,
-            list(response.headers),
+            method, version, self._reusable, response.status_code, list(response.headers)
         )
         self.our_state = transition(self.our_state, Event.HEAD)
         self._out_framing = out.framing
@@ -238,15 +253,22 @@ class Connection:
             raise LocalProtocolError("this message cannot have a body")
         return data
 
-    def _send_end(self) -> bytes:
+    def _send_end(self, trailers: Headers) -> bytes:
         self.our_state = transition(self.our_state, Event.END)
-        if self._out_framing is Framing.LENGTH and self._out_remaining:
-            self.our_state = State.ERROR
+        framing = self._out_framing
+        if framing is Framing.LENGTH and self._out_remaining:
             raise LocalProtocolError("body shorter than its Content-Length")
-        if self._out_framing is Framing.CLOSE:
+        if len(trailers) and framing is not Framing.CHUNKED:
+            # RFC 9112 §7.1.2: only the chunked coding has a place for trailer fields.
+            raise LocalProtocolError("trailers need a chunked body")
+        if framing is Framing.CLOSE:
             self._reusable = False
         self._maybe_must_close()
-        return LAST_CHUNK if self._out_framing is Framing.CHUNKED else b""
+        if framing is not Framing.CHUNKED:
+            return b""
+        if not len(trailers):
+            return LAST_CHUNK
+        return b"0\r\n" + write_fields(trailers.raw()) + b"\r\n"
 
     # -- the cycle ---------------------------------------------------------------------------
 

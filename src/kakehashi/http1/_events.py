@@ -50,6 +50,7 @@ class Limits:
     """Bounds on what a peer may send; each breach has its own status code.
 
     Defaults follow gunicorn and waitress where they agree, and say why where they differ.
+    The request line is counted with its CRLF; a field or chunk-size line without it.
     """
 
     # RFC 9112 §3: a server that receives a request-target longer than it wishes to parse

@@ -44,6 +44,11 @@ def _split(value: bytes) -> list[bytes]:
     return [item.strip(b" \t") for item in value.lower().split(b",")]
 
 
+def _elements(values: list[bytes]) -> list[bytes]:
+    """RFC 9110 §5.6.1: a recipient ignores empty list elements (``chunked,`` is ``chunked``)."""
+    return [item for value in values for item in _split(value) if item]
+
+
 def _content_length(values: list[bytes], limits: Limits | None) -> int:
     """RFC 9110 §8.6: digits only; repeated values must all be the same number."""
     items = [item for value in values for item in _split(value)]
@@ -52,9 +57,10 @@ def _content_length(values: list[bytes], limits: Limits | None) -> int:
             raise RemoteProtocolError(f"malformed Content-Length {item!r}")
     if len(set(items)) != 1:
         raise RemoteProtocolError("conflicting Content-Length values")
-    if len(items[0]) > _MAX_LENGTH_DIGITS:
+    digits = items[0].lstrip(b"0")  # leading zeros are digits too, and must not count
+    if len(digits) > _MAX_LENGTH_DIGITS:
         raise RemoteProtocolError("Content-Length too large", 413)
-    length = int(items[0])
+    length = int(digits or b"0")
     if limits is not None and length > limits.max_body_bytes:
         raise RemoteProtocolError(
             f"body of {length} bytes exceeds the limit of {limits.max_body_bytes}", 413
@@ -62,18 +68,22 @@ def _content_length(values: list[bytes], limits: Limits | None) -> int:
     return length
 
 
-def _is_chunked(values: list[bytes]) -> bool:
+def _check_chunked(values: list[bytes]) -> None:
     """RFC 9112 §6.1, §7: the only transfer coding we decode is a single, final ``chunked``.
 
-    Returns False when chunked is present but not final (the length cannot be known).
+    Chunked not final, or applied twice, leaves the length unknowable: 400 (§6.3 item 4).
+    Any other coding is one we do not implement: 501 (§6.1).
     """
-    codings = [item for value in values for item in _split(value)]
+    codings = _elements(values)
+    if not codings:
+        raise RemoteProtocolError("empty Transfer-Encoding")
+    if codings[-1] != b"chunked" and b"chunked" in codings:
+        raise RemoteProtocolError("chunked is not the final transfer coding")
     for coding in codings:
         if coding != b"chunked":
             raise RemoteProtocolError(f"unsupported transfer coding {coding!r}", 501)
     if len(codings) != 1:
         raise RemoteProtocolError("chunked transfer coding applied more than once")
-    return True
 
 
 def _keep_alive(http_version: bytes, connection: list[bytes] | None) -> bool:
@@ -114,11 +124,11 @@ def request_info(
     ):
         raise RemoteProtocolError("a request needs exactly one valid Host header")
     keep_alive = _keep_alive(http_version, found.get(b"connection"))
-    expect = found.get(b"expect")
+    expect = found.get(b"expect")  # rare: no list is built for the usual request
     expect_continue = False
-    if expect and http_version == b"1.1":
-        if [t for v in expect for t in _split(v)] != [b"100-continue"]:
-            raise RemoteProtocolError(f"unsupported expectation {expect!r}", 417)
+    if expect and http_version == b"1.1" and (expectations := _elements(expect)):
+        if expectations != [b"100-continue"]:
+            raise RemoteProtocolError(f"unsupported expectation {expectations!r}", 417)
         expect_continue = True
     te = found.get(b"transfer-encoding")
     cl = found.get(b"content-length")
@@ -127,7 +137,7 @@ def request_info(
             raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request")
         if cl is not None:
             raise RemoteProtocolError("both Transfer-Encoding and Content-Length")
-        _is_chunked(te)
+        _check_chunked(te)
         return MessageInfo(Framing.CHUNKED, None, keep_alive, expect_continue)
     if cl is not None:
         length = _content_length(cl, limits)
@@ -164,8 +174,8 @@ def response_info(
     if te is not None:
         if http_version != b"1.1" or cl is not None:
             raise RemoteProtocolError("ambiguous response framing")
-        codings = [item for value in te for item in _split(value)]
-        if codings[-1] == b"chunked":
+        codings = _elements(te)
+        if codings and codings[-1] == b"chunked":
             return MessageInfo(Framing.CHUNKED, None, keep_alive)
         return MessageInfo(Framing.CLOSE, None, False)
     if cl is not None:
@@ -212,7 +222,7 @@ def outgoing_response_framing(
     """Decide how a response we send is framed, and complete its fields.
 
     1. No body for HEAD, 1xx, 204 and 304 (RFC 9110 §9.3.2, §15.3.5, §15.4.5); the fields
-       are kept, so HEAD reports GET's Content-Length.
+       are kept, so HEAD reports GET's Content-Length, except Content-Length on 1xx and 204.
     2. A Content-Length from the application is used as it is (and checked when sending).
     3. Otherwise HTTP/1.1 gets ``Transfer-Encoding: chunked``; HTTP/1.0 has no chunked
        coding, so the body runs until we close (RFC 9112 §6.3 step 8).
@@ -226,7 +236,12 @@ def outgoing_response_framing(
     length, has_connection, wants_close = _scan_outgoing(headers)
     keep_alive = request_keep_alive and not wants_close
     out = list(headers)
-    if request_method == b"HEAD" or status_code < 200 or status_code in (204, 304):
+    if status_code < 200 or status_code == 204:
+        # RFC 9110 §8.6: a server MUST NOT send Content-Length in a 1xx or 204 response;
+        # frameworks often add "0" anyway, so it is dropped rather than refused.
+        out = [(n, v) for n, v in out if n.lower() != b"content-length"]
+        framing, length = Framing.NONE, None
+    elif request_method == b"HEAD" or status_code == 304:
         framing = Framing.NONE
     elif length is not None:
         framing = Framing.LENGTH

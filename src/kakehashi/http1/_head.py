@@ -36,11 +36,10 @@ _TOKEN_RE = re.compile(TOKEN)
 _SUPPORTED_VERSIONS = (b"1.0", b"1.1")
 
 
-def _skip_empty_lines(buf: bytes | bytearray, pos: int) -> int:
-    # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
-    while buf.startswith(b"\r\n", pos):
-        pos += 2
-    return pos
+# RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.  A
+# regular expression skips them in C, because a peer may send thousands and the buffer is
+# rescanned on every call while the head is incomplete.
+_EMPTY_LINES_RE = re.compile(rb"(?:\r\n)*")
 
 
 def maybe_parse_request_head(
@@ -56,13 +55,17 @@ def maybe_parse_request_head(
         RemoteProtocolError: the head is malformed (400), too long (414, 431), of an
             unsupported version (505), or its framing is refused (400, 413, 417, 501).
     """
+    start = pos
     if buf.startswith(b"\r\n", pos):
-        pos = _skip_empty_lines(buf, pos)
+        # The skipped lines count against max_header_bytes (from ``start``), so an endless
+        # stream of CRLFs is refused rather than buffered.
+        skipped = _EMPTY_LINES_RE.match(buf, pos)
+        assert skipped is not None  # a starred pattern always matches
+        pos = skipped.end()
     end = buf.find(b"\r\n\r\n", pos)
-    if end < 0 or end + 4 - pos > limits.max_header_bytes:
-        _check_partial_head(buf, pos, limits)
-        if end >= 0:
-            raise RemoteProtocolError("request head too large", 431)
+    if end < 0 or end + 4 - start > limits.max_header_bytes:
+        # Raises 431 itself for a complete head over the limit: the buffer is longer still.
+        _check_partial_head(buf, pos, start, limits)
         return None
     line_end = buf.find(b"\r\n", pos)
     m = REQUEST_LINE_RE.fullmatch(buf, pos, line_end + 2)
@@ -106,17 +109,18 @@ def split_fields(
     repeated name or a broken line goes through :func:`parse_fields`, line by line.
     """
     lines = block.split(b"\r\n")
+    crlf = len(lines) - 1
+    if block.count(b"\r") != crlf or block.count(b"\n") != crlf:
+        # Checked first, as for a partial head (_check_line_endings), so that the status
+        # does not depend on how the head arrived.
+        raise RemoteProtocolError("header lines must end with CRLF, with no bare CR or LF")
     if len(lines) > limits.max_fields:
         raise RemoteProtocolError(f"more than {limits.max_fields} header fields", 431)
     fields = [(n, v.strip(b" \t")) for n, s, v in [line.partition(b":") for line in lines] if s]
     by_name = dict(fields)
-    crlf = len(lines) - 1
     if (
         len(fields) != len(lines)  # a line without a colon
-        or block.count(b"\r") != crlf  # a bare CR
-        or block.count(b"\n") != crlf  # a bare LF
         or len(block.translate(None, CTL_BYTES)) != len(block) - 2 * crlf  # any other CTL
-        or len(block) > limits.max_field_bytes  # maybe one line over the limit
         or len(by_name) != len(fields)  # a repeated name
         or not KNOWN_NAMES.issuperset(by_name)  # a name we have not seen valid
     ):
@@ -127,6 +131,8 @@ def split_fields(
             if lname in FRAMING_NAMES:
                 found.setdefault(lname, []).append(value)
         return fields, found
+    if len(block) > limits.max_field_bytes:  # only then can one line be over the limit
+        _check_line_lengths(lines, limits)
     found = {}
     for spelling in FRAMING_SPELLINGS.intersection(by_name):
         found.setdefault(spelling.lower(), []).append(by_name[spelling])
@@ -134,6 +140,7 @@ def split_fields(
 
 
 def _version_error(version: bytes) -> RemoteProtocolError:
+    # The HTTP/2 preface (RFC 9113 §3.4) parses as "PRI * HTTP/2.0": say so plainly.
     if version.startswith(b"2") or version.startswith(b"3"):
         return RemoteProtocolError(
             f"HTTP/{version.decode()} is not supported here; speak HTTP/1.1", 505
@@ -141,45 +148,56 @@ def _version_error(version: bytes) -> RemoteProtocolError:
     return RemoteProtocolError(f"HTTP version {version.decode()} not supported", 505)
 
 
-def _check_field_limits(fields: list[tuple[bytes, bytes]], block: bytes, limits: Limits) -> None:
-    if len(fields) > limits.max_fields:
-        raise RemoteProtocolError(f"more than {limits.max_fields} header fields", 431)
-    if len(block) > limits.max_field_bytes:  # only then can one line be over the limit
-        longest = max(len(line) for line in block.split(b"\r\n"))
-        if longest > limits.max_field_bytes:
-            raise RemoteProtocolError("header field too large", 431)
+def _check_line_lengths(lines: list[bytes], limits: Limits) -> None:
+    if max(map(len, lines)) > limits.max_field_bytes:
+        raise RemoteProtocolError("header field too large", 431)
 
 
-def _check_partial_head(buf: bytes | bytearray, pos: int, limits: Limits) -> None:
-    """Refuse an incomplete head early: a bad or endless request line, or a head over limits."""
+def _check_partial_head(buf: bytes | bytearray, pos: int, start: int, limits: Limits) -> None:
+    """Refuse an incomplete (or oversized) head as early as a rule is sure to be broken.
+
+    Each check looks only at bytes that every later arrival keeps, so a head fed in pieces
+    of any size is refused with the same status as the whole head: a bad method or request
+    line first, then a bare CR or LF within the head limit, then the size limits.
+    """
     line_end = buf.find(b"\n", pos)
     if line_end < 0:
+        _check_line_prefix(bytes(buf[pos : pos + 32]))
         if len(buf) - pos > limits.max_request_line_bytes:
             raise RemoteProtocolError("request line too long", 414)
-        _check_line_prefix(bytes(buf[pos : pos + 32]))
     else:
         _check_request_line(bytes(buf[pos : line_end + 1]), limits)
-    if len(buf) - pos > limits.max_header_bytes:
+        _check_line_endings(buf, pos, min(len(buf), start + limits.max_header_bytes))
+    if len(buf) - start > limits.max_header_bytes:
         raise RemoteProtocolError("request head too large", 431)
+
+
+def _check_line_endings(buf: bytes | bytearray, pos: int, stop: int) -> None:
+    # RFC 9112 §2.2: a bare CR is invalid and we do not take a bare LF as a line end, so a
+    # head that holds either can never complete; refuse it now instead of waiting for 431.
+    # A CR at ``stop`` may yet be followed by its LF.
+    crlf = buf.count(b"\r\n", pos, stop)
+    bare_cr = buf.count(b"\r", pos, stop) - crlf - (buf[stop - 1 : stop] == b"\r")
+    if bare_cr or buf.count(b"\n", pos, stop) != crlf:
+        raise RemoteProtocolError("header lines must end with CRLF, with no bare CR or LF")
 
 
 def _check_line_prefix(prefix: bytes) -> None:
     """A request line must start with a method token then a space; refuse early otherwise."""
     method = prefix.split(b" ", 1)[0]
-    if method and _TOKEN_RE.fullmatch(method) is None:
+    if method and method != b"\r" and _TOKEN_RE.fullmatch(method) is None:
         raise RemoteProtocolError("malformed request line")
 
 
 def _check_request_line(line: bytes, limits: Limits) -> None:
     """Raise the error for a request line the fast path refused (or a partial head's line)."""
+    _check_line_prefix(line[:32])  # a bad method is 400 at any length, as when partial
     if len(line) > limits.max_request_line_bytes:
         raise RemoteProtocolError("request line too long", 414)
     m = REQUEST_LINE_RE.fullmatch(line)
     if m is None:
         if not line.endswith(b"\r\n"):
             raise RemoteProtocolError("request line must end with CRLF")
-        if line.startswith(b"PRI * HTTP/2.0"):
-            raise _version_error(b"2.0")
         raise RemoteProtocolError("malformed request line")
     version = m.group(3) + b"." + m.group(4)
     if version not in _SUPPORTED_VERSIONS:
@@ -198,7 +216,7 @@ def parse_fields(block: bytes, limits: Limits) -> list[tuple[bytes, bytes]]:
         nl = block.find(b"\n", pos)
         line = block[pos : nl + 1] if nl >= 0 else block[pos:]
         pos += len(line)
-        if len(line) > limits.max_field_bytes:
+        if len(line) > limits.max_field_bytes + 2:  # the limit is for the line without CRLF
             raise RemoteProtocolError("header field too large", 431)
         m = FIELD_LINE_RE.fullmatch(line)
         if m is None:

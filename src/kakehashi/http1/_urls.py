@@ -28,21 +28,22 @@ def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes]:
     1. origin-form ``/path?query``: the usual case.
     2. absolute-form ``http://host/path?query``: the path and query are taken; an empty path
        is ``/`` (RFC 9112 §3.2.2).
-    3. authority-form ``host:port``: CONNECT only; the path is the authority, no query.
+    3. authority-form ``host:port``: CONNECT only, and CONNECT takes no other form; the path
+       is the authority, no query.
     4. asterisk-form ``*``: OPTIONS only; the path is ``*``.
 
     Raises:
         RemoteProtocolError: 400 for a form the method does not allow, or a fragment.
     """
+    if method == b"CONNECT":  # before origin-form: "CONNECT /x" is not allowed either
+        if _AUTHORITY_RE.fullmatch(target) is None:
+            raise RemoteProtocolError("CONNECT needs an authority-form target (host:port)")
+        return target, b""
     if target.startswith(b"/"):
         path, _, query = target.partition(b"?")
         if b"#" in target:
             raise RemoteProtocolError("a request target cannot carry a fragment")
         return path, query
-    if method == b"CONNECT":
-        if _AUTHORITY_RE.fullmatch(target) is None:
-            raise RemoteProtocolError("CONNECT needs an authority-form target (host:port)")
-        return target, b""
     if target == b"*":
         if method != b"OPTIONS":
             raise RemoteProtocolError("the asterisk target is for OPTIONS only")

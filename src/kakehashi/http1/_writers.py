@@ -18,6 +18,7 @@ __all__ = [
     "LAST_CHUNK",
     "encode_chunk",
     "reason_phrase",
+    "write_fields",
     "write_request_head",
     "write_response_head",
 ]
@@ -51,11 +52,7 @@ def write_response_head(
         reason = _REASONS.get(status_code, b"")
     elif _REASON_RE.fullmatch(reason) is None:
         raise LocalProtocolError(f"illegal reason phrase {reason!r}")
-    validate_fields(headers)
-    lines = [b"HTTP/%s %d %s\r\n" % (http_version, status_code, reason)]
-    lines.extend(b"%s: %s\r\n" % field for field in headers)
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    return b"HTTP/%s %d %s\r\n%s\r\n" % (http_version, status_code, reason, write_fields(headers))
 
 
 def write_request_head(
@@ -70,11 +67,16 @@ def write_request_head(
         raise LocalProtocolError(f"illegal method {method!r}")
     if _TARGET_RE.fullmatch(target) is None:
         raise LocalProtocolError(f"illegal request target {target!r}")
-    validate_fields(headers)
-    lines = [b"%s %s HTTP/%s\r\n" % (method, target, http_version)]
-    lines.extend(b"%s: %s\r\n" % field for field in headers)
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    return b"%s %s HTTP/%s\r\n%s\r\n" % (method, target, http_version, write_fields(headers))
+
+
+def write_fields(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Validated field lines, each ending in CRLF (a head's or a trailer section's).
+
+    Raises:
+        LocalProtocolError: an illegal name or value.
+    """
+    return b"".join([b"%s: %s\r\n" % field for field in validate_fields(headers)])
 
 
 def encode_chunk(data: bytes) -> bytes:
