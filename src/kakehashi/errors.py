@@ -66,7 +66,10 @@ class LocalProtocolError(ProtocolError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer sent something illegal; ``status_hint`` is 400, 408, 413, 414, 431, 501 or 505."""
+    """The peer sent something illegal.
+
+    ``status_hint`` is 400, 408, 413, 414, 417, 431, 501 or 505.
+    """
 
 
 # --- configuration -------------------------------------------------------------------------

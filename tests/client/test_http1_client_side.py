@@ -1,8 +1,6 @@
 """What the client needs from kakehashi.http1 on the client side, including known bugs.
 
-The xfail tests describe http1 behaviour that looked wrong from the client; http1 is being
-hardened in parallel, so they are reported rather than fixed here.  When one starts to pass,
-remove its marker.
+The last tests pin http1 behaviour that once looked wrong from the client and is now fixed.
 """
 
 from __future__ import annotations
@@ -23,9 +21,6 @@ def _sent_get() -> http1.Connection:
     return conn
 
 
-@pytest.mark.xfail(
-    reason="http1 bug: a status below 100 is returned as a 1xx InformationalResponse"
-)
 @pytest.mark.parametrize("status", [b"000", b"099"])
 def test_http1_refuses_a_status_below_100(status: bytes) -> None:
     conn = _sent_get()
@@ -40,7 +35,6 @@ def test_the_client_refuses_a_status_below_100_despite_http1() -> None:
         client.get("http://example.test/")
 
 
-@pytest.mark.xfail(reason="http1 bug: send(Request) accepts Transfer-Encoding with Content-Length")
 def test_http1_refuses_to_send_both_transfer_encoding_and_content_length() -> None:
     conn = http1.Connection(http1.Role.CLIENT)
     fields = [(b"Host", b"x"), (b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"3")]
@@ -48,7 +42,6 @@ def test_http1_refuses_to_send_both_transfer_encoding_and_content_length() -> No
         conn.send(http1.Request(b"POST", b"/", http1.Headers(fields)))
 
 
-@pytest.mark.xfail(reason="http1 bug: send(Request) ignores Request.http_version (always 1.1)")
 def test_http1_writes_the_requested_version() -> None:
     conn = http1.Connection(http1.Role.CLIENT)
     head = conn.send(http1.Request(b"GET", b"/", http1.Headers([(b"Host", b"x")]), b"1.0"))

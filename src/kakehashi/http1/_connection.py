@@ -209,7 +209,9 @@ class Connection:
             self._out_framing, self._out_remaining = Framing.NONE, 0
         self._request = request
         self._reusable = b"close" not in [t.lower() for t in headers.get_list(b"connection")]
-        return write_request_head(request.method, request.target, headers.raw())
+        return write_request_head(
+            request.method, request.target, headers.raw(), request.http_version
+        )
 
     def _send_response(self, response: Response) -> bytes:
         request = self._request
