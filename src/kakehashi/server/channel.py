@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import io
+import re
 import socket
 import threading
 import time
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["HTTPChannel", "Phase"]
 
 _RECV_BYTES = 64 * 1024
+_EMPTY_LINES_RE = re.compile(rb"(?:\r\n)*")
 # A body the application left unread is drained up to this much to keep the connection;
 # beyond it, closing is cheaper than reading.
 _DRAIN_BYTES = 1 << 20
@@ -151,7 +153,18 @@ class HTTPChannel:
             return False
         if not data:
             return False  # the client closed; nothing it sent is waiting for an answer
-        self.buf = self.buf + data if self.buf else data
+        if self.buf:
+            self.buf += data
+            # A head can only complete, or a line be judged, once an LF arrives; before that
+            # only its size can be wrong.  Not re-parsing until then keeps a head trickled in
+            # tiny pieces linear instead of quadratic.
+            limits = self.ctx.limits
+            line_done = self.buf.find(b"\n", 0, limits.max_request_line_bytes) >= 0
+            limit = limits.max_header_bytes if line_done else limits.max_request_line_bytes
+            if b"\n" not in data and len(self.buf) <= limit:
+                return True
+        else:
+            self.buf = data
         return self._serve_buffered()
 
     def _serve_buffered(self) -> bool:
@@ -164,6 +177,13 @@ class HTTPChannel:
                 self._refuse(exc)
                 return False
             if parsed is None:
+                if self.buf[:2] == b"\r\n":
+                    # RFC 9112 §2.2: empty lines before a request are ignored; dropping them
+                    # here means a stream of them is never rescanned (the head timer, which
+                    # they do not reset, bounds how long a client may send them).
+                    skipped = _EMPTY_LINES_RE.match(self.buf)
+                    if skipped is not None:
+                        self.buf = self.buf[skipped.end() :]
                 if self.phase is Phase.IDLE:
                     self.phase = Phase.HEAD
                     if self.requests:  # a fresh connection's head timer runs from accept
