@@ -19,6 +19,7 @@ import select
 import socket
 import threading
 import time
+from typing import Any
 
 from kakehashi.server.channel import HTTPChannel
 from kakehashi.server.context import ServerContext, error_logger
@@ -26,6 +27,10 @@ from kakehashi.server.context import ServerContext, error_logger
 __all__ = ["Poller"]
 
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
+# Connections one thread accepts per listener event.
+_ACCEPT_BATCH = 16
+# Once serving an accepted batch has taken this long (seconds), the rest is parked instead.
+_HAND_BACK_AFTER = 0.002
 
 
 class Poller:
@@ -89,20 +94,37 @@ class Poller:
                     return
 
     def _accept(self, listener: socket.socket) -> None:
-        try:
-            sock, addr = listener.accept()
-        except BlockingIOError:
-            self._rearm_listener(listener)
-            return
-        except OSError as exc:  # EMFILE and friends: stop accepting until the sweeper's tick
-            if not self.ctx.stopping:
-                error_logger.warning("accept failed (%s); pausing new connections", exc)
+        """Accept what is waiting (up to a batch), re-arm the listener, serve what came.
+
+        Thanks to TCP_DEFER_ACCEPT a new connection usually has its request waiting, so this
+        thread serves the batch in turn; if one of them turns out slow, the rest are parked
+        instead, where idle threads pick them up.
+        """
+        channels = []
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, addr = listener.accept()
+            except BlockingIOError:
+                break
+            except OSError as exc:  # EMFILE and friends: pause until the sweeper's tick
+                if not self.ctx.stopping:
+                    error_logger.warning("accept failed (%s); pausing new connections", exc)
+                    self._listeners_paused = True
+                break
+            channels.append(self._new_channel(sock, addr))
+            if len(self.channels) >= self.ctx.config.connection_limit:
                 self._listeners_paused = True
-            return
-        if len(self.channels) + 1 >= self.ctx.config.connection_limit:
-            self._listeners_paused = True
-        else:
+                break
+        if not self._listeners_paused:
             self._rearm_listener(listener)
+        started = time.monotonic()
+        for channel in channels:
+            if time.monotonic() - started < _HAND_BACK_AFTER:
+                channel.run()
+            else:
+                channel.park()
+
+    def _new_channel(self, sock: socket.socket, addr: Any) -> HTTPChannel:
         sock.setblocking(False)
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -111,7 +133,7 @@ class Poller:
             peer = ("", 0)
         channel = HTTPChannel(sock, peer, self.ctx, self)
         self.channels[channel.fd] = channel
-        channel.run()
+        return channel
 
     def _rearm_listener(self, listener: socket.socket) -> None:
         try:

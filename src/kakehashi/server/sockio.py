@@ -14,7 +14,7 @@ import socket
 
 from kakehashi.errors import ClientDisconnected
 
-__all__ = ["recv_some", "send_all", "sendfile_all"]
+__all__ = ["recv_some", "send_all", "send_parts", "sendfile_all"]
 
 _WRITABLE = select.POLLOUT | select.POLLERR | select.POLLHUP
 _READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
@@ -50,6 +50,23 @@ def send_all(sock: socket.socket, data: bytes | memoryview, timeout: float) -> N
         send_all(sock, data, timeout)
     except OSError as exc:
         raise ClientDisconnected(f"send failed: {exc}") from exc
+
+
+def send_parts(sock: socket.socket, parts: list[bytes], timeout: float) -> None:
+    """Send several buffers in order, with one ``sendmsg`` (writev) when the kernel takes them
+    all, so a large body is never copied just to be joined to its head.
+
+    Raises:
+        ClientDisconnected: the peer closed, reset, or stalled.
+    """
+    try:
+        sent = sock.sendmsg(parts)
+    except BlockingIOError:
+        sent = 0
+    except OSError as exc:
+        raise ClientDisconnected(f"send failed: {exc}") from exc
+    if sent < sum(map(len, parts)):  # the kernel's buffer filled: finish the slow way
+        send_all(sock, memoryview(b"".join(parts))[sent:], timeout)
 
 
 def sendfile_all(sock: socket.socket, fd: int, offset: int, count: int, timeout: float) -> int:

@@ -25,10 +25,13 @@ from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProto
 from kakehashi.http1 import Framing, Request, outgoing_response_framing, reason_phrase
 from kakehashi.server.context import ServerContext, access_logger, error_logger
 from kakehashi.server.input import StreamingInput
-from kakehashi.server.sockio import send_all, sendfile_all
+from kakehashi.server.sockio import send_all, send_parts, sendfile_all
 from kakehashi.wsgi import FileWrapper, StartResponse
 
 __all__ = ["ResponseWriter", "error_response", "run_application"]
+
+# Bodies from this size on go out with their head in one sendmsg instead of being joined to it.
+_GATHER_BYTES = 16 * 1024
 
 
 def error_response(ctx: ServerContext, status: int, detail: str = "") -> bytes:
@@ -161,16 +164,17 @@ class ResponseWriter:
             if type(body) is not bytes:
                 raise LocalProtocolError("the application must return bytes")
             self.sent_body_bytes = len(body)
-            head = self._head(len(body)) if not self.head_sent else b""
-            data = head + self._frame(body) if body else head
+            parts = [self._head(len(body)) if not self.head_sent else b"", self._frame(body)]
             if self._framing is Framing.CHUNKED:
-                data += b"0\r\n\r\n"
+                parts.append(b"0\r\n\r\n")
             elif self._framing is Framing.CLOSE:
                 self.keep_alive = False
             elif self._framing is Framing.LENGTH and self._remaining:
                 error_logger.error("application sent less than its Content-Length; closing")
                 self.keep_alive = False
-            if data:
+            if len(body) >= _GATHER_BYTES:
+                send_parts(self.sock, parts, self.ctx.config.send_timeout)
+            elif data := b"".join(parts):
                 send_all(self.sock, data, self.ctx.config.send_timeout)
             return
         if type(result) is FileWrapper and self._try_sendfile(result):
