@@ -110,8 +110,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         for name, value in headers:
             has_length = has_length or name.lower() == "content-length"
             self.send_header(name, value)
-        if not has_length:
-            self.send_header("Connection", "close")
+        if self.close_connection or not has_length:
+            self.send_header("Connection", "close")  # also sets self.close_connection
         self.end_headers()
 
     def _run_app(self) -> None:
