@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import peers
 from bench.apps import BIG_SIZE, HELLO_BODY
+from bench.serve_peer import raise_nofile_limit
 
 OUT = peers.ROOT / "bench" / "out"
 BASELINE = "waitress"
@@ -252,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     peer_names = _split(args.peers, peers.PEERS, "peers")
     scenario_names = _split(args.scenarios, SCENARIOS, "scenarios")
 
+    raise_nofile_limit()
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "post1m.lua"
