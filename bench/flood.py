@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reports.append(run_peer(name, args))
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    raw = {"when": stamp, "options": vars(args), "reports": reports}
+    raw = {"when": stamp, "versions": peers.versions(), "options": vars(args), "reports": reports}
     path = OUT / f"flood-{stamp}.json"
     path.write_text(json.dumps(raw, indent=2) + "\n")
     print(markdown(reports))

@@ -28,6 +28,7 @@ __all__ = [
     "free_port",
     "rss_bytes",
     "start",
+    "versions",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,8 @@ KAKEHASHI_ARGS = (
     "--threads",
     "4",
     "--no-access-log",
+    "--log-level",
+    "warning",
 )
 KAKEHASHI_FLOOD_ARGS = ("--header-timeout", "10")
 # ------------------------------------------------------------------------------------------
@@ -109,6 +112,33 @@ PEERS: dict[str, Peer] = {
         ),
     )
 }
+
+
+def versions() -> dict[str, str]:
+    """Python, peer and wrk versions, and the commit of the kakehashi checkout in use."""
+    from importlib import metadata
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("waitress", "gunicorn", "cheroot", "kakehashi"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    probe = "import kakehashi, os; print(os.path.dirname(kakehashi.__file__))"
+    where = subprocess.run(
+        [sys.executable, "-c", probe], env=_env(), capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if where:
+        rev = subprocess.run(
+            ["git", "-C", where, "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found["kakehashi_commit"] = rev.stdout.strip() or "unknown"
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    found["wrk"] = (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()
+    return found
 
 
 def free_port(host: str = "127.0.0.1") -> int:

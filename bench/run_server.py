@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -82,6 +81,7 @@ class Result:
     error: str | None = None
     ratio: float | None = None
     rss_mib: float | None = None
+    rounds: list[float | None] = field(default_factory=list)  # req/s of every round
 
 
 # ---- wrk -------------------------------------------------------------------------------
@@ -172,6 +172,17 @@ def measure(peer: str, scenario: Scenario, args: argparse.Namespace, lua: Path) 
     return result
 
 
+def combine(runs: list[Result]) -> Result:
+    """The round with the median req/s (lower median), carrying every round's req/s."""
+    good = sorted((r for r in runs if r.rps is not None), key=lambda r: r.rps or 0.0)
+    chosen = good[(len(good) - 1) // 2] if good else runs[-1]
+    chosen.rounds = [r.rps for r in runs]
+    if good and len(good) < len(runs):
+        failed = next(r.error for r in runs if r.rps is None)
+        chosen.error = f"{len(runs) - len(good)} of {len(runs)} rounds failed: {failed}"
+    return chosen
+
+
 # ---- report ----------------------------------------------------------------------------
 
 
@@ -216,20 +227,6 @@ def markdown(results: list[Result], peer_names: list[str], scenario_names: list[
     return "\n".join(lines)
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for name in ("waitress", "gunicorn", "cheroot", "kakehashi"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    found["wrk"] = (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()
-    return found
-
-
 def _split(text: str, known: dict[str, Any], what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
@@ -244,12 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; the median is kept")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up (smoke)")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 3.0, 1.0
     args.duration = max(1.0, min(args.duration, 120.0))  # every load loop is bounded
     args.warmup = max(1.0, min(args.warmup, 10.0))
+    args.repeat = max(1, min(args.repeat, 9))
     peer_names = _split(args.peers, peers.PEERS, "peers")
     scenario_names = _split(args.scenarios, SCENARIOS, "scenarios")
 
@@ -259,9 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         lua = Path(tmp) / "post1m.lua"
         lua.write_text(POST_LUA)
         for s in scenario_names:
-            for p in peer_names:
-                print(f"# {s} / {p} ...", file=sys.stderr, flush=True)
-                results.append(measure(p, SCENARIOS[s], args, lua))
+            runs: dict[str, list[Result]] = {p: [] for p in peer_names}
+            for n in range(args.repeat):  # rounds interleave the peers: drift hits all alike
+                for p in peer_names:
+                    print(f"# {s} / {p} (round {n + 1}) ...", file=sys.stderr, flush=True)
+                    runs[p].append(measure(p, SCENARIOS[s], args, lua))
+            results += [combine(runs[p]) for p in peer_names]
     add_ratios(results)
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -269,8 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = {
         "when": stamp,
         "duration_s": args.duration,
+        "repeat": args.repeat,
         "cpus": {"server": peers.SERVER_CPU, "wrk": peers.CLIENT_CPU},
-        "versions": _versions(),
+        "versions": peers.versions(),
         "peers": {p: peers.PEERS[p].note for p in peer_names},
         "scenarios": {s: SCENARIOS[s].note for s in scenario_names},
         "results": [asdict(r) for r in results],
