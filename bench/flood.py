@@ -273,6 +273,8 @@ def _pct(sorted_s: list[float], pct: int) -> float | None:
 def _watch(server: peers.Server, flood: Flood, fresh: Fresh, observe: float) -> dict[str, Any]:
     """Trickle, sample RSS and watch until ``observe`` s after t0 (or all settled)."""
     rss_peak = rss_fresh = 0
+    rss_fresh_final = False
+    max_gap = 0.0  # longest loop iteration: a stalled client would skew the trickle
     next_tick = next_rss = time.monotonic()
     fresh_thread = threading.Thread(target=fresh.run, args=(server.host, server.port), daemon=True)
     fresh_at = flood.t0 + FRESH_DELAY
@@ -281,23 +283,28 @@ def _watch(server: peers.Server, flood: Flood, fresh: Fresh, observe: float) -> 
         if now >= next_tick:
             flood.trickle_tick()
             next_tick = max(next_tick + 1.0, now + 0.5)
-        if now >= next_rss:
+        starting = fresh_thread.ident is None and now >= fresh_at
+        in_fresh = starting or (fresh_thread.ident is not None and not rss_fresh_final)
+        if now >= next_rss or starting or (in_fresh and fresh.done.is_set()):
             rss = peers.rss_bytes(server.pid)
             rss_peak = max(rss_peak, rss)
-            if fresh_thread.is_alive():
+            if in_fresh:  # sampled as the fresh requests start, during, and as they end
                 rss_fresh = max(rss_fresh, rss)
+                rss_fresh_final = fresh.done.is_set()
             next_rss = now + RSS_EVERY
-        if fresh_thread.ident is None and now >= fresh_at:
+        if starting:
             fresh_thread.start()
         if fresh.done.is_set() and flood.settled():
             break
         flood.poll(0.05)
+        max_gap = max(max_gap, time.monotonic() - now)
     if fresh_thread.ident is not None:
         fresh_thread.join(FRESH_BUDGET + FRESH_TIMEOUT)
     return {
         "rss_peak_mib": round(rss_peak / 2**20, 1),
         "rss_during_fresh_mib": round(rss_fresh / 2**20, 1),
         "watched_s": round(time.monotonic() - flood.t0, 1),
+        "client_max_loop_s": round(max_gap, 2),
     }
 
 
