@@ -82,6 +82,7 @@ class Result:
     ratio: float | None = None
     rss_mib: float | None = None
     rounds: list[float | None] = field(default_factory=list)  # req/s of every round
+    round_ratios: list[float | None] = field(default_factory=list)  # each round vs waitress's
 
 
 # ---- wrk -------------------------------------------------------------------------------
@@ -187,10 +188,16 @@ def combine(runs: list[Result]) -> Result:
 
 
 def add_ratios(results: list[Result]) -> None:
-    base = {r.scenario: r.rps for r in results if r.peer == BASELINE and r.rps}
+    """ratio: median req/s over waitress's median; round_ratios: round by round."""
+    base = {r.scenario: r for r in results if r.peer == BASELINE and r.rps}
     for r in results:
-        if r.rps is not None and base.get(r.scenario):
-            r.ratio = r.rps / base[r.scenario]
+        b = base.get(r.scenario)
+        if b is None or r.rps is None or not b.rps:
+            continue
+        r.ratio = r.rps / b.rps
+        r.round_ratios = [
+            x / y if x is not None and y else None for x, y in zip(r.rounds, b.rounds, strict=True)
+        ]
 
 
 def _cell(r: Result | None) -> str:
@@ -202,6 +209,12 @@ def _cell(r: Result | None) -> str:
     return f"{r.rps:,.0f}{ratio}"
 
 
+def _round_cell(r: Result | None) -> str:
+    if r is None or not r.round_ratios:
+        return "-"
+    return " / ".join(f"{x:.2f}" if x is not None else "-" for x in r.round_ratios)
+
+
 def markdown(results: list[Result], peer_names: list[str], scenario_names: list[str]) -> str:
     by_key = {(r.peer, r.scenario): r for r in results}
     lines = ["req/s (ratio to waitress, same run)", ""]
@@ -210,6 +223,13 @@ def markdown(results: list[Result], peer_names: list[str], scenario_names: list[
     for p in peer_names:
         cells = [_cell(by_key.get((p, s))) for s in scenario_names]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    if any(len(r.rounds) > 1 for r in results):
+        lines += ["", "ratio to waitress, round by round", ""]
+        lines.append("| peer | " + " | ".join(scenario_names) + " |")
+        lines.append("|---" * (len(scenario_names) + 1) + "|")
+        for p in peer_names:
+            cells = [_round_cell(by_key.get((p, s))) for s in scenario_names]
+            lines.append(f"| {p} | " + " | ".join(cells) + " |")
     lines += ["", "latency p50 / p99 (ms), errors", ""]
     lines.append("| scenario | peer | p50 | p99 | non-2xx | socket errors | RSS MiB | note |")
     lines.append("|---|---|---|---|---|---|---|---|")
@@ -235,6 +255,15 @@ def _split(text: str, known: dict[str, Any], what: str) -> list[str]:
     return names
 
 
+def report(path: Path) -> int:
+    """Print the tables of a run saved by this script (ratios recomputed)."""
+    raw = json.loads(path.read_text())
+    results = [Result(**r) for r in raw["results"]]
+    add_ratios(results)
+    print(markdown(results, list(raw["peers"]), list(raw["scenarios"])))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/run_server.py", description=__doc__)
     parser.add_argument("--peers", default=",".join(peers.PEERS))
@@ -242,8 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the median is kept")
+    parser.add_argument("--report", type=Path, help="only re-print the tables of a raw JSON")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up (smoke)")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(args.report)
     if args.quick:
         args.duration, args.warmup = 3.0, 1.0
     args.duration = max(1.0, min(args.duration, 120.0))  # every load loop is bounded
