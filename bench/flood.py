@@ -154,10 +154,8 @@ class Flood:
                 pass
 
     def settled(self) -> bool:
-        """No trickling connection is still open (or connecting)."""
-        return not any(
-            c.kind == "trickle" and c.state in ("open", "connecting") for c in self.conns
-        )
+        """No connection, silent or trickling, is still open (or connecting)."""
+        return not any(c.state in ("open", "connecting") for c in self.conns)
 
     def summary(self, kind: str) -> dict[str, Any]:
         mine = [c for c in self.conns if c.kind == kind]
