@@ -392,16 +392,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_nofile_limit()
     os.sched_setaffinity(0, {int(peers.CLIENT_CPU)})
 
+    before = peers.versions()
     reports = []
     for name in names:
         print(f"# flood / {name} ...", file=sys.stderr, flush=True)
         reports.append(run_peer(name, args))
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    raw = {"when": stamp, "versions": peers.versions(), "options": vars(args), "reports": reports}
+    after = peers.versions()
+    warning = peers.moved(before, after)
+    raw = {
+        "when": stamp,
+        "versions": after,
+        "versions_at_start": before,
+        "warning": warning,
+        "options": vars(args),
+        "reports": reports,
+    }
     path = OUT / f"flood-{stamp}.json"
     path.write_text(json.dumps(raw, indent=2) + "\n")
     print(markdown(reports))
+    if warning:
+        print(f"\nWARNING: {warning}")
     print(f"\nraw results: {path.relative_to(peers.ROOT)}", file=sys.stderr)
     return 0
 

@@ -26,6 +26,7 @@ __all__ = [
     "Peer",
     "Server",
     "free_port",
+    "moved",
     "rss_bytes",
     "start",
     "versions",
@@ -129,6 +130,7 @@ def versions() -> dict[str, str]:
         [sys.executable, "-c", probe], env=_env(), capture_output=True, text=True, check=False
     ).stdout.strip()
     if where:
+        found["kakehashi_path"] = where  # raw JSON only (git-ignored)
         rev = subprocess.run(
             ["git", "-C", where, "log", "-1", "--format=%h %s"],
             capture_output=True,
@@ -139,6 +141,14 @@ def versions() -> dict[str, str]:
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     found["wrk"] = (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()
     return found
+
+
+def moved(before: dict[str, str], after: dict[str, str]) -> str | None:
+    """A warning if the kakehashi checkout changed commit while the run was going."""
+    a, b = before.get("kakehashi_commit"), after.get("kakehashi_commit")
+    if a == b:
+        return None
+    return f"kakehashi changed during the run: {a!r} -> {b!r}; pin a checkout (see RESULTS.md)"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -285,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenario_names = _split(args.scenarios, SCENARIOS, "scenarios")
 
     raise_nofile_limit()
+    before = peers.versions()
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "post1m.lua"
@@ -300,12 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    after = peers.versions()
     raw = {
         "when": stamp,
         "duration_s": args.duration,
         "repeat": args.repeat,
         "cpus": {"server": peers.SERVER_CPU, "wrk": peers.CLIENT_CPU},
-        "versions": peers.versions(),
+        "versions": after,
+        "versions_at_start": before,
+        "warning": peers.moved(before, after),
         "peers": {p: peers.PEERS[p].note for p in peer_names},
         "scenarios": {s: SCENARIOS[s].note for s in scenario_names},
         "results": [asdict(r) for r in results],
@@ -313,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = OUT / f"server-{stamp}.json"
     path.write_text(json.dumps(raw, indent=2) + "\n")
     print(markdown(results, peer_names, scenario_names))
+    if raw["warning"]:
+        print(f"\nWARNING: {raw['warning']}")
     print(f"\nraw results: {path.relative_to(peers.ROOT)}", file=sys.stderr)
     return 0
 
