@@ -1,0 +1,271 @@
+"""How each peer is started, stopped and watched.
+
+Every server runs as a subprocess pinned to core 0 (``taskset -c 0``), listens on
+127.0.0.1:PORT, serves ``bench.apps:app`` and has its access log off. The repo root is
+prepended to ``PYTHONPATH`` so ``bench.apps`` imports; any ``PYTHONPATH`` you set on the
+command line is kept after it (that is how to point the ``kakehashi`` peer at a checkout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "APP",
+    "KAKEHASHI_ARGS",
+    "PEERS",
+    "ROOT",
+    "Peer",
+    "Server",
+    "free_port",
+    "moved",
+    "rss_bytes",
+    "start",
+    "versions",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = "bench.apps:app"
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 5.0
+
+# ---- kakehashi: the one place that says how it is started -------------------------------
+# ``{bind}`` becomes HOST:PORT. KAKEHASHI_FLOOD_ARGS is appended for the flood scenario.
+KAKEHASHI_ARGS = (
+    "-m",
+    "kakehashi",
+    "serve",
+    APP,
+    "--bind",
+    "{bind}",
+    "--threads",
+    "4",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+)
+KAKEHASHI_FLOOD_ARGS = ("--header-timeout", "10")
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    note: str
+    args: tuple[str, ...]  # after sys.executable; "{bind}" is replaced by HOST:PORT
+    flood_args: tuple[str, ...] = ()
+
+    def argv(self, bind: str, *, flood: bool = False) -> list[str]:
+        args = self.args + (self.flood_args if flood else ())
+        return [sys.executable, *(a.replace("{bind}", bind) for a in args)]
+
+
+_GUNICORN = ("-m", "gunicorn", "--bind", "{bind}", "--workers", "1", "--log-level", "warning")
+
+PEERS: dict[str, Peer] = {
+    peer.name: peer
+    for peer in (
+        Peer(
+            "waitress",
+            "waitress, 4 threads (its default), backlog 1024, connection_limit 100",
+            ("-m", "waitress", "--threads=4", "--listen={bind}", APP),
+        ),
+        Peer(
+            "gunicorn-sync",
+            "gunicorn, 1 sync worker (no keep-alive: closes after every response)",
+            (*_GUNICORN, "--worker-class", "sync", APP),
+        ),
+        Peer(
+            "gunicorn-gthread",
+            "gunicorn, 1 gthread worker with 4 threads (worker_connections 1000)",
+            (*_GUNICORN, "--worker-class", "gthread", "--threads", "4", APP),
+        ),
+        Peer(
+            "cheroot",
+            "cheroot.wsgi.Server, numthreads=4 (its default is 10), backlog 1024",
+            ("-m", "bench.serve_peer", "cheroot", "{bind}"),
+        ),
+        Peer(
+            "wsgiref",
+            "wsgiref.simple_server: single-threaded, one request per connection",
+            ("-m", "bench.serve_peer", "wsgiref", "{bind}"),
+        ),
+        Peer(
+            "stdlib",
+            "ThreadingHTTPServer + bench/stdlib_wsgi.py, thread per connection, TCP_NODELAY",
+            ("-m", "bench.serve_peer", "stdlib", "{bind}"),
+        ),
+        Peer(
+            "kakehashi",
+            "kakehashi, 4 threads (flood: --header-timeout 10)",
+            KAKEHASHI_ARGS,
+            KAKEHASHI_FLOOD_ARGS,
+        ),
+    )
+}
+
+
+def versions() -> dict[str, str]:
+    """Python, peer and wrk versions, and the commit of the kakehashi checkout in use."""
+    from importlib import metadata
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("waitress", "gunicorn", "cheroot", "kakehashi"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    probe = "import kakehashi, os; print(os.path.dirname(kakehashi.__file__))"
+    where = subprocess.run(
+        [sys.executable, "-c", probe], env=_env(), capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if where:
+        found["kakehashi_path"] = where  # raw JSON only (git-ignored)
+        rev = subprocess.run(
+            ["git", "-C", where, "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found["kakehashi_commit"] = rev.stdout.strip() or "unknown"
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    found["wrk"] = (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()
+    return found
+
+
+def moved(before: dict[str, str], after: dict[str, str]) -> str | None:
+    """A warning if the kakehashi checkout changed commit while the run was going."""
+    a, b = before.get("kakehashi_commit"), after.get("kakehashi_commit")
+    if a == b:
+        return None
+    return f"kakehashi changed during the run: {a!r} -> {b!r}; pin a checkout (see RESULTS.md)"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel considers free right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    extra = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([extra] if extra else [])])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _probe(host: str, port: int) -> bool:
+    """True once the server answers ``GET /`` with 200."""
+    conn = http.client.HTTPConnection(host, port, timeout=2.0)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def rss_bytes(pid: int, *, children: bool = True) -> int:
+    """VmRSS of ``pid`` (and, recursively, its children) in bytes; 0 if it is gone."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    if children:
+        total += sum(rss_bytes(child) for child in _children(pid))
+    return total
+
+
+@dataclass
+class Server:
+    """A running peer. Stop it with :meth:`stop` (or use it as a context manager)."""
+
+    peer: Peer
+    host: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_tail(self, limit: int = 2000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-limit:]
+        return ""
+
+    def stop(self) -> int | None:
+        """terminate, then kill after STOP_TIMEOUT; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT)
+        return self.proc.returncode
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(
+    name: str,
+    log_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    flood: bool = False,
+    label: str = "",
+) -> Server:
+    """Start peer ``name`` pinned to SERVER_CPU; wait (bounded) until it answers ``GET /``."""
+    peer = PEERS[name]
+    port = port or free_port(host)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}{'-' + label if label else ''}.log"
+    argv = ["taskset", "-c", SERVER_CPU, *peer.argv(f"{host}:{port}", flood=flood)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    server = Server(peer, host, port, proc, log_path)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{server.log_tail()}")
+        if _probe(host, port):
+            return server
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"{name} not ready after {READY_TIMEOUT:.0f}s:\n{server.log_tail()}")
