@@ -9,7 +9,7 @@ import pytest
 
 from kakehashi import http1
 from kakehashi.errors import LocalProtocolError, RemoteProtocolError
-from kakehashi.wsgi import EnvironBuilder, FileWrapper, StartResponse, base_environ
+from kakehashi.wsgi import EnvironBuilder, FileWrapper, HeadCache, StartResponse, base_environ
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -169,3 +169,21 @@ def test_file_wrapper_iterates_and_closes() -> None:
     assert list(wrapper) == [b"abc", b"def", b"g"]
     wrapper.close()
     assert f.closed
+
+
+def test_head_cache_remembers_names_but_still_checks_every_value() -> None:
+    cache = HeadCache()
+    first = StartResponse(lambda data: None, cache)
+    first("200 OK", [("Content-Type", "text/plain")])
+    assert cache.names["Content-Type"] == (b"Content-Type", "content-type")
+    assert cache.statuses["200 OK"] == (200, b"OK")
+    second = StartResponse(lambda data: None, cache)
+    with pytest.raises(LocalProtocolError):
+        second("200 OK", [("Content-Type", "text/plain\r\nX-Injected: 1")])
+
+
+def test_head_cache_is_bounded() -> None:
+    cache = HeadCache()
+    for i in range(2000):
+        StartResponse(lambda data: None, cache)(f"200 R{i}", [(f"X-N{i}", "v")])
+    assert len(cache.names) <= 512 and len(cache.statuses) <= 512

@@ -24,6 +24,7 @@ __all__ = [
     "HOP_BY_HOP",
     "EnvironBuilder",
     "FileWrapper",
+    "HeadCache",
     "StartResponse",
     "WSGIApp",
     "base_environ",
@@ -116,6 +117,41 @@ class EnvironBuilder:
         return environ
 
 
+class HeadCache:
+    """Statuses and header names an application has already had validated, per server.
+
+    Applications send the same few statuses and names on every response, so their checks
+    and encodings are remembered (up to a bound, so a misbehaving application cannot grow
+    it).  Shared by worker threads: single dict reads and writes only, atomic under the GIL.
+    """
+
+    __slots__ = ("names", "statuses")
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, tuple[int, bytes]] = {}
+        self.names: dict[str, tuple[bytes, str]] = {}
+
+    def status(self, status: object) -> tuple[int, bytes]:
+        if type(status) is str:
+            known = self.statuses.get(status)
+            if known is not None:
+                return known
+        checked = _check_status(status)
+        if len(self.statuses) < _MAX_CACHED_KEYS:
+            self.statuses[status] = checked  # type: ignore[index]  # a str once checked
+        return checked
+
+    def name(self, name: object) -> tuple[bytes, str]:
+        if type(name) is str:
+            known = self.names.get(name)
+            if known is not None:
+                return known
+        checked = _check_name(name)
+        if len(self.names) < _MAX_CACHED_KEYS:
+            self.names[name] = checked  # type: ignore[index]  # a str once checked
+        return checked
+
+
 class StartResponse:
     """The ``start_response`` callable of one request (PEP 3333).
 
@@ -125,12 +161,14 @@ class StartResponse:
 
     Args:
         write: the ``write()`` callable handed back to the application.
+        cache: the server's HeadCache (a private one if not given).
     """
 
-    __slots__ = ("headers", "headers_sent", "names", "reason", "status_code", "write")
+    __slots__ = ("cache", "headers", "headers_sent", "names", "reason", "status_code", "write")
 
-    def __init__(self, write: Callable[[bytes], None]) -> None:
+    def __init__(self, write: Callable[[bytes], None], cache: HeadCache | None = None) -> None:
         self.write = write
+        self.cache = cache if cache is not None else HeadCache()
         self.status_code = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -151,8 +189,8 @@ class StartResponse:
                 exc_info = None  # PEP 3333: avoid a reference cycle
         elif self.status_code:
             raise LocalProtocolError("start_response called twice without exc_info")
-        self.status_code, self.reason = _check_status(status)
-        self.headers, self.names = _encode_headers(headers)
+        self.status_code, self.reason = self.cache.status(status)
+        self.headers, self.names = _encode_headers(headers, self.cache)
         return self.write
 
 
@@ -162,7 +200,19 @@ def _check_status(status: object) -> tuple[int, bytes]:
     return int(status[:3]), status[4:].encode("latin-1")
 
 
-def _encode_headers(headers: object) -> tuple[list[tuple[bytes, bytes]], set[str]]:
+def _check_name(name: object) -> tuple[bytes, str]:
+    """A header name's latin-1 bytes and lower-cased form, once it is known to be allowed."""
+    if type(name) is not str or _NAME_RE.fullmatch(name) is None:
+        raise LocalProtocolError(f"invalid header name {name!r}")
+    lname = name.lower()
+    if lname in HOP_BY_HOP:
+        raise LocalProtocolError(f"hop-by-hop header {name!r} is the server's to set")
+    return name.encode("latin-1"), lname
+
+
+def _encode_headers(
+    headers: object, cache: HeadCache
+) -> tuple[list[tuple[bytes, bytes]], set[str]]:
     if type(headers) is not list:
         raise LocalProtocolError(f"headers must be a list, not {type(headers).__name__}")
     out = []
@@ -171,18 +221,14 @@ def _encode_headers(headers: object) -> tuple[list[tuple[bytes, bytes]], set[str
         if type(item) is not tuple or len(item) != 2:
             raise LocalProtocolError(f"a header must be a (name, value) tuple, not {item!r}")
         name, value = item
-        if type(name) is not str or _NAME_RE.fullmatch(name) is None:
-            raise LocalProtocolError(f"invalid header name {name!r}")
+        bname, lname = cache.name(name)
         if type(value) is not str or _BAD_VALUE_RE.search(value):
             raise LocalProtocolError(f"invalid value {value!r} for header {name!r}")
-        lname = name.lower()
-        if lname in HOP_BY_HOP:
-            raise LocalProtocolError(f"hop-by-hop header {name!r} is the server's to set")
-        names.add(lname)
         try:
-            out.append((name.encode("latin-1"), value.encode("latin-1")))
+            out.append((bname, value.encode("latin-1")))
         except UnicodeEncodeError:
             raise LocalProtocolError(f"header {name!r} is not latin-1") from None
+        names.add(lname)
     return out, names
 
 

@@ -14,7 +14,7 @@ from email.utils import formatdate
 
 from kakehashi.http1 import Limits
 from kakehashi.server.config import ServerConfig
-from kakehashi.wsgi import EnvironBuilder, WSGIApp
+from kakehashi.wsgi import EnvironBuilder, HeadCache, WSGIApp
 
 __all__ = ["ServerContext"]
 
@@ -31,6 +31,7 @@ class ServerContext:
         "app",
         "config",
         "environ",
+        "head_cache",
         "limits",
         "stopping",
     )
@@ -40,6 +41,7 @@ class ServerContext:
         self.config = config
         self.limits: Limits = config.limits
         self.environ = environ
+        self.head_cache = HeadCache()
         self.stopping = False  # set once by the server's shutdown; read by every thread
         self._date_second = 0
         self._date = b""

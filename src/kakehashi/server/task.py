@@ -76,7 +76,7 @@ class ResponseWriter:
         self.sock = sock
         self.request = request
         self.keep_alive = keep_alive
-        self.start = StartResponse(self.write)
+        self.start = StartResponse(self.write, ctx.head_cache)
         self.head_sent = False
         self.sent_body_bytes = 0
         self._framing = Framing.NONE
