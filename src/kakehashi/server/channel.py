@@ -15,8 +15,8 @@ Threading contract (see also docs/design.md):
 4. The sweeper thread claims only parked channels whose deadline has passed, and closes them.
    Deadlines are plain floats written by the owner and read by the sweeper.
 
-A new channel starts owned by the thread that accepted it, which tries to read at once,
-since a request usually arrives right behind its connection.
+A new channel starts parked but not armed: the thread that accepted it claims it from its
+batch and reads at once, since the request usually came with the connection.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class HTTPChannel:
         self.ctx = ctx
         self.poller = poller
         self.lock = threading.Lock()
-        self.owned = True
+        self.owned = False  # parked, though not armed yet: the accepting thread claims it
         self.closed = False
         self.registered = False
         self.buf = b""
@@ -119,6 +119,12 @@ class HTTPChannel:
         with self.lock:
             self.owned = False
             self.poller.arm(self)
+
+    def rearm(self) -> None:
+        """Re-arm a parked channel whose event a thread took but did not serve."""
+        with self.lock:
+            if not self.owned and not self.closed:
+                self.poller.arm(self)
 
     def close(self) -> None:
         """End the connection (owner only)."""

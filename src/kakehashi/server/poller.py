@@ -29,8 +29,6 @@ __all__ = ["Poller"]
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
-# Once serving an accepted batch has taken this long (seconds), the rest is parked instead.
-_HAND_BACK_AFTER = 0.002
 
 
 class Poller:
@@ -94,11 +92,11 @@ class Poller:
                     return
 
     def _accept(self, listener: socket.socket) -> None:
-        """Accept what is waiting (up to a batch), re-arm the listener, serve what came.
+        """Accept what is waiting (up to a batch), re-arm the listener, serve one connection.
 
-        Thanks to TCP_DEFER_ACCEPT a new connection usually has its request waiting, so this
-        thread serves the batch in turn; if one of them turns out slow, the rest are parked
-        instead, where idle threads pick them up.
+        Thanks to TCP_DEFER_ACCEPT a new connection usually has its request waiting: this
+        thread serves the first at once and parks the others, already readable, so idle
+        threads take them in parallel and none waits behind a slow request.
         """
         channels = []
         for _ in range(_ACCEPT_BATCH):
@@ -117,12 +115,10 @@ class Poller:
                 break
         if not self._listeners_paused:
             self._rearm_listener(listener)
-        started = time.monotonic()
-        for channel in channels:
-            if time.monotonic() - started < _HAND_BACK_AFTER:
-                channel.run()
-            else:
-                channel.park()
+        for channel in channels[1:]:
+            channel.rearm()
+        if channels and channels[0].claim():
+            channels[0].run()
 
     def _new_channel(self, sock: socket.socket, addr: Any) -> HTTPChannel:
         sock.setblocking(False)
