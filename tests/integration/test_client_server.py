@@ -1,9 +1,7 @@
 """The client against kakehashi's own server, run as ``python -m kakehashi serve APP --bind``.
 
-Only the tutorial's routes are used (``/`` and ``/greeting/<name>``), so these tests hold for
-the interim wsgiref-based ``serve`` (HTTP/1.0, one request per connection, APP ignored) and
-for the real server once it lands.  Where the two differ (keep-alive), the test checks that
-the client does what the server's answer says.
+The tutorial's routes (``/`` and ``/greeting/<name>``) plus ``/stream``, a body of unknown
+length that the server must send chunked.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ APP = "tests.integration.tutorial_app:app"
 
 
 def _start(argv: list[str], port: int) -> subprocess.Popen[bytes] | None:
-    """Start the server; None when it exited at once (the interim serve refuses APP)."""
+    """Start the server; None when it exited at once."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kakehashi", "serve", *argv, "--bind", f"127.0.0.1:{port}"],
@@ -66,7 +64,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     port = free_port()
-    proc = _start([APP], port) or _start([], port)  # the interim serve takes no APP
+    proc = _start([APP], port)
     if proc is None:
         raise RuntimeError("kakehashi serve exited at once")
     try:
@@ -95,16 +93,18 @@ def test_head_has_no_body(server: str) -> None:
     assert (r.status, r.body) == (200, b"")
 
 
-def test_the_client_reuses_exactly_when_the_server_allows(server: str) -> None:
+def test_four_requests_share_one_kept_alive_connection(server: str) -> None:
     with Client(timeout=5) as c:
         rs = [c.get(server + "/") for _ in range(4)]
-    assert all(r.body == b"Hello, World" for r in rs)
-    keeps = [
-        r.http_version == "1.1" and "close" not in r.headers.get("connection", "").lower()
-        for r in rs
-    ]
-    assert [r.reused for r in rs[1:]] == keeps[:-1]
-    assert c.transport.connections_opened == 1 + keeps[:-1].count(False)
+    assert all(r.body == b"Hello, World" and r.http_version == "1.1" for r in rs)
+    assert [r.reused for r in rs] == [False, True, True, True]
+    assert c.transport.connections_opened == 1
+
+
+def test_a_body_of_unknown_length_arrives_chunked_and_whole(server: str) -> None:
+    r = client.get(server + "/stream")
+    assert r.headers.get("transfer-encoding") == "chunked"
+    assert r.body == b"".join(b"line %d\n" % i for i in range(100))
 
 
 def _cli(*argv: str) -> subprocess.CompletedProcess[bytes]:
@@ -127,9 +127,17 @@ def test_kakehashi_send_garbage_gets_a_400(server: str) -> None:
     address = server.removeprefix("http://")
     done = _cli("send", address, "--text", "this is not http\\r\\n\\r\\n", "--wait", "2")
     assert done.returncode == 0
-    # The interim wsgiref server answers a line that is not HTTP/1.x the HTTP/0.9 way (a bare
-    # HTML page, no status line); the real server answers "HTTP/1.1 400 Bad Request".
-    assert b"400" in done.stdout.split(b"\n", 1)[0] or b"400 - Bad request" in done.stdout
+    assert done.stdout.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_kakehashi_send_two_pipelined_requests_gets_two_answers_in_order(server: str) -> None:
+    address = server.removeprefix("http://")
+    text = "GET /greeting/one HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
+    text += "GET /greeting/two HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n"
+    done = _cli("send", address, "--text", text, "--wait", "2")
+    assert done.returncode == 0
+    assert done.stdout.count(b"HTTP/1.1 200 OK") == 2
+    assert done.stdout.index(b"Hello, one!") < done.stdout.index(b"Hello, two!")
 
 
 def test_kakehashi_send_nothing_ends_within_its_wait(server: str) -> None:
