@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from kakehashi.errors import LocalProtocolError
 from kakehashi.http1 import Request, decode_path, split_target
@@ -30,6 +30,7 @@ __all__ = [
     "base_environ",
 ]
 
+T = TypeVar("T")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -132,24 +133,22 @@ class HeadCache:
         self.names: dict[str, tuple[bytes, str]] = {}
 
     def status(self, status: object) -> tuple[int, bytes]:
-        if type(status) is str:
-            known = self.statuses.get(status)
-            if known is not None:
-                return known
-        checked = _check_status(status)
-        if len(self.statuses) < _MAX_CACHED_KEYS:
-            self.statuses[status] = checked  # type: ignore[index]  # a str once checked
-        return checked
+        return _remember(self.statuses, status, _check_status)
 
     def name(self, name: object) -> tuple[bytes, str]:
-        if type(name) is str:
-            known = self.names.get(name)
-            if known is not None:
-                return known
-        checked = _check_name(name)
-        if len(self.names) < _MAX_CACHED_KEYS:
-            self.names[name] = checked  # type: ignore[index]  # a str once checked
-        return checked
+        return _remember(self.names, name, _check_name)
+
+
+def _remember(memo: dict[str, T], key: object, check: Callable[[object], T]) -> T:
+    """``check(key)``, remembered for a str key, up to ``_MAX_CACHED_KEYS`` entries."""
+    if type(key) is str:
+        known = memo.get(key)
+        if known is not None:
+            return known
+    checked = check(key)  # raises for anything invalid, so only valid str keys are stored
+    if len(memo) < _MAX_CACHED_KEYS:
+        memo[key] = checked  # type: ignore[index]  # a str, as check() accepted it
+    return checked
 
 
 class StartResponse:
