@@ -73,14 +73,7 @@ def maybe_parse_request_head(
         _check_request_line(bytes(buf[pos : line_end + 2]), limits)
     assert m is not None  # _check_request_line raised otherwise
     method, target, major, minor = m.groups()
-    version = major + b"." + minor
-    if version not in _SUPPORTED_VERSIONS:
-        raise _version_error(version)
-    if line_end == end:
-        fields: list[tuple[bytes, bytes]] = []
-        found: dict[bytes, list[bytes]] = {}
-    else:
-        fields, found = split_fields(bytes(buf[line_end + 2 : end]), limits)
+    version, fields, found = _version_and_fields(major, minor, buf, line_end, end, limits)
     info = request_info(version, found, limits)
     request = Request(
         method,
@@ -93,6 +86,19 @@ def maybe_parse_request_head(
         info.expect_continue,
     )
     return request, end + 4
+
+
+def _version_and_fields(
+    major: bytes, minor: bytes, buf: bytes | bytearray, line_end: int, end: int, limits: Limits
+) -> tuple[bytes, list[tuple[bytes, bytes]], dict[bytes, list[bytes]]]:
+    """The checked version, and the fields between the start line and the blank line."""
+    version = major + b"." + minor
+    if version not in _SUPPORTED_VERSIONS:
+        raise _version_error(version)
+    if line_end == end:
+        return version, [], {}
+    fields, found = split_fields(bytes(buf[line_end + 2 : end]), limits)
+    return version, fields, found
 
 
 def split_fields(
@@ -266,14 +272,7 @@ def maybe_parse_response_head(
         line = bytes(buf[pos:line_end])
         raise RemoteProtocolError(f"malformed status line {line[:80]!r}")
     major, minor, status, reason = m.groups()
-    version = major + b"." + minor
-    if version not in _SUPPORTED_VERSIONS:
-        raise _version_error(version)
-    if line_end == end:
-        fields: list[tuple[bytes, bytes]] = []
-        found: dict[bytes, list[bytes]] = {}
-    else:
-        fields, found = split_fields(bytes(buf[line_end + 2 : end]), limits)
+    version, fields, found = _version_and_fields(major, minor, buf, line_end, end, limits)
     code = int(status)
     info = response_info(request_method, code, version, found)
     response = Response(
