@@ -15,8 +15,9 @@ Threading contract (see also docs/design.md):
 4. The sweeper thread claims only parked channels whose deadline has passed, and closes them.
    Deadlines are plain floats written by the owner and read by the sweeper.
 
-A new channel starts parked but not armed: the thread that accepted it claims it from its
-batch and reads at once, since the request usually came with the connection.
+A new channel starts parked but not armed.  The thread that accepted it claims the first of
+its accepted batch and reads at once (the request usually came with the connection) and
+arms the others, so idle threads take them.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class HTTPChannel:
             self.poller.arm(self)
 
     def rearm(self) -> None:
-        """Re-arm a parked channel whose event a thread took but did not serve."""
+        """Arm a parked channel from any thread (a new one, not armed yet); no-op if owned."""
         with self.lock:
             if not self.owned and not self.closed:
                 self.poller.arm(self)
