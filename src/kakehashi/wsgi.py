@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from kakehashi.errors import LocalProtocolError
 from kakehashi.http1 import Request, decode_path, split_target
@@ -25,6 +25,7 @@ __all__ = [
     "EnvironBuilder",
     "FileWrapper",
     "HeadCache",
+    "InputStream",
     "StartResponse",
     "WSGIApp",
     "base_environ",
@@ -46,6 +47,18 @@ _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
 # Caching the environ key of each header name is bounded, so a client sending endless new
 # names cannot grow it.
 _MAX_CACHED_KEYS = 512
+
+
+class InputStream(Protocol):
+    """What ``wsgi.input`` must offer (PEP 3333): the server's body streams and io.BytesIO."""
+
+    def read(self, size: int | None = -1, /) -> bytes: ...
+
+    def readline(self, size: int | None = -1, /) -> bytes: ...
+
+    def readlines(self, hint: int = -1, /) -> list[bytes]: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
 
 
 class EnvironBuilder:
@@ -82,7 +95,7 @@ class EnvironBuilder:
             self._keys[name] = key
         return key
 
-    def build(self, request: Request, body: IO[bytes], peer: tuple[str, int]) -> dict[str, Any]:
+    def build(self, request: Request, body: InputStream, peer: tuple[str, int]) -> dict[str, Any]:
         """The environ for ``request``.
 
         Raises:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from kakehashi.errors import ClientDisconnected, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, maybe_parse_request_head, reader_for
 from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.input import StreamingInput
+from kakehashi.server.input import BufferedInput, StreamingInput
 from kakehashi.server.sockio import send_all
 from kakehashi.server.task import error_response, run_application
 
@@ -247,7 +247,7 @@ class HTTPChannel:
             request.expect_continue,
         )
         self.buf = b""
-        keep = run_application(self.ctx, self.sock, self.peer, request, stream)  # type: ignore[arg-type]
+        keep = run_application(self.ctx, self.sock, self.peer, request, stream)
         if stream.error is not None:  # answered by run_application (or by the app)
             return False
         if keep and not stream.done:
@@ -263,19 +263,25 @@ class HTTPChannel:
             return True
         except OSError:
             return False
+        finally:
+            view.release()  # the buffer is read from below: no view may outlive this
         if not count:
             return False  # the client gave up mid-body
         self._body_got += count
         if self._body_got < len(self._body):
             self.deadline = time.monotonic() + self.ctx.config.body_timeout
             return True
-        request, body = self._pending, io.BytesIO(self._body)
+        request, body = self._pending, BufferedInput(self._body)
         assert request is not None
         self._pending, self._body, self.phase = None, bytearray(), Phase.IDLE
-        if not run_application(self.ctx, self.sock, self.peer, request, body):
+        try:
+            keep = run_application(self.ctx, self.sock, self.peer, request, body)
+        finally:
+            body.close()
+        if not keep:
             return False
         self.deadline = time.monotonic() + self.ctx.config.keep_alive
-        return True if not self.buf else self._serve_buffered()
+        return True
 
     # -- refusing and expiring ---------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from kakehashi.errors import ClientDisconnected, RemoteProtocolError
 from kakehashi.http1 import BodyReader, EndOfMessage, ReceiveBuffer
 from kakehashi.server.sockio import recv_some, send_all
 
-__all__ = ["StreamingInput"]
+__all__ = ["BufferedInput", "StreamingInput"]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _RECV_BYTES = 256 * 1024
@@ -141,3 +141,51 @@ class StreamingInput:
     def leftover(self) -> bytes:
         """Bytes received after the body: the start of a pipelined next request."""
         return bytes(self._buf)
+
+
+class BufferedInput:
+    """A file-like, read-only body that was read in full before the application ran.
+
+    Reads slice the buffer the body was received into, so the body is never copied whole
+    (``io.BytesIO`` would copy a bytearray first).  An anonymous ``mmap`` as the buffer was
+    tried, to hand large bodies' memory straight back to the kernel: RSS after 1 MiB POSTs
+    fell from 135 to 28 MiB, but faulting its pages in cut their throughput by more than half.
+    """
+
+    def __init__(self, buf: bytearray) -> None:
+        self._buf = buf
+        self._pos = 0
+
+    def _end(self, size: int | None) -> int:
+        if size is None or size < 0:
+            return len(self._buf)
+        return min(len(self._buf), self._pos + size)
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self._end(size)
+        out = bytes(self._buf[self._pos : end])
+        self._pos = end
+        return out
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = self._end(size)
+        newline = self._buf.find(b"\n", self._pos, limit)
+        return self.read((newline + 1 if newline >= 0 else limit) - self._pos)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines, total = [], 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
+
+    def close(self) -> None:
+        """Drop the body (the application may hold on to the stream after the response)."""
+        self._buf = bytearray()
+        self._pos = 0

@@ -19,14 +19,14 @@ import socket
 import time
 import traceback
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import Any
 
 from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, outgoing_response_framing, reason_phrase
 from kakehashi.server.context import ServerContext, access_logger, error_logger
 from kakehashi.server.input import StreamingInput
 from kakehashi.server.sockio import send_all, send_parts, sendfile_all
-from kakehashi.wsgi import FileWrapper, StartResponse
+from kakehashi.wsgi import FileWrapper, InputStream, StartResponse
 
 __all__ = ["ResponseWriter", "error_response", "run_application"]
 
@@ -213,7 +213,7 @@ def run_application(
     sock: socket.socket,
     peer: tuple[str, int],
     request: Request,
-    body: IO[bytes],
+    body: InputStream,
 ) -> bool:
     """Run the application for ``request`` and send its response.
 
