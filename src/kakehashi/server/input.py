@@ -25,7 +25,27 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _RECV_BYTES = 256 * 1024
 
 
-class StreamingInput:
+class _Lines:
+    """``readlines`` and iteration for a stream that has ``readline`` (PEP 3333 asks all three)."""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        raise NotImplementedError
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines, total = [], 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
+
+
+class StreamingInput(_Lines):
     """A file-like, read-only body (PEP 3333 ``wsgi.input``).
 
     Attributes:
@@ -108,19 +128,6 @@ class StreamingInput:
                 return self.read(limit if limit is not None else len(self._pending))
             self._pending += self._next()
 
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        lines, total = [], 0
-        while line := self.readline():
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                break
-        return lines
-
-    def __iter__(self) -> Iterator[bytes]:
-        while line := self.readline():
-            yield line
-
     def drain(self, max_bytes: int) -> bool:
         """Read and drop the rest of the body, at most ``max_bytes``; True if it ended.
 
@@ -143,7 +150,7 @@ class StreamingInput:
         return bytes(self._buf)
 
 
-class BufferedInput:
+class BufferedInput(_Lines):
     """A file-like, read-only body that was read in full before the application ran.
 
     Reads slice the buffer the body was received into, so the body is never copied whole
@@ -171,19 +178,6 @@ class BufferedInput:
         limit = self._end(size)
         newline = self._buf.find(b"\n", self._pos, limit)
         return self.read((newline + 1 if newline >= 0 else limit) - self._pos)
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        lines, total = [], 0
-        while line := self.readline():
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                break
-        return lines
-
-    def __iter__(self) -> Iterator[bytes]:
-        while line := self.readline():
-            yield line
 
     def close(self) -> None:
         """Drop the body (the application may hold on to the stream after the response)."""
