@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
 
 LARGE = bytes(range(256)) * (5 * 1024 * 4)  # 5 MiB, every byte value
 
@@ -174,3 +179,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A throwaway key and certificate for 127.0.0.1 and localhost (``openssl``)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make a test certificate")
+    key, crt = directory / "key.pem", directory / "cert.pem"
+    command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+    san = "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    subprocess.run(
+        [*command.split(), "-keyout", str(key), "-out", str(crt), "-addext", san],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return key, crt
+
+
+def server_context(key: Path, crt: Path) -> ssl.SSLContext:
+    """A TLS server context with this key and certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(crt, key)
+    return context

@@ -35,7 +35,7 @@ def test_get_writes_an_exact_request_and_reads_the_response() -> None:
         r = client.get(BASE + "/path?q=1")
     assert bytes(stream.written) == (
         b"GET /path?q=1 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: kakehashi/0.1\r\n"
-        b"Accept: */*\r\n\r\n"
+        b"Accept: */*\r\nAccept-Encoding: gzip, deflate\r\n\r\n"
     )
     assert (r.status, r.reason, r.http_version, r.body) == (200, "OK", "1.1", b"hello")
     assert r.headers.get_all("SET-COOKIE") == ["a=1", "b=2"]
@@ -71,7 +71,7 @@ def test_post_bodies_are_framed_by_what_is_known(body: object, expected: bytes) 
     stream = MemoryStream([ok()])
     with memory_client(stream) as client:
         client.post(BASE + "/", body=body)  # type: ignore[arg-type]
-    assert bytes(stream.written).endswith(b"Accept: */*\r\n" + expected)
+    assert bytes(stream.written).endswith(b"Accept-Encoding: gzip, deflate\r\n" + expected)
 
 
 def test_a_file_body_is_sent_with_its_length(tmp_path: Path) -> None:

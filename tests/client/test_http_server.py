@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import builtins
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,14 @@ import pytest
 from kakehashi import client
 from kakehashi.client import Client, Timeout
 from kakehashi.errors import ConnectError, ReadError, ReadTimeout, RemoteProtocolError
-from tests.client.servers import LARGE, free_port, http_server, raw_server, silent
+from tests.client.servers import (
+    LARGE,
+    free_port,
+    http_server,
+    raw_server,
+    self_signed_cert,
+    silent,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -175,19 +180,7 @@ def test_connection_refused_is_a_connect_error() -> None:
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: cannot make a test certificate")
-    d = tmp_path_factory.mktemp("tls")
-    key, crt = d / "key.pem", d / "cert.pem"
-    command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
-    san = "subjectAltName=IP:127.0.0.1,DNS:localhost"
-    subprocess.run(
-        [*command.split(), "-keyout", str(key), "-out", str(crt), "-addext", san],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return key, crt
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 def test_https_with_a_trusted_certificate(cert: tuple[Path, Path]) -> None:

@@ -24,22 +24,29 @@ from kakehashi.client.api import (
     put,
     request,
 )
+from kakehashi.client.auth import BasicAuth, BearerAuth, bearer
 from kakehashi.client.exchange import Transport
 from kakehashi.client.models import DEFAULT_TIMEOUT, URL, Headers, Response, Timeout
 from kakehashi.client.pool import Pool
+from kakehashi.client.proxy import Proxies, Proxy
 from kakehashi.client.transport import SocketStream, Stream, connect
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "URL",
+    "BasicAuth",
+    "BearerAuth",
     "Client",
     "Headers",
     "Pool",
+    "Proxies",
+    "Proxy",
     "Response",
     "SocketStream",
     "Stream",
     "Timeout",
     "Transport",
+    "bearer",
     "connect",
     "delete",
     "get",

@@ -16,10 +16,14 @@ Invariants:
 
 from __future__ import annotations
 
+import http.cookiejar
 import ssl
 from dataclasses import dataclass
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
+from kakehashi.client.auth import AuthInput, to_auth
+from kakehashi.client.cookies import add_cookie_header, extract_cookies
+from kakehashi.client.decoding import ACCEPT_ENCODING, decode_body
 from kakehashi.client.exchange import Transport
 from kakehashi.client.models import (
     DEFAULT_TIMEOUT,
@@ -30,13 +34,21 @@ from kakehashi.client.models import (
     Response,
     Timeout,
     header_pairs,
-    prepare_body,
 )
+from kakehashi.client.payloads import (
+    FilesInput,
+    FormInput,
+    ParamsInput,
+    add_params,
+    encode_payload,
+)
+from kakehashi.client.proxy import Proxies
 from kakehashi.errors import TooManyRedirects
 
 __all__ = [
     "Client",
     "OneShotOptions",
+    "PayloadOptions",
     "RequestOptions",
     "delete",
     "get",
@@ -55,21 +67,29 @@ _CREDENTIAL_FIELDS = frozenset({"authorization", "cookie", "proxy-authorization"
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
-class RequestOptions(TypedDict, total=False):
-    """The keyword arguments of :meth:`Client.request` (for the method shortcuts)."""
+class PayloadOptions(TypedDict, total=False):
+    """What one request carries: the keyword arguments every request method takes."""
 
+    params: ParamsInput
     headers: HeadersInput
     body: Body
+    data: FormInput
+    json: Any
+    files: FilesInput
+    auth: AuthInput
+
+
+class RequestOptions(PayloadOptions, total=False):
+    """The keyword arguments of :meth:`Client.request` (for the method shortcuts)."""
+
     timeout: Timeout | float | None
     follow_redirects: bool | None
     stream: bool
 
 
-class OneShotOptions(TypedDict, total=False):
+class OneShotOptions(PayloadOptions, total=False):
     """The keyword arguments of :func:`request` (for the method shortcuts)."""
 
-    headers: HeadersInput
-    body: Body
     timeout: Timeout | float
     follow_redirects: bool
 
@@ -85,7 +105,7 @@ class _Hop:
 
 
 class Client:
-    """Policy over a :class:`Transport`: defaults, timeouts, redirects; keeps connections alive.
+    """Policy over a :class:`Transport`: defaults, timeouts, redirects, cookies, auth, proxies.
 
     Use it as a context manager, or call :meth:`close`, to close the kept-alive connections.
 
@@ -96,9 +116,17 @@ class Client:
         max_redirects: how many redirects one request may follow.
         ssl_context: the TLS context for https (verification on, system store, by default).
         transport: the mechanics; a new :class:`Transport` when None.
+        auth: credentials for every request: ``("user", "password")`` (Basic), or
+            :func:`~kakehashi.client.auth.bearer` ``(token)``.
+        cookies: the jar that keeps what servers set; a new, empty one when None.
+        decompress: send ``Accept-Encoding: gzip, deflate`` and decode such bodies.
+        proxy: send every request through this ``http://[user:pw@]host:port`` proxy (or a
+            :class:`Proxies`); when None and ``trust_env``, ``HTTP_PROXY``, ``HTTPS_PROXY``
+            and ``NO_PROXY`` decide.  Ignored when ``transport`` is given.
+        trust_env: read the proxy variables from the environment.
 
     Raises:
-        ValueError: an invalid timeout.
+        ValueError: an invalid timeout or proxy.
     """
 
     def __init__(
@@ -110,21 +138,39 @@ class Client:
         max_redirects: int = 20,
         ssl_context: ssl.SSLContext | None = None,
         transport: Transport | None = None,
+        auth: AuthInput = None,
+        cookies: http.cookiejar.CookieJar | None = None,
+        decompress: bool = True,
+        proxy: Proxies | str | None = None,
+        trust_env: bool = True,
     ) -> None:
         self.timeout = Timeout.of(timeout)
         self.headers = [("User-Agent", USER_AGENT), ("Accept", "*/*")]
+        if decompress:
+            self.headers.append(("Accept-Encoding", ACCEPT_ENCODING))
         self.headers = _merge(self.headers, header_pairs(headers))
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
-        self.transport = transport or Transport(ssl_context=ssl_context)
+        self.auth = to_auth(auth)
+        self.cookies = http.cookiejar.CookieJar() if cookies is None else cookies
+        self.decompress = decompress
+        if transport is None:
+            proxies = Proxies.of(proxy, trust_env)
+            transport = Transport(ssl_context=ssl_context, proxies=proxies)
+        self.transport = transport
 
     def request(
         self,
         method: str,
         url: str,
         *,
+        params: ParamsInput = None,
         headers: HeadersInput = None,
         body: Body = None,
+        data: FormInput = None,
+        json: Any = None,
+        files: FilesInput = None,
+        auth: AuthInput = None,
         timeout: Timeout | float | None = None,
         follow_redirects: bool | None = None,
         stream: bool = False,
@@ -134,9 +180,17 @@ class Client:
         Args:
             method: ``GET``, ``POST``... (upper-cased here).
             url: an absolute ``http://`` or ``https://`` URL.
+            params: query parameters appended to the URL: a mapping (a list value repeats
+                the name) or ``(name, value)`` pairs.
             headers: fields for this request, a mapping or ``(name, value)`` pairs.
             body: bytes, text (UTF-8), a binary file (its size gives Content-Length), or an
                 iterator of bytes (sent chunked).
+            data: a form, sent ``application/x-www-form-urlencoded`` (or as the fields of a
+                multipart body when ``files`` is given).
+            json: a value sent as ``application/json``.
+            files: ``{name: content}`` sent as ``multipart/form-data``; content is bytes, a
+                binary file, or ``(filename, content[, content_type])``.
+            auth: credentials for this request (overrides the client's).
             timeout: overrides the client's timeout for this request.
             follow_redirects: overrides the client's setting for this request.
             stream: return as soon as the head arrived; read the body with
@@ -146,30 +200,43 @@ class Client:
             The response, with its body read unless ``stream`` is true.
 
         Raises:
-            ValueError: a malformed URL or timeout, or both Content-Length and
-                Transfer-Encoding in ``headers``.
+            ValueError: a malformed URL or timeout, both Content-Length and
+                Transfer-Encoding in ``headers``, or more than one of body, data, json.
+            TypeError: a body, form or file of a type that cannot be sent.
             TransportError: a connect, read or write error or timeout (each also the matching
                 builtin: ConnectionError or TimeoutError).
             RemoteProtocolError: the server's response is malformed.
             TooManyRedirects: more than ``max_redirects`` redirects.
         """
-        hop = _Hop(method.upper(), URL.parse(url), header_pairs(headers), prepare_body(body))
+        fields = header_pairs(headers)
+        names = {name.lower() for name, _ in fields}
+        payload = encode_payload(body, data, json, files)
+        if payload.content_type and "content-type" not in names:
+            fields.append(("Content-Type", payload.content_type))
+        credentials = to_auth(auth) or self.auth
+        if credentials is not None and "authorization" not in names:
+            fields.append(("Authorization", credentials.authorization()))
+        hop = _Hop(method.upper(), URL.parse(add_params(url, params)), fields, payload.body)
         limits = self.timeout if timeout is None else Timeout.of(timeout)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        response = self._follow(hop, limits, follow)
+        if not stream:
+            response.read()
+        return response
+
+    def _follow(self, hop: _Hop, timeout: Timeout, follow: bool) -> Response:
         history: list[Response] = []
         while True:
-            response = self._send(hop, limits)
+            response = self._send(hop, timeout)
             nxt = _redirect(hop, response) if follow else None
             if nxt is None:
                 break
             response.read()
             history.append(response)
             if len(history) > self.max_redirects:
-                raise TooManyRedirects(f"more than {self.max_redirects} redirects from {url}")
+                raise TooManyRedirects(f"more than {self.max_redirects} redirects from {hop.url}")
             hop = nxt
         response.history = history
-        if not stream:
-            response.read()
         return response
 
     def _send(self, hop: _Hop, timeout: Timeout) -> Response:
@@ -184,8 +251,13 @@ class Client:
                 fields.append(("Transfer-Encoding", "chunked"))
             elif hop.body is not None or hop.method in _METHODS_WITH_BODY:
                 fields.append(("Content-Length", str(hop.body.length if hop.body else 0)))
+        cookie_request = add_cookie_header(self.cookies, hop.url, fields)
         encoded = [(n.encode("ascii"), _encode_value(v)) for n, v in fields]
-        return self.transport.send(hop.method, hop.url, encoded, hop.body, timeout)
+        response = self.transport.send(hop.method, hop.url, encoded, hop.body, timeout)
+        extract_cookies(self.cookies, cookie_request, response)
+        if self.decompress:
+            decode_body(response)
+        return response
 
     def stream(self, method: str, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """:meth:`request` with ``stream=True``: use it as ``with client.stream(...) as r:``."""
@@ -259,10 +331,9 @@ def request(
     method: str,
     url: str,
     *,
-    headers: HeadersInput = None,
-    body: Body = None,
     timeout: Timeout | float = DEFAULT_TIMEOUT,
     follow_redirects: bool = False,
+    **kwargs: Unpack[PayloadOptions],
 ) -> Response:
     """Send one request on a new connection and read the whole response.
 
@@ -272,7 +343,7 @@ def request(
         The response with its body read.
     """
     with Client(timeout=timeout, follow_redirects=follow_redirects) as client:
-        return client.request(method, url, headers=headers, body=body)
+        return client.request(method, url, **kwargs)
 
 
 def get(url: str, **kwargs: Unpack[OneShotOptions]) -> Response:

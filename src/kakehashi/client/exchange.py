@@ -33,7 +33,14 @@ from kakehashi import http1
 from kakehashi.client import transport
 from kakehashi.client.models import URL, Headers, PreparedBody, Response, Timeout
 from kakehashi.client.pool import Origin, Pool, PooledConnection
-from kakehashi.errors import ReadError, RemoteProtocolError, TransportError, WriteError
+from kakehashi.client.proxy import Proxies, Proxy
+from kakehashi.errors import (
+    ConnectError,
+    ReadError,
+    RemoteProtocolError,
+    TransportError,
+    WriteError,
+)
 
 __all__ = ["ConnectFunction", "Transport", "connect_socket"]
 
@@ -92,6 +99,9 @@ class Transport:
             an in-memory one.  Opens a socket (TLS for https) when None.
         ssl_context: the TLS context for https; the system default when None.
         limits: bounds on what the server may send (``http1.Limits``).
+        proxies: which proxy serves which origin; none when None.  An ``http`` request goes
+            to its proxy with the absolute URL as its target; an ``https`` one through a
+            ``CONNECT`` tunnel, with TLS to the origin inside it.
     """
 
     def __init__(
@@ -101,8 +111,10 @@ class Transport:
         connect: ConnectFunction | None = None,
         ssl_context: ssl.SSLContext | None = None,
         limits: http1.Limits = http1.DEFAULT_LIMITS,
+        proxies: Proxies | None = None,
     ) -> None:
         self.pool = pool or Pool()
+        self.proxies = proxies or Proxies()
         self._connect = connect or connect_socket
         self._ssl_context = ssl_context
         self._limits = limits
@@ -149,7 +161,7 @@ class Transport:
             return pooled, 0.0
         start = time.monotonic()
         try:
-            stream = self._connect(origin, timeout.connect, self._ssl_context)
+            stream = self._open(origin, timeout)
         except BaseException:
             self.pool.cancel(origin)
             raise
@@ -157,6 +169,44 @@ class Transport:
         pooled = PooledConnection(origin, stream, http1.Connection(http1.Role.CLIENT, self._limits))
         logger.debug("opened connection #%d to %s:%d", pooled.id, origin[1], origin[2])
         return pooled, time.monotonic() - start
+
+    def _open(self, origin: Origin, timeout: Timeout) -> transport.Stream:
+        """A stream to ``origin``: direct, to its proxy, or through a tunnel for https."""
+        proxy = self.proxies.for_origin(origin)
+        if proxy is None:
+            return self._connect(origin, timeout.connect, self._ssl_context)
+        stream = self._connect(proxy.origin, timeout.connect, None)
+        if origin[0] != "https":
+            return stream
+        try:
+            self._tunnel(stream, proxy, origin, timeout)
+        except BaseException:
+            stream.close()
+            raise
+        _, host, port = origin
+        return transport.start_tls(stream, host, port, timeout.connect, self._ssl_context)
+
+    def _tunnel(
+        self, stream: transport.Stream, proxy: Proxy, origin: Origin, timeout: Timeout
+    ) -> None:
+        """Ask the proxy for a tunnel to ``origin`` (``CONNECT``) and wait for its 2xx."""
+        conn = http1.Connection(http1.Role.CLIENT, self._limits)
+        head = conn.send(proxy.connect_request(origin)) + conn.send(http1.EndOfMessage())
+        stream.write(head, timeout.write)
+        event = _receive(conn, stream, timeout.read)
+        while isinstance(event, http1.InformationalResponse):
+            event = _receive(conn, stream, timeout.read)
+        where = f"{proxy.host}:{proxy.port}"
+        if not isinstance(event, http1.Response):
+            raise ReadError(f"the proxy {where} closed without answering CONNECT")
+        if not 200 <= event.status_code < 300:
+            reason = event.reason.decode("latin-1")
+            raise ConnectError(
+                f"the proxy {where} refused a tunnel to {origin[1]}:{origin[2]}: "
+                f"{event.status_code} {reason}"
+            )
+        if conn.trailing_data[0]:
+            raise RemoteProtocolError(f"the proxy {where} sent bytes before the tunnel opened")
 
     def _exchange(
         self,
@@ -171,7 +221,13 @@ class Transport:
         started = time.monotonic() - connect_time
         reused = pooled.requests > 0
         pooled.requests += 1
-        request = http1.Request(method.encode("ascii"), url.target.encode("ascii"))
+        target = url.target
+        proxy = self.proxies.for_origin(url.origin) if url.scheme == "http" else None
+        if proxy is not None:  # RFC 9112 §3.2.2: a proxy gets the absolute URL
+            target = str(url)
+            if proxy.authorization:
+                fields = [*fields, (b"Proxy-Authorization", proxy.authorization.encode("ascii"))]
+        request = http1.Request(method.encode("ascii"), target.encode("ascii"))
         request.headers = http1.Headers(fields)
         head_bytes = pooled.conn.send(request)
         sent_at = time.monotonic()
@@ -248,28 +304,8 @@ class Transport:
                 raise RemoteProtocolError(f"unexpected {type(event).__name__} before a response")
 
     def _next_event(self, pooled: PooledConnection, timeout: float) -> http1.ReceivedEvent:
-        """The next event, reading from the stream as long as http1 needs data.
-
-        Raises:
-            ReadError: the stream failed, or the server closed in the middle of a message.
-            ReadTimeout: the server was silent for ``timeout`` seconds.
-            RemoteProtocolError: what the server sent is malformed.
-        """
-        conn = pooled.conn
-        while True:
-            try:
-                event = conn.next_event()
-            except RemoteProtocolError as exc:
-                if conn.trailing_data[1]:  # the peer closed: a message cut short
-                    raise ReadError(f"the server closed the connection early: {exc}") from exc
-                raise
-            if event is http1.NEED_DATA:
-                conn.receive_data(pooled.stream.read(_READ_SIZE, timeout))
-                continue
-            if event is http1.PAUSED:
-                raise RemoteProtocolError("the response ended while the request was incomplete")
-            assert not isinstance(event, http1.Signal)
-            return event
+        """The next event on a pooled connection; see :func:`_receive`."""
+        return _receive(pooled.conn, pooled.stream, timeout)
 
     def _body(self, exchange: _Exchange) -> Iterator[bytes]:
         pooled = exchange.pooled
@@ -288,3 +324,29 @@ class Transport:
     def close(self) -> None:
         """Close every idle connection."""
         self.pool.close()
+
+
+def _receive(
+    conn: http1.Connection, stream: transport.Stream, timeout: float
+) -> http1.ReceivedEvent:
+    """The next event, reading from the stream as long as http1 needs data.
+
+    Raises:
+        ReadError: the stream failed, or the server closed in the middle of a message.
+        ReadTimeout: the server was silent for ``timeout`` seconds.
+        RemoteProtocolError: what the server sent is malformed.
+    """
+    while True:
+        try:
+            event = conn.next_event()
+        except RemoteProtocolError as exc:
+            if conn.trailing_data[1]:  # the peer closed: a message cut short
+                raise ReadError(f"the server closed the connection early: {exc}") from exc
+            raise
+        if event is http1.NEED_DATA:
+            conn.receive_data(stream.read(_READ_SIZE, timeout))
+            continue
+        if event is http1.PAUSED:
+            raise RemoteProtocolError("the response ended while the request was incomplete")
+        assert not isinstance(event, http1.Signal)
+        return event

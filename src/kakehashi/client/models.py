@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import io
+import json as jsonlib
 import math
 import os
 import stat
@@ -34,6 +35,7 @@ __all__ = [
     "PreparedBody",
     "Response",
     "Timeout",
+    "file_length",
     "prepare_body",
 ]
 
@@ -247,14 +249,19 @@ def prepare_body(body: Body) -> PreparedBody | None:
     raise TypeError(f"cannot send a body of type {type(body).__name__}")
 
 
-def _file_body(file: Any) -> PreparedBody:
-    length: int | None = None
+def file_length(file: Any) -> int | None:
+    """The bytes left in a regular file (its size is known and fixed), else None."""
     try:
         info = os.fstat(file.fileno())
-        if stat.S_ISREG(info.st_mode):  # a regular file: its size is known and fixed
-            length = info.st_size - file.tell()
+        if stat.S_ISREG(info.st_mode):
+            return int(info.st_size - file.tell())
     except (AttributeError, OSError, io.UnsupportedOperation):
-        length = None
+        pass  # a pipe, a socket, an in-memory file: no length known in advance
+    return None
+
+
+def _file_body(file: Any) -> PreparedBody:
+    length = file_length(file)
 
     def chunks() -> Iterator[bytes]:
         while block := file.read(_FILE_CHUNK):
@@ -357,6 +364,14 @@ class Response:
             return self.read().decode(charset, "replace")
         except LookupError:
             return self.read().decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (UTF-8, -16 or -32, as RFC 8259 allows).
+
+        Raises:
+            ValueError: the body is not JSON (``json.JSONDecodeError`` is a ValueError).
+        """
+        return jsonlib.loads(self.read())
 
     @property
     def ok(self) -> bool:

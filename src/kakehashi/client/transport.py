@@ -35,7 +35,7 @@ from kakehashi.errors import (
     WriteTimeout,
 )
 
-__all__ = ["SocketStream", "Stream", "connect", "default_ssl_context"]
+__all__ = ["SocketStream", "Stream", "connect", "default_ssl_context", "start_tls"]
 
 logger = logging.getLogger(__name__)
 
@@ -182,14 +182,40 @@ def connect(
         raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tls:
-            context = ssl_context or default_ssl_context()
-            sock = context.wrap_socket(sock, server_hostname=server_hostname or host)
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
+    if tls:
+        sock = _wrap_tls(sock, server_hostname or host, port, timeout, ssl_context)
+    logger.debug("connected to %s:%d%s", host, port, " (TLS)" if tls else "")
+    return SocketStream(sock)
+
+
+def start_tls(
+    stream: Stream, host: str, port: int, timeout: float, ssl_context: ssl.SSLContext | None
+) -> SocketStream:
+    """TLS over an open stream (a tunnel through a proxy), verifying ``host``.
+
+    Raises:
+        ConnectTimeout: the handshake took longer than ``timeout``.
+        ConnectError: TLS failed (the stream is closed), or the stream is not a socket.
+    """
+    if not isinstance(stream, SocketStream):
+        stream.close()
+        raise ConnectError("TLS needs a socket stream")
+    return SocketStream(_wrap_tls(stream.sock, host, port, timeout, ssl_context))
+
+
+def _wrap_tls(
+    sock: socket.socket, host: str, port: int, timeout: float, context: ssl.SSLContext | None
+) -> ssl.SSLSocket:
+    """The TLS handshake on ``sock``; closes it when the handshake fails."""
+    try:
+        sock.settimeout(timeout)
+        return (context or default_ssl_context()).wrap_socket(sock, server_hostname=host)
     except TimeoutError as exc:
         sock.close()
         raise ConnectTimeout(f"the TLS handshake with {host}:{port} timed out") from exc
     except OSError as exc:  # ssl.SSLError is an OSError
         sock.close()
         raise ConnectError(f"TLS with {host}:{port} failed: {exc}") from exc
-    logger.debug("connected to %s:%d%s", host, port, " (TLS)" if tls else "")
-    return SocketStream(sock)
