@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from kakehashi.cli import main
-from tests.client.servers import LARGE, free_port, http_server, raw_server, silent
+from kakehashi.server import Server
+from tests.client import flask_app
+from tests.client.servers import (
+    LARGE,
+    free_port,
+    http_server,
+    raw_server,
+    self_signed_cert,
+    server_context,
+    silent,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -118,3 +132,99 @@ def test_a_silent_server_times_out(capsysbinary: pytest.CaptureFixture[bytes]) -
 def test_usage_errors_exit_2(argv: list[str], capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["get", *argv]) == 2
     assert capsysbinary.readouterr().err.startswith(b"kakehashi get: ")
+
+
+# --- against Flask on kakehashi's own server, with curl as the reference ----------------------
+
+
+@pytest.fixture
+def flask_base(start_server: Callable[..., Server]) -> str:
+    return "http://" + start_server(flask_app.app).addresses[0]
+
+
+def _curl(*argv: str) -> bytes:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    done = subprocess.run(["curl", "-sS", *argv], capture_output=True, timeout=20, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _get(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> bytes:
+    assert main(["get", *argv]) == 0
+    return capsysbinary.readouterr().out
+
+
+def test_data_is_a_form_flask_can_read_as_curl_sends_it(
+    flask_base: str, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    argv = ["-d", "name=taro", "-d", "city=t%C5%8Dky%C5%8D", flask_base + "/form"]
+    ours = json.loads(_get(capsysbinary, *argv))
+    assert ours == {
+        "form": {"name": ["taro"], "city": ["tōkyō"]},
+        "content_type": "application/x-www-form-urlencoded",
+    }
+    assert ours == json.loads(_curl(*argv))
+
+
+def test_an_explicit_content_type_wins_over_the_form_default(
+    flask_base: str, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    argv = ["-H", "Content-Type: text/plain", "-d", "name=taro", flask_base + "/form"]
+    ours = json.loads(_get(capsysbinary, *argv))
+    assert ours == {"form": {}, "content_type": "text/plain"}
+    assert ours == json.loads(_curl(*argv))
+
+
+def test_json_sets_content_type_and_accept(
+    flask_base: str, capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    argv = ["--json", '{"name": "太郎", "n": [1, 2]}', flask_base + "/json"]
+    ours = json.loads(_get(capsysbinary, *argv))
+    assert ours == {"json": {"name": "太郎", "n": [1, 2]}, "accept": "application/json"}
+    assert ours == json.loads(_curl(*argv))
+    path = tmp_path / "body.json"
+    path.write_text('{"from": "file"}')
+    assert json.loads(_get(capsysbinary, "--json", f"@{path}", flask_base + "/json"))["json"] == {
+        "from": "file"
+    }
+
+
+def test_user_sends_basic_credentials(
+    flask_base: str, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    argv = ["-u", "taro:pa:ss wörd", flask_base + "/whoami"]
+    ours = json.loads(_get(capsysbinary, *argv))
+    assert ours == {"type": "basic", "username": "taro", "password": "pa:ss wörd", "token": None}
+    assert ours == json.loads(_curl(*argv))
+    assert main(["get", "--fail", flask_base + "/whoami"]) == 1
+
+
+def test_output_writes_the_body_to_a_file_and_nothing_to_stdout(
+    flask_base: str, capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    ours, theirs = tmp_path / "ours.bin", tmp_path / "curl.bin"
+    assert _get(capsysbinary, "-o", str(ours), flask_base + "/big") == b""
+    _curl("-o", str(theirs), flask_base + "/big")
+    assert ours.read_bytes() == theirs.read_bytes() == flask_app.BIG
+    assert main(["get", "-o", str(tmp_path / "no" / "such" / "dir"), flask_base + "/big"]) == 1
+    assert b"cannot write the output" in capsysbinary.readouterr().err
+
+
+def test_only_one_kind_of_body(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["get", "-d", "a=1", "--json", "{}", "http://127.0.0.1:1/"]) == 2
+    assert b"use only one of --data, --json" in capsysbinary.readouterr().err
+
+
+def test_cacert_trusts_a_private_certificate(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    key, crt = self_signed_cert(tmp_path)
+    with http_server(server_context(key, crt)) as url:
+        assert main(["get", url + "/"]) == 1  # not in the system store
+        assert b"CERTIFICATE_VERIFY_FAILED" in capsysbinary.readouterr().err
+        assert _get(capsysbinary, "--cacert", str(crt), url + "/") == b"Hello, World"
+        assert _curl("--cacert", str(crt), url + "/") == b"Hello, World"
+    assert main(["get", "--cacert", str(tmp_path / "missing.pem"), url + "/"]) == 2
+    assert main(["get", "--cacert", str(tmp_path / "key.pem"), url + "/"]) == 2
