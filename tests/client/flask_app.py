@@ -87,3 +87,24 @@ def set_cookies() -> Any:
 @app.get("/cookies/admin")
 def admin_cookies() -> Any:
     return jsonify(request.cookies.to_dict())
+
+
+@app.route("/inspect", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def inspect() -> Any:
+    files = {
+        name: [f.filename, f.content_type, f.read().decode()] for name, f in request.files.items()
+    }
+    return jsonify(
+        method=request.method,
+        args=request.args.to_dict(flat=False),
+        form=request.form.to_dict(flat=False),
+        json=request.get_json(silent=True),
+        files=files,
+        content_type=request.content_type,
+        authorization=request.headers.get("Authorization"),
+    )
+
+
+@app.route("/redirect", methods=["GET", "POST"])
+def redirect_to() -> Any:
+    return redirect(request.args["to"], 307)

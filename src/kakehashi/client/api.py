@@ -280,9 +280,17 @@ class Client:
         """A PUT request; see :meth:`request`."""
         return self.request("PUT", url, **kwargs)
 
+    def patch(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
+        """A PATCH request; see :meth:`request`."""
+        return self.request("PATCH", url, **kwargs)
+
     def delete(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
         """A DELETE request; see :meth:`request`."""
         return self.request("DELETE", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Unpack[RequestOptions]) -> Response:
+        """An OPTIONS request; see :meth:`request`."""
+        return self.request("OPTIONS", url, **kwargs)
 
     def close(self) -> None:
         """Close the kept-alive connections."""
