@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from kakehashi.cli import main
 from kakehashi.server import Server
 from tests.client import flask_app
+from tests.client.proxy_server import proxy_server
 from tests.client.servers import (
     LARGE,
     free_port,
@@ -228,3 +231,82 @@ def test_cacert_trusts_a_private_certificate(
         assert _curl("--cacert", str(crt), url + "/") == b"Hello, World"
     assert main(["get", "--cacert", str(tmp_path / "missing.pem"), url + "/"]) == 2
     assert main(["get", "--cacert", str(tmp_path / "key.pem"), url + "/"]) == 2
+
+
+def test_form_parts_are_multipart_as_curl_sends_them(
+    flask_base: str, capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path
+) -> None:
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(bytes(range(256)) * 100)
+    argv = ["-F", "title=a photo", "-F", f"photo=@{photo}", "-F", f"raw=@{photo};type=x/y"]
+    ours = json.loads(_get(capsysbinary, *argv, flask_base + "/upload"))
+    theirs = json.loads(_curl(*argv, flask_base + "/upload"))
+    assert ours["form"] == {"title": "a photo"}
+    assert ours["files"]["photo"]["filename"] == "photo.png"
+    assert ours["files"]["raw"]["content_type"] == "x/y"
+    # curl sends no type for a .png it does not know; ours comes from mimetypes
+    theirs["files"]["photo"]["content_type"] = ours["files"]["photo"]["content_type"]
+    assert ours == theirs
+    assert main(["get", "-F", "novalue", flask_base + "/upload"]) == 2
+
+
+def test_compressed_asks_for_gzip_and_decodes_it(
+    flask_base: str, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    url = flask_base + "/compressed/gzip"
+    assert _get(capsysbinary, "--compressed", url) == flask_app.TEXT
+    assert _get(capsysbinary, "--compressed", url) == _curl("--compressed", url)
+    plain = _get(capsysbinary, "-i", url)  # like curl, no Accept-Encoding without the flag
+    assert b"Content-Encoding" not in plain and plain.endswith(flask_app.TEXT)
+
+
+def test_proxy_option_and_environment(
+    flask_base: str, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = flask_base + "/args?via=proxy"
+    with proxy_server() as (proxy, log):
+        assert json.loads(_get(capsysbinary, "-x", proxy, url)) == {"via": ["proxy"]}
+        monkeypatch.setenv("http_proxy", f"http://{proxy}")
+        assert json.loads(_get(capsysbinary, url)) == {"via": ["proxy"]}
+        assert _curl("-x", proxy, url) == _get(capsysbinary, "-x", proxy, url)
+    assert log.lines == [f"GET {url} HTTP/1.1"] * 4
+    assert main(["get", "-x", "socks5://p:1", url]) == 2
+
+
+def _on_a_terminal(argv: list[str]) -> tuple[int, bytes]:
+    """Run ``kakehashi get`` in-process with stderr on a pseudo-terminal; its exit code and
+    what the terminal showed."""
+    controller, terminal = os.openpty()
+    with os.fdopen(terminal, "w", encoding="utf-8") as stderr:
+        saved, sys.stderr = sys.stderr, stderr
+        try:
+            code = main(["get", *argv])
+        finally:
+            sys.stderr = saved
+    shown = b""
+    while select.select([controller], [], [], 0.5)[0]:
+        try:
+            data = os.read(controller, 65536)
+        except OSError:  # EIO: the terminal side is closed and everything was read
+            break
+        if not data:
+            break
+        shown += data
+    os.close(controller)
+    return code, shown
+
+
+def test_a_progress_bar_for_big_downloads_to_a_file_on_a_terminal(
+    flask_base: str, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    out = tmp_path / "big.bin"
+    code, shown = _on_a_terminal(["-o", str(out), flask_base + "/big"])
+    assert code == 0 and out.read_bytes() == flask_app.BIG
+    last = shown.rstrip(b"\r\n").rsplit(b"\r", 1)[-1]
+    assert last.startswith(b"[" + b"#" * 30 + b"] 100.0%  3.0 MiB of 3.0 MiB  ")
+    assert shown.endswith(b"\n")
+    # not for a small download, not to stdout, not when stderr is not a terminal
+    assert _on_a_terminal(["-o", str(tmp_path / "small"), flask_base + "/args"])[1] == b""
+    assert _on_a_terminal([flask_base + "/big"])[1] == b""
+    assert main(["get", "-o", str(out), flask_base + "/big"]) == 0
+    assert capsysbinary.readouterr().err == b""
