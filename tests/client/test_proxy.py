@@ -132,3 +132,8 @@ def test_environment_rules(
 def test_malformed_proxies_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="prox"):
         Proxy.parse(text)
+
+
+def test_a_malformed_proxy_variable_is_named() -> None:
+    with pytest.raises(ValueError, match="https_proxy: only http:// proxies"):
+        Proxies.from_env({"HTTPS_PROXY": "socks5://p:1080"})

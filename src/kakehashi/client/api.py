@@ -21,7 +21,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
-from kakehashi.client.auth import AuthInput, to_auth
+from kakehashi.client.auth import Auth, AuthInput, to_auth
 from kakehashi.client.cookies import add_cookie_header, extract_cookies
 from kakehashi.client.decoding import ACCEPT_ENCODING, decode_body
 from kakehashi.client.exchange import Transport
@@ -209,13 +209,8 @@ class Client:
             TooManyRedirects: more than ``max_redirects`` redirects.
         """
         fields = header_pairs(headers)
-        names = {name.lower() for name, _ in fields}
         payload = encode_payload(body, data, json, files)
-        if payload.content_type and "content-type" not in names:
-            fields.append(("Content-Type", payload.content_type))
-        credentials = to_auth(auth) or self.auth
-        if credentials is not None and "authorization" not in names:
-            fields.append(("Authorization", credentials.authorization()))
+        self._add_defaults(fields, payload.content_type, to_auth(auth) or self.auth)
         hop = _Hop(method.upper(), URL.parse(add_params(url, params)), fields, payload.body)
         limits = self.timeout if timeout is None else Timeout.of(timeout)
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
@@ -223,6 +218,17 @@ class Client:
         if not stream:
             response.read()
         return response
+
+    @staticmethod
+    def _add_defaults(
+        fields: list[tuple[str, str]], content_type: str | None, credentials: Auth | None
+    ) -> None:
+        """The payload's Content-Type and the credentials, unless ``fields`` set them."""
+        names = {name.lower() for name, _ in fields}
+        if content_type and "content-type" not in names:
+            fields.append(("Content-Type", content_type))
+        if credentials is not None and "authorization" not in names:
+            fields.append(("Authorization", credentials.authorization()))
 
     def _follow(self, hop: _Hop, timeout: Timeout, follow: bool) -> Response:
         history: list[Response] = []

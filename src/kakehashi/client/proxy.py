@@ -112,16 +112,17 @@ class Proxies:
         """
         env = os.environ if environ is None else environ
 
-        def var(name: str, upper_ok: bool = True) -> str:
+        def proxy(name: str, upper_ok: bool = True) -> Proxy | None:
             value = env.get(name) or (env.get(name.upper(), "") if upper_ok else "")
-            return value.strip()
+            try:
+                return Proxy.parse(value) if value.strip() else None
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
 
-        http_ = var("http_proxy", upper_ok="REQUEST_METHOD" not in env)
-        https = var("https_proxy")
-        no = var("no_proxy").replace(",", " ").split()
+        no = (env.get("no_proxy") or env.get("NO_PROXY", "")).replace(",", " ").split()
         return cls(
-            Proxy.parse(http_) if http_ else None,
-            Proxy.parse(https) if https else None,
+            proxy("http_proxy", upper_ok="REQUEST_METHOD" not in env),
+            proxy("https_proxy"),
             tuple(entry.lower() for entry in no),
         )
 
