@@ -108,3 +108,9 @@ def inspect() -> Any:
 @app.route("/redirect", methods=["GET", "POST"])
 def redirect_to() -> Any:
     return redirect(request.args["to"], 307)
+
+
+@app.get("/big-stream")
+def big_stream() -> Any:
+    pieces = (BIG[i : i + 65536] for i in range(0, len(BIG), 65536))
+    return Response(pieces, mimetype="application/octet-stream")  # no length: chunked

@@ -310,3 +310,23 @@ def test_a_progress_bar_for_big_downloads_to_a_file_on_a_terminal(
     assert _on_a_terminal([flask_base + "/big"])[1] == b""
     assert main(["get", "-o", str(out), flask_base + "/big"]) == 0
     assert capsysbinary.readouterr().err == b""
+
+
+def test_a_progress_bar_without_a_known_length(flask_base: str, tmp_path: Path) -> None:
+    out = tmp_path / "big.bin"
+    code, shown = _on_a_terminal(["-o", str(out), flask_base + "/big-stream"])
+    assert code == 0 and out.read_bytes() == flask_app.BIG
+    last = shown.rstrip(b"\r\n").rsplit(b"\r", 1)[-1]
+    assert last.startswith(b"3.0 MiB  ") and b"/s" in last and b"%" not in last
+
+
+def test_https_through_a_proxy_tunnel_with_a_private_ca(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, crt = self_signed_cert(tmp_path)
+    with http_server(server_context(key, crt)) as url, proxy_server() as (proxy, log):
+        argv = ["-x", proxy, "--cacert", str(crt), url + "/chunked"]
+        assert _get(capsysbinary, *argv) == _curl(*argv) == b"Hello, chunked World"
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        assert _get(capsysbinary, "--cacert", str(crt), url + "/") == b"Hello, World"
+    assert log.lines == [f"CONNECT {url.removeprefix('https://')} HTTP/1.1"] * 3
