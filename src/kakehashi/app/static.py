@@ -66,11 +66,12 @@ def send_file(req: Request, path: str | Path, *, max_age: int | None = None) -> 
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         raise NotFound() from None
+    info = os.fstat(fd)  # of what was opened, so the check cannot race a rename
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise NotFound()
     file = open(fd, "rb")  # noqa: SIM115 -- the response owns it and closes it
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotFound()
         response = _file_response(req, file, info, Path(path).name, max_age)
     except BaseException:
         file.close()
@@ -149,9 +150,8 @@ def _requested_range(req: Request, etag: str, mtime: int, size: int) -> tuple[in
         return None
     first, last = found.group(1), found.group(2)
     if first:
-        start = int(first)
-        end = int(last) if last else size - 1
-        if end < start:
+        start, end = int(first), int(last) if last else size - 1
+        if last and end < start:
             return None  # syntactically invalid: ignored, not refused
     else:
         start, end = max(0, size - int(last)), size - 1
