@@ -150,12 +150,12 @@ class App(Registry):
     # --- handling --------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(
-            environ,
-            self.router,
-            max_body_size=self.max_body_size,
-            spool_size=read_limit(self.config, "UPLOAD_SPOOL_SIZE"),
-        )
+        try:
+            limits = self.max_body_size, read_limit(self.config, "UPLOAD_SPOOL_SIZE")
+        except ConfigError as error:  # set wrong at run time: every request is a 500
+            self.logger.error("bad app.config: %s", error)
+            return self._plain_500(error)(environ, start_response)
+        request = Request(environ, self.router, max_body_size=limits[0], spool_size=limits[1])
         return self.handle(request)(environ, start_response)
 
     def handle(self, request: Request) -> Response:

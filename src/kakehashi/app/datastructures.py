@@ -148,18 +148,24 @@ class FileStorage:
 
     @property
     def data(self) -> bytes:
-        """The whole content, whatever has been read already."""
-        self.stream.seek(0)
-        return self.stream.read()
+        """The whole content; the stream's position is left where it was."""
+        out = io.BytesIO()
+        self.save(out)
+        return out.getvalue()
 
     def save(self, destination: str | os.PathLike[str] | IO[bytes]) -> None:
-        """Write the whole content to a path (created or replaced) or a binary file object."""
+        """Write the whole content to a path (created or replaced) or a binary file object;
+        the stream's position is left where it was."""
+        position = self.stream.tell()
         self.stream.seek(0)
-        if isinstance(destination, str | os.PathLike):
-            with open(destination, "wb") as out:
-                shutil.copyfileobj(self.stream, out, _COPY_BLOCK)
-        else:
-            shutil.copyfileobj(self.stream, destination, _COPY_BLOCK)
+        try:
+            if isinstance(destination, str | os.PathLike):
+                with open(destination, "wb") as out:
+                    shutil.copyfileobj(self.stream, out, _COPY_BLOCK)
+            else:
+                shutil.copyfileobj(self.stream, destination, _COPY_BLOCK)
+        finally:
+            self.stream.seek(position)
 
     def __len__(self) -> int:
         position = self.stream.tell()
