@@ -141,3 +141,18 @@ def test_two_groups_and_a_root_mount() -> None:
     assert client.get("/admin/nope").text == "admin 404"
     assert client.get("/nope").text == "site 404"
     assert (app.url_for("site.home"), app.url_for("admin.home")) == ("/", "/admin/")
+
+
+def test_a_group_serves_static_files_under_its_prefix(tmp_path: Any) -> None:
+    (tmp_path / "app.js").write_text("run()\n")
+    app, assets = App(), Group("assets")
+    assets.static("/files", tmp_path)
+    app.mount("/ui", assets)
+    client = app.test_client()
+    response = client.get("/ui/files/app.js")
+    assert (response.status, response.body) == (200, b"run()\n")
+    assert response.headers["Content-Type"].split(";")[0] in (
+        "text/javascript",
+        "application/javascript",
+    )
+    assert app.url_for("assets.static", filename="app.js") == "/ui/files/app.js"

@@ -40,7 +40,7 @@ from kakehashi.errors import (
 from .config import DEFAULTS, Config, read_limit
 from .converters import Converter
 from .group import Group
-from .registry import AfterHook, ErrorHandler, Registry, TeardownHook, View
+from .registry import ErrorHandler, Registry, View
 from .request import Request
 from .response import TEXT, Response, StartResponse, make_response, redirect, status_phrase
 from .routing import Match, RequestRedirect, Router
@@ -181,7 +181,8 @@ class App(Registry):
     def _dispatch(self, request: Request) -> Response:
         routed = self._route(request)
         request.group = self._group_of(request)
-        for hook in self._hooks(request, "before_request_hooks"):
+        before = [h for r in self._registries(request) for h in r.before_request_hooks]
+        for hook in before:
             value = hook(request)
             if value is not None:
                 return make_response(value)
@@ -223,24 +224,19 @@ class App(Registry):
         group = self.groups.get(request.group) if request.group else None
         return [self] if group is None else [self, group]
 
-    def _hooks(self, request: Request, kind: str) -> list[Any]:
-        registries = self._registries(request)
-        if kind != "before_request_hooks":
-            registries.reverse()  # the innermost (the group) sees the response first
-        return [hook for registry in registries for hook in getattr(registry, kind)]
-
     def _after(self, request: Request, response: Response) -> Response:
-        hook: AfterHook
-        for hook in self._hooks(request, "after_request_hooks"):
+        # The innermost registry (the group) sees the response first, the app last.
+        after = [h for r in reversed(self._registries(request)) for h in r.after_request_hooks]
+        for hook in after:
             result = hook(request, response)
             if result is not None:
                 response = make_response(result)
         return response
 
     def _teardown(self, request: Request, failure: Exception | None) -> None:
-        hook: TeardownHook
+        registries = reversed(self._registries(request))
         try:
-            for hook in self._hooks(request, "teardown_request_hooks"):
+            for hook in [h for r in registries for h in r.teardown_request_hooks]:
                 try:
                     hook(request, failure)
                 except Exception as error:
