@@ -207,3 +207,20 @@ def test_data_as_raw_body_and_json(echo: Client) -> None:
     assert echo.post("/", data=b"raw", headers=headers).json()["body"] == "raw"
     result = echo.post("/", json={"k": [1, 2]}).json()
     assert (result["type"], result["body"]) == ("application/json", '{"k": [1, 2]}')
+
+
+def test_body_first_keeps_both_and_form_first_streams(validate: bool) -> None:
+    app = App()
+
+    @app.post("/<order>")
+    def both(req: Request, order: str) -> str:
+        if order == "body-first":
+            return f"{len(req.body)} {req.files['f'].data.decode()}"
+        _ = req.files
+        return str(len(req.body))
+
+    client = app.test_client(validate=validate)
+    data = {"f": (b"content", "f.txt")}
+    answer = client.post("/body-first", data=data).text
+    assert answer.endswith(" content") and int(answer.split()[0]) > 0
+    assert client.post("/form-first", data=data).status == 500  # a programming error, logged

@@ -3,7 +3,9 @@
 PEP 3333 hands the path over percent-decoded, as a latin-1 string standing for bytes; the
 request turns it back into bytes and decodes them as UTF-8, so ``/greeting/%E5%A4%AA%E9%83%8E``
 reaches the view as ``/greeting/太郎``.  Everything else (query, headers, cookies, body, forms)
-is parsed on first use and cached.
+is parsed on first use and cached.  A multipart body is parsed as it is read from
+``wsgi.input`` (files spooled to disk beyond ``spool_size``), so ``body`` is not available
+after ``form`` or ``files`` read one; read ``body`` first to have both.
 
 This module must not write a response or decide a status: it raises ``BadRequest`` (400) or
 an ``HTTPError`` (413) and the application turns those into pages.
