@@ -20,3 +20,9 @@ def app() -> App:
 @pytest.fixture
 def client(app: App, validate: bool) -> Client:
     return app.test_client(validate=validate)
+
+
+@pytest.fixture
+def calls() -> list[str]:
+    """A log that views and hooks append to, to check what ran in which order."""
+    return []

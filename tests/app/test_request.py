@@ -238,6 +238,8 @@ def test_multipart_fields_and_files() -> None:
         b"plain",
     )
     assert len(second) == 5
+    request.close()
+    assert first.stream.closed and second.stream.closed
 
 
 def test_empty_multipart() -> None:
@@ -279,6 +281,7 @@ def test_bad_rfc5987_parameter_is_ignored() -> None:
         b'Content-Disposition: form-data; name="f"; filename="a"; filename*=nope\'\'x\r\n\r\nz'
     )
     assert request.files["f"].filename == "a"
+    request.close()
 
 
 # --- url_for -----------------------------------------------------------------------------

@@ -8,8 +8,10 @@
     def greeting(req, name):
         return f"Hello, {name}!"
 
-The app runs under any WSGI server.  This package must import only the standard library and
-the lower kakehashi layers (errors, http1, wsgi), never the server or the client.
+Also: hooks, groups mounted under a prefix, static files, uploads spooled to disk, config
+(docs/framework.md).  The app runs under any WSGI server.  This package must import only the
+standard library and the lower kakehashi layers (errors, http1, wsgi), never the server or
+the client (``App.run`` imports the server when called; docs/design.md says why).
 
 Invariant: everything a user needs is re-exported here; submodules are implementation detail.
 """
@@ -17,6 +19,7 @@ Invariant: everything a user needs is re-exported here; submodules are implement
 from kakehashi.errors import BadRequest, HTTPError, MethodNotAllowed, NotFound, RouteConflictError
 
 from .app import App
+from .config import Config
 from .converters import (
     Converter,
     FloatConverter,
@@ -26,9 +29,11 @@ from .converters import (
     UUIDConverter,
 )
 from .datastructures import FileStorage, Headers, MultiDict
+from .group import Group
 from .request import Request
 from .response import Response, abort, redirect
 from .routing import BuildError
+from .static import send_file, send_from_directory
 from .testing import Client, TestResponse
 
 __all__ = [
@@ -36,9 +41,11 @@ __all__ = [
     "BadRequest",
     "BuildError",
     "Client",
+    "Config",
     "Converter",
     "FileStorage",
     "FloatConverter",
+    "Group",
     "HTTPError",
     "Headers",
     "IntegerConverter",
@@ -54,4 +61,6 @@ __all__ = [
     "UUIDConverter",
     "abort",
     "redirect",
+    "send_file",
+    "send_from_directory",
 ]

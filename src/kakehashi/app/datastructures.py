@@ -12,10 +12,12 @@ name that is not an HTTP token (checked on insert, so a response cannot smuggle 
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Generic, TypeVar, overload
+from typing import IO, Generic, TypeVar, overload
 
 __all__ = ["FileStorage", "Headers", "MultiDict"]
 
@@ -23,6 +25,7 @@ V = TypeVar("V")
 D = TypeVar("D")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+_COPY_BLOCK = 64 * 1024
 
 
 class MultiDict(Mapping[str, V], Generic[V]):
@@ -119,14 +122,56 @@ class Headers:
         return f"Headers({self._pairs!r})"
 
 
-@dataclass(frozen=True)
 class FileStorage:
-    """One uploaded file from a multipart form, held in memory."""
+    """One uploaded file from a multipart form.
 
-    name: str
-    filename: str
-    content_type: str
-    data: bytes
+    ``stream`` is a binary file object: the parser gives a ``SpooledTemporaryFile`` (memory
+    up to the app's ``UPLOAD_SPOOL_SIZE``, a temporary file beyond).  The request closes it
+    when the request ends, so save or read it in the view.  ``filename`` is what the client
+    claims; never use it as a path unchecked.
+    """
+
+    def __init__(
+        self, name: str, filename: str, content_type: str, stream: IO[bytes] | bytes
+    ) -> None:
+        self.name = name
+        self.filename = filename
+        self.content_type = content_type
+        self.stream: IO[bytes] = io.BytesIO(stream) if isinstance(stream, bytes) else stream
+
+    def __repr__(self) -> str:
+        return f"<FileStorage {self.name!r}: {self.filename!r} ({self.content_type})>"
+
+    def read(self, size: int = -1) -> bytes:
+        """Read from the stream's current position, like a file."""
+        return self.stream.read(size)
+
+    @property
+    def data(self) -> bytes:
+        """The whole content; the stream's position is left where it was."""
+        out = io.BytesIO()
+        self.save(out)
+        return out.getvalue()
+
+    def save(self, destination: str | os.PathLike[str] | IO[bytes]) -> None:
+        """Write the whole content to a path (created or replaced) or a binary file object;
+        the stream's position is left where it was."""
+        position = self.stream.tell()
+        self.stream.seek(0)
+        try:
+            if isinstance(destination, str | os.PathLike):
+                with open(destination, "wb") as out:
+                    shutil.copyfileobj(self.stream, out, _COPY_BLOCK)
+            else:
+                shutil.copyfileobj(self.stream, destination, _COPY_BLOCK)
+        finally:
+            self.stream.seek(position)
 
     def __len__(self) -> int:
-        return len(self.data)
+        position = self.stream.tell()
+        size = self.stream.seek(0, io.SEEK_END)
+        self.stream.seek(position)
+        return size
+
+    def close(self) -> None:
+        self.stream.close()

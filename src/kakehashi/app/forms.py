@@ -4,7 +4,8 @@ Every function takes bytes (or a latin-1 string standing for bytes, as PEP 3333 
 over) and returns decoded text; anything malformed raises ``BadRequest`` with a short reason,
 never another exception, so a hostile body cannot turn into a 500.
 
-This module must not read from a socket or an environ; the request does that and calls here.
+This module must not read from a socket or an environ; the request does that and calls here
+with the body's chunks.
 
 Invariants: text is decoded as UTF-8, strictly; file contents are left as bytes untouched.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import codecs
 import re
+import tempfile
 import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 
 from kakehashi.errors import BadRequest
 
@@ -23,6 +26,8 @@ __all__ = ["parse_multipart", "parse_options_header", "parse_urlencoded"]
 
 _PARAM = re.compile(r';\s*(?P<key>[^\s;=]+)\s*(?:=\s*(?P<value>"(?:[^"\\]|\\.)*"|[^;]*))?')
 _MAX_FIELDS = 10_000
+_MAX_LINE = 1024  # transport padding after a boundary
+_MAX_HEAD = 16 * 1024  # one part's header block
 
 
 def parse_urlencoded(raw: str) -> MultiDict[str]:
@@ -66,35 +71,107 @@ def parse_options_header(value: str) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), params
 
 
-def parse_multipart(body: bytes, boundary: str) -> tuple[MultiDict[str], MultiDict[FileStorage]]:
-    """A ``multipart/form-data`` body as (fields, files)."""
+def parse_multipart(
+    chunks: Iterable[bytes], boundary: str, spool_size: int
+) -> tuple[MultiDict[str], MultiDict[FileStorage]]:
+    """A ``multipart/form-data`` body, read chunk by chunk, as (fields, files).
+
+    Each file goes to a ``SpooledTemporaryFile``: in memory up to ``spool_size`` bytes, on
+    disk beyond.  Field values are kept in memory (the body's size limit bounds them).
+    """
     if not 1 <= len(boundary) <= 200 or not boundary.isascii():
         raise BadRequest("multipart boundary is missing or invalid")
     delimiter = b"\r\n--" + boundary.encode("ascii")
-    chunks = (b"\r\n" + body).split(delimiter)
-    if len(chunks) < 2:
+    scan = _Scanner(iter(chunks), b"\r\n")
+    if not scan.until(delimiter, _discard):
         raise BadRequest("multipart body does not contain its boundary")
     fields: list[tuple[str, str]] = []
     files: list[tuple[str, FileStorage]] = []
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            return MultiDict(fields), MultiDict(files)
-        padding, newline, part = chunk.partition(b"\r\n")
-        if not newline or padding.strip(b" \t"):
-            raise BadRequest("multipart boundary line is malformed")
-        _parse_part(part, fields, files)
-    raise BadRequest("multipart body is not closed")
+    try:
+        while not scan.startswith(b"--"):
+            padding = scan.capped(b"\r\n", _MAX_LINE, "multipart boundary line is malformed")
+            if padding.strip(b" \t"):
+                raise BadRequest("multipart boundary line is malformed")
+            if len(fields) + len(files) >= _MAX_FIELDS:
+                raise BadRequest(f"multipart body has more than {_MAX_FIELDS} parts")
+            _read_part(scan, delimiter, spool_size, fields, files)
+        scan.drain()  # the epilogue, read so that a short body is still noticed
+    except BaseException:
+        for _, upload in files:
+            upload.close()
+        raise
+    return MultiDict(fields), MultiDict(files)
 
 
-def _parse_part(
-    part: bytes, fields: list[tuple[str, str]], files: list[tuple[str, FileStorage]]
+def _discard(data: bytes) -> None:
+    return None
+
+
+class _Scanner:
+    """A buffer over an iterator of chunks that finds delimiters split across chunks."""
+
+    def __init__(self, chunks: Iterator[bytes], initial: bytes) -> None:
+        self._chunks = chunks
+        self.buf = bytearray(initial)
+
+    def _more(self) -> bool:
+        for chunk in self._chunks:
+            if chunk:
+                self.buf += chunk
+                return True
+        return False
+
+    def startswith(self, prefix: bytes) -> bool:
+        while len(self.buf) < len(prefix) and self._more():
+            pass
+        return self.buf.startswith(prefix)
+
+    def until(self, delimiter: bytes, sink: Callable[[bytes], object]) -> bool:
+        """Feed ``sink`` what comes before ``delimiter`` and drop both; False at the end."""
+        keep = len(delimiter) - 1
+        while True:
+            at = self.buf.find(delimiter)
+            if at >= 0:
+                sink(bytes(self.buf[:at]))
+                del self.buf[: at + len(delimiter)]
+                return True
+            if len(self.buf) > keep:  # what cannot be the start of a delimiter goes out now
+                cut = len(self.buf) - keep
+                sink(bytes(self.buf[:cut]))
+                del self.buf[:cut]
+            if not self._more():
+                return False
+
+    def capped(self, delimiter: bytes, limit: int, error: str) -> bytes:
+        """What comes before ``delimiter``, at most ``limit`` bytes; ``BadRequest(error)``."""
+        out = bytearray()
+
+        def collect(data: bytes) -> None:
+            out.extend(data)
+            if len(out) > limit:
+                raise BadRequest(error)
+
+        if not self.until(delimiter, collect):
+            raise BadRequest(error)
+        return bytes(out)
+
+    def drain(self) -> None:
+        for _ in self._chunks:
+            pass
+
+
+def _read_part(
+    scan: _Scanner,
+    delimiter: bytes,
+    spool_size: int,
+    fields: list[tuple[str, str]],
+    files: list[tuple[str, FileStorage]],
 ) -> None:
-    if part.startswith(b"\r\n"):
-        head, content = b"", part[2:]
+    if scan.startswith(b"\r\n"):
+        head = b""
+        del scan.buf[:2]
     else:
-        head, separator, content = part.partition(b"\r\n\r\n")
-        if not separator:
-            raise BadRequest("multipart part has no end of headers")
+        head = scan.capped(b"\r\n\r\n", _MAX_HEAD, "multipart part has no end of headers")
     headers = _part_headers(head)
     disposition, params = parse_options_header(headers.get("content-disposition", ""))
     name = params.get("name")
@@ -102,10 +179,18 @@ def _parse_part(
         raise BadRequest("multipart part has no form-data name")
     if "filename" in params:
         content_type = headers.get("content-type", "application/octet-stream")
-        files.append((name, FileStorage(name, params["filename"], content_type, content)))
+        spool = tempfile.SpooledTemporaryFile(max_size=spool_size)  # noqa: SIM115
+        upload = FileStorage(name, params["filename"], content_type, spool)
+        files.append((name, upload))  # closed by the caller if anything below fails
+        if not scan.until(delimiter, spool.write):
+            raise BadRequest("multipart body is not closed")
+        spool.seek(0)
         return
+    chunks: list[bytes] = []
+    if not scan.until(delimiter, chunks.append):
+        raise BadRequest("multipart body is not closed")
     try:
-        fields.append((name, content.decode("utf-8")))
+        fields.append((name, b"".join(chunks).decode("utf-8")))
     except UnicodeDecodeError as exc:
         raise BadRequest(f"multipart field {name!r} is not valid UTF-8") from exc
 

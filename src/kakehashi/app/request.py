@@ -3,7 +3,9 @@
 PEP 3333 hands the path over percent-decoded, as a latin-1 string standing for bytes; the
 request turns it back into bytes and decodes them as UTF-8, so ``/greeting/%E5%A4%AA%E9%83%8E``
 reaches the view as ``/greeting/太郎``.  Everything else (query, headers, cookies, body, forms)
-is parsed on first use and cached.
+is parsed on first use and cached.  A multipart body is parsed as it is read from
+``wsgi.input`` (files spooled to disk beyond ``spool_size``), so ``body`` is not available
+after ``form`` or ``files`` read one; read ``body`` first to have both.
 
 This module must not write a response or decide a status: it raises ``BadRequest`` (400) or
 an ``HTTPError`` (413) and the application turns those into pages.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -26,9 +29,10 @@ from kakehashi.errors import BadRequest, HTTPError
 from .datastructures import FileStorage, Headers, MultiDict
 from .forms import parse_multipart, parse_options_header, parse_urlencoded
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "Request"]
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_SPOOL_SIZE", "Request"]
 
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+DEFAULT_SPOOL_SIZE = 512 * 1024
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _READ_CHUNK = 64 * 1024
 _URL_SAFE = "/!$&'()*+,;=:@"
@@ -62,14 +66,18 @@ class Request:
         router: URLBuilder | None = None,
         *,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        spool_size: int = DEFAULT_SPOOL_SIZE,
     ) -> None:
         self.environ = environ
         self.method: str = str(environ.get("REQUEST_METHOD", "GET")).upper()
         self.path, self.path_error = decode_path(environ)
         self.endpoint: str | None = None
+        self.group: str | None = None
         self.params: dict[str, Any] = {}
         self._router = router
         self._max_body_size = max_body_size
+        self._spool_size = spool_size
+        self._input_read = False
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path!r}>"
@@ -104,9 +112,12 @@ class Request:
         return f"{name}:{port}" if port and str(port) != default else str(name)
 
     def url_for(self, endpoint: str, *, _external: bool = False, **params: Any) -> str:
-        """The URL of ``endpoint`` under this request's mount point; absolute if ``_external``."""
+        """The URL of ``endpoint`` under ``SCRIPT_NAME`` (the root path); absolute if
+        ``_external``.  ``".view"`` names a view of the request's own group."""
         if self._router is None:
             raise RuntimeError("this request was made without a router")
+        if endpoint.startswith(".") and self.group is not None:
+            endpoint = self.group + endpoint  # ".view": a view of this request's group
         url = self.script_root + self._router.build(endpoint, params)
         return f"{self.scheme}://{self.host}{url}" if _external else url
 
@@ -177,26 +188,31 @@ class Request:
     @cached_property
     def body(self) -> bytes:
         """The whole body; 413 beyond the application's limit, 400 if it is cut short."""
+        return b"".join(self._input_chunks())
+
+    def _input_chunks(self) -> Iterator[bytes]:
+        """The body as read from ``wsgi.input``, checked against its length and the limit."""
         length = self.content_length
         if length is None and not self.environ.get("wsgi.input_terminated"):
-            return b""
+            return
         if length is not None and length > self._max_body_size:
             raise HTTPError("Content Too Large", status=413)
+        if self._input_read:
+            raise RuntimeError("the body was already read (request.form streams it once)")
+        self._input_read = True
         stream = self.environ["wsgi.input"]
         limit = self._max_body_size + 1 if length is None else length
-        chunks: list[bytes] = []
         received = 0
         while received < limit:
             chunk = stream.read(min(_READ_CHUNK, limit - received))
             if not chunk:
                 break
-            chunks.append(chunk)
             received += len(chunk)
+            if received > self._max_body_size:
+                raise HTTPError("Content Too Large", status=413)
+            yield chunk
         if length is not None and received < length:
             raise BadRequest("the body is shorter than its Content-Length")
-        if received > self._max_body_size:
-            raise HTTPError("Content Too Large", status=413)
-        return b"".join(chunks)
 
     @property
     def text(self) -> str:
@@ -223,7 +239,9 @@ class Request:
         if mimetype == "application/x-www-form-urlencoded":
             return parse_urlencoded(self.body.decode("latin-1")), MultiDict()
         if mimetype == "multipart/form-data":
-            return parse_multipart(self.body, params.get("boundary", ""))
+            # Streamed, so that large files go to disk instead of being held in memory twice.
+            read = [self.body] if "body" in self.__dict__ else self._input_chunks()
+            return parse_multipart(read, params.get("boundary", ""), self._spool_size)
         return MultiDict(), MultiDict()
 
     @property
@@ -235,3 +253,10 @@ class Request:
     def files(self) -> MultiDict[FileStorage]:
         """Files of a multipart body, by field name."""
         return self._forms[1]
+
+    def close(self) -> None:
+        """Release the uploaded files' temporary storage; the app calls it after each request."""
+        forms = self.__dict__.get("_forms")
+        if forms is not None:
+            for _, upload in forms[1].multi_items():
+                upload.close()

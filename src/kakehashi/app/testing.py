@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json as jsonlib
+import os
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +29,8 @@ __all__ = ["Client", "TestResponse"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 FileTuple = tuple[str, bytes] | tuple[str, bytes, str]
+Upload = tuple[str, bytes, str]  # filename, content, content type
+_OCTETS = "application/octet-stream"
 # Characters a browser leaves alone in a target; "%" too, so tests can send malformed escapes.
 _TARGET_SAFE = "/?&=%:@!$'()*+,;~#[]"
 
@@ -91,14 +94,22 @@ class Client:
         *,
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
+        data: Mapping[str, Any] | bytes | str | None = None,
         json: Any = None,
-        form: Mapping[str, str] | None = None,
+        form: Mapping[str, Any] | None = None,
         files: Mapping[str, FileTuple] | None = None,
         environ: Mapping[str, Any] | None = None,
     ) -> TestResponse:
-        """Send one request.  ``json``, ``form`` and ``files`` build the body and its type."""
+        """Send one request; ``data``, ``json`` and ``files`` build the body and its type.
+
+        As in Flask, ``data`` is the raw body (``bytes`` or ``str``) or a mapping of form
+        fields, sent urlencoded, or as multipart when a value is a file: a binary file object
+        or a tuple ``(file object or bytes, filename[, content_type])``; a list value sends
+        the field several times.  ``form`` is another name for a mapping ``data``.  ``files``
+        maps names to ``(filename, bytes[, content_type])``.
+        """
         header_map = {k.title(): v for k, v in (headers or {}).items()}
-        body, content_type = _encode_body(body, json, form, files)
+        body, content_type = _encode_body(body, form if data is None else data, json, files)
         if content_type and "Content-Type" not in header_map:
             header_map["Content-Type"] = content_type
         if self.cookies and "Cookie" not in header_map:
@@ -174,28 +185,53 @@ class Client:
 
 def _encode_body(
     body: bytes,
+    data: Mapping[str, Any] | bytes | str | None,
     json: Any,
-    form: Mapping[str, str] | None,
     files: Mapping[str, FileTuple] | None,
 ) -> tuple[bytes, str | None]:
     if json is not None:
         return jsonlib.dumps(json).encode("utf-8"), "application/json"
-    if files:
-        return _multipart(form or {}, files)
-    if form is not None:
-        return urllib.parse.urlencode(form).encode("ascii"), "application/x-www-form-urlencoded"
+    if isinstance(data, str):
+        return data.encode("utf-8"), None
+    if isinstance(data, bytes | bytearray):
+        return bytes(data), None
+    fields, uploads = _split_form(data or {})
+    uploads.extend(
+        (name, (spec[0], spec[1], spec[2] if len(spec) == 3 else _OCTETS))
+        for name, spec in (files or {}).items()
+    )
+    if uploads:
+        return _multipart(fields, uploads)
+    if data is not None:
+        return urllib.parse.urlencode(fields).encode("ascii"), "application/x-www-form-urlencoded"
     return body, None
 
 
-def _multipart(form: Mapping[str, str], files: Mapping[str, FileTuple]) -> tuple[bytes, str]:
+def _split_form(data: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, Upload]]]:
+    """Flask-style form data as plain fields and files."""
+    fields: list[tuple[str, str]] = []
+    uploads: list[tuple[str, Upload]] = []
+    for name, value in data.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, tuple):
+                content, filename, *kind = item
+                raw = content.read() if hasattr(content, "read") else bytes(content)
+                uploads.append((name, (filename, raw, kind[0] if kind else _OCTETS)))
+            elif hasattr(item, "read"):
+                filename = os.path.basename(str(getattr(item, "name", "file")))
+                uploads.append((name, (filename, item.read(), _OCTETS)))
+            else:
+                fields.append((name, str(item)))
+    return fields, uploads
+
+
+def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, Upload]]) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     out = io.BytesIO()
-    for name, value in form.items():
+    for name, value in fields:
         out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
         out.write(value.encode("utf-8") + b"\r\n")
-    for name, spec in files.items():
-        filename, data = spec[0], spec[1]
-        kind = spec[2] if len(spec) == 3 else "application/octet-stream"
+    for name, (filename, data, kind) in files:
         head = (
             f"--{boundary}\r\nContent-Disposition: form-data; "
             f'name="{name}"; filename="{filename}"\r\nContent-Type: {kind}\r\n\r\n'
