@@ -5,6 +5,7 @@ No sockets: requests are parsed from bytes and their environ built as the server
 
 from __future__ import annotations
 
+import argparse
 import io
 import ipaddress
 import logging
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kakehashi import http1
+from kakehashi.cli.serve import add_arguments, config_from_args
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
 from kakehashi.server.proxies import (
@@ -501,3 +503,14 @@ def test_root_path_slash_or_empty_mounts_nothing() -> None:
 def test_bad_root_path_is_a_config_error(root: str) -> None:
     with pytest.raises(ConfigError, match="root-path"):
         ServerConfig(root_path=root)
+
+
+def test_cli_flags_and_their_help() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--forwarded-allow-ips", "10.0.0.0/8,unix", "--root-path", "/app"])
+    config = config_from_args(args)
+    assert (config.forwarded_allow_ips, config.root_path) == ("10.0.0.0/8,unix", "/app")
+    assert "(or $FORWARDED_ALLOW_IPS)" in " ".join(parser.format_help().split())
+    with pytest.raises(ConfigError):
+        config_from_args(parser.parse_args(["--forwarded-allow-ips", "10.0.0.1/8"]))
