@@ -371,9 +371,16 @@ class ProxyHeaders:
 
     def apply(self, environ: dict[str, Any], peer_host: str) -> None:
         """Rewrite ``environ`` of a request that came from ``peer_host`` (``""``: Unix)."""
+        if not (
+            X_FOR in environ
+            or X_PROTO in environ
+            or FORWARDED in environ
+            or X_HOST in environ
+            or X_PORT in environ
+            or X_PREFIX in environ
+        ):
+            return  # the common case, checked without building anything (~0.1 µs)
         present = [key for key in PROXY_KEYS if key in environ]
-        if not present:
-            return
         if not self.trusted.trusts(peer_host):
             for key in present:
                 del environ[key]
@@ -453,6 +460,9 @@ def root_path_key(text: str) -> str:
     return unquote_to_bytes(raw).decode("latin-1").rstrip("/")
 
 
+_build = EnvironBuilder.build  # called directly: cheaper than super() on every request
+
+
 class ProxiedEnvironBuilder(EnvironBuilder):
     """An EnvironBuilder that also applies ``--root-path`` and the proxy headers."""
 
@@ -464,7 +474,7 @@ class ProxiedEnvironBuilder(EnvironBuilder):
         self._root = root_path_key(root_path)
 
     def build(self, request: Request, body: InputStream, peer: tuple[str, int]) -> dict[str, Any]:
-        environ = super().build(request, body, peer)
+        environ = _build(self, request, body, peer)
         if self._root:
             split_root_path(environ, self._root)
         self._proxies.apply(environ, peer[0])
