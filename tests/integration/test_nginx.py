@@ -30,6 +30,7 @@ from kakehashi.cli import main
 from kakehashi.client import Client
 from kakehashi.server import Server, ServerConfig
 from tests.client.servers import free_port
+from tests.integration.daemons import running
 
 pytestmark = [pytest.mark.integration, pytest.mark.nginx, pytest.mark.timeout(60)]
 
@@ -69,19 +70,6 @@ CONFIG = (
 )
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nginx did not start listening")
-
-
 @contextlib.contextmanager
 def running_nginx(tmp: Path, config: str, *ports: int) -> Iterator[None]:
     """nginx with ``config`` (written to ``tmp``), until it listens on every port."""
@@ -89,24 +77,9 @@ def running_nginx(tmp: Path, config: str, *ports: int) -> Iterator[None]:
         pytest.skip("nginx is not installed (Debian: apt-get install nginx-light)")
     conf = tmp / "nginx.conf"
     conf.write_text(config)
-    log = (tmp / "stderr.log").open("wb")
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        for port in ports:
-            _wait_for_port(port, proc)
+    argv = [NGINX, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")]
+    with running(argv, tmp / "stderr.log", *ports):
         yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")

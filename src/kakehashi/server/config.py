@@ -179,6 +179,18 @@ class ServerConfig:
                       "under it is split into SCRIPT_NAME and PATH_INFO (docs/proxies.md)",
                       "proxies", default_text="'' (or $SCRIPT_NAME)"),
     )  # fmt: skip
+    proxy_protocol: str = field(
+        default="off",
+        metadata=_opt("--proxy-protocol", "PROXY protocol header (HAProxy's send-proxy, "
+                      "send-proxy-v2) required before the first request from peers in "
+                      "--proxy-allow-from: off, v1, v2 or auto (docs/proxies.md)", "proxies"),
+    )  # fmt: skip
+    proxy_allow_from: str = field(
+        default="127.0.0.1,::1",
+        metadata=_opt("--proxy-allow-from", "peers that send a PROXY protocol header; same "
+                      "syntax as --forwarded-allow-ips; a header from anyone else closes "
+                      "the connection", "proxies"),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -192,6 +204,9 @@ class ServerConfig:
         if self.url_scheme not in ("http", "https"):
             raise ConfigError("--url-scheme must be http or https")
         TrustedPeers(self.forwarded_allow_ips)
+        TrustedPeers(self.proxy_allow_from)
+        if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
+            raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)
 
     @property
