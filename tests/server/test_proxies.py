@@ -514,3 +514,14 @@ def test_cli_flags_and_their_help() -> None:
     assert "(or $FORWARDED_ALLOW_IPS)" in " ".join(parser.format_help().split())
     with pytest.raises(ConfigError):
         config_from_args(parser.parse_args(["--forwarded-allow-ips", "10.0.0.1/8"]))
+
+
+def test_cli_without_flags_takes_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "unix")
+    monkeypatch.setenv("SCRIPT_NAME", "/from-env")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = config_from_args(parser.parse_args([]))
+    assert (config.forwarded_allow_ips, config.root_path) == ("unix", "/from-env")
+    flagged = config_from_args(parser.parse_args(["--root-path", "/flag"]))
+    assert flagged.root_path == "/flag"  # a flag beats the environment
