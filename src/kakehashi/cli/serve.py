@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_text(f: dataclasses.Field[Any]) -> str:
-    return str(f.default)
+    return str(f.metadata.get("default_text", f.default))
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

@@ -35,6 +35,7 @@ from kakehashi.errors import ClientDisconnected, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, maybe_parse_request_head, reader_for
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import BufferedInput, StreamingInput
+from kakehashi.server.proxy_protocol import expect_proxy_header
 from kakehashi.server.sockio import send_all
 from kakehashi.server.task import error_response, run_application
 
@@ -77,6 +78,7 @@ class HTTPChannel:
         "peer",
         "phase",
         "poller",
+        "proxy_pending",
         "registered",
         "requests",
         "sock",
@@ -101,6 +103,7 @@ class HTTPChannel:
         self._pending: Request | None = None
         self._body = bytearray()
         self._body_got = 0
+        self.proxy_pending = ctx.config.proxy_protocol != "off"  # see _read_proxy_header
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -160,6 +163,8 @@ class HTTPChannel:
             return False
         if not data:
             return False  # the client closed; nothing it sent is waiting for an answer
+        if self.proxy_pending:
+            return self._read_proxy_header(data)
         if self.buf:
             self.buf += data
             # A head can only complete, or a line be judged, once an LF arrives; before that
@@ -173,6 +178,25 @@ class HTTPChannel:
         else:
             self.buf = data
         return self._serve_buffered()
+
+    def _read_proxy_header(self, data: bytes) -> bool:
+        """A PROXY protocol header (proxy_protocol.py) before the first request: its source
+        becomes the peer.  Bad or not allowed: closed, without a response."""
+        self.buf += data
+        config = self.ctx.config
+        try:
+            found = expect_proxy_header(
+                self.buf, self.peer, config.proxy_protocol, config.proxy_allow_from
+            )
+        except RemoteProtocolError as exc:
+            error_logger.info("connection from %s closed: %s", self.peer[0] or "unix", exc)
+            return False
+        if found is None:
+            return True  # more to come, within the header timeout
+        self.peer, end = found
+        self.buf = self.buf[end:]
+        self.proxy_pending = False
+        return self._serve_buffered() if self.buf else True
 
     def _serve_buffered(self) -> bool:
         """Serve every complete request in the buffer, in order (pipelining)."""

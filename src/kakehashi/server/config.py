@@ -9,12 +9,14 @@ generated from them, so adding a setting touches this file only.  Values are che
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import DEFAULT_LIMITS, Limits
+from kakehashi.server.proxies import TrustedPeers, root_path_key
 
 __all__ = ["Address", "ServerConfig", "parse_bind"]
 
@@ -161,6 +163,34 @@ class ServerConfig:
         default="http",
         metadata=_opt("--url-scheme", "wsgi.url_scheme (https behind a TLS proxy)", "binding"),
     )
+    forwarded_allow_ips: str = field(
+        # gunicorn's default and environment variable: a proxy on the same machine.
+        default_factory=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+        metadata=_opt("--forwarded-allow-ips", "peers whose Forwarded and X-Forwarded-* "
+                      "headers are believed: comma list of addresses, CIDR networks, 'unix' "
+                      "(Unix-socket peers) or '*'; from anyone else these headers are removed "
+                      "(docs/proxies.md)", "proxies",
+                      default_text="127.0.0.1,::1 (or $FORWARDED_ALLOW_IPS)"),
+    )  # fmt: skip
+    root_path: str = field(
+        # gunicorn reads SCRIPT_NAME from the environment; uvicorn calls the flag --root-path.
+        default_factory=lambda: os.environ.get("SCRIPT_NAME", ""),
+        metadata=_opt("--root-path", "URL prefix the application is mounted at: a path "
+                      "under it is split into SCRIPT_NAME and PATH_INFO (docs/proxies.md)",
+                      "proxies", default_text="'' (or $SCRIPT_NAME)"),
+    )  # fmt: skip
+    proxy_protocol: str = field(
+        default="off",
+        metadata=_opt("--proxy-protocol", "PROXY protocol header (HAProxy's send-proxy, "
+                      "send-proxy-v2) required before the first request from peers in "
+                      "--proxy-allow-from: off, v1, v2 or auto (docs/proxies.md)", "proxies"),
+    )  # fmt: skip
+    proxy_allow_from: str = field(
+        default="127.0.0.1,::1",
+        metadata=_opt("--proxy-allow-from", "peers that send a PROXY protocol header; same "
+                      "syntax as --forwarded-allow-ips; a header from anyone else closes "
+                      "the connection", "proxies"),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -173,6 +203,11 @@ class ServerConfig:
             parse_bind(text)
         if self.url_scheme not in ("http", "https"):
             raise ConfigError("--url-scheme must be http or https")
+        TrustedPeers(self.forwarded_allow_ips)
+        TrustedPeers(self.proxy_allow_from)
+        if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
+            raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
+        root_path_key(self.root_path)
 
     @property
     def addresses(self) -> list[Address]:

@@ -18,7 +18,8 @@ from kakehashi.errors import ConfigError
 from kakehashi.server.config import Address, ServerConfig
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.poller import Poller
-from kakehashi.wsgi import EnvironBuilder, WSGIApp, base_environ
+from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
+from kakehashi.wsgi import WSGIApp, base_environ
 
 __all__ = ["Server", "bind_sockets", "serve"]
 
@@ -90,8 +91,10 @@ class Server:
         self.sockets = sockets if sockets is not None else bind_sockets(self.config)
         first = self.sockets[0].getsockname()
         name, port = (first[0], first[1]) if isinstance(first, tuple) else ("localhost", 0)
-        environ = EnvironBuilder(
-            base_environ(name, port, self.config.url_scheme, self.config.workers > 1)
+        environ = ProxiedEnvironBuilder(
+            base_environ(name, port, self.config.url_scheme, self.config.workers > 1),
+            TrustedPeers(self.config.forwarded_allow_ips),
+            self.config.root_path,
         )
         self.ctx = ServerContext(app, self.config, environ)
         self._poller = Poller(self.ctx, self.sockets)

@@ -33,8 +33,8 @@ def settings_markdown() -> str:
                 flag = f"{flag} / --no-{flag[2:]}"
             short = f.metadata.get("short")
             flag = f"`{flag}`" + (f" (`{short}`)" if short else "")
-            default = f.default if f.default is not dataclasses.MISSING else ""
-            lines.append(f"| {flag} | `{f.name}` | `{default!r}` | {f.metadata['help']} |")
+            default = f.metadata.get("default_text") or repr(f.default)
+            lines.append(f"| {flag} | `{f.name}` | `{default}` | {f.metadata['help']} |")
         lines.append("")
     lines += [
         "Also accepted by `kakehashi serve`: `--host`/`--port` (instead of `--bind`),",
