@@ -14,6 +14,7 @@ from email.utils import formatdate
 
 from kakehashi.http1 import Limits
 from kakehashi.server.config import ServerConfig
+from kakehashi.server.parked_body import BodyBudget
 from kakehashi.wsgi import EnvironBuilder, HeadCache, WSGIApp
 
 __all__ = ["ServerContext"]
@@ -29,6 +30,7 @@ class ServerContext:
         "_date",
         "_date_second",
         "app",
+        "body_budget",
         "config",
         "environ",
         "head_cache",
@@ -42,6 +44,7 @@ class ServerContext:
         self.limits: Limits = config.limits
         self.environ = environ
         self.head_cache = HeadCache()
+        self.body_budget = BodyBudget(config.parked_body_budget)
         self.stopping = False  # set once by the server's shutdown; read by every thread
         self._date_second = 0
         self._date = b""

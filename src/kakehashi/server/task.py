@@ -214,8 +214,13 @@ def run_application(
     peer: tuple[str, int],
     request: Request,
     body: InputStream,
+    body_length: int | None = None,
 ) -> bool:
     """Run the application for ``request`` and send its response.
+
+    Args:
+        body_length: the decoded length of a chunked body read in full, given to the
+            application as ``CONTENT_LENGTH`` (the body it reads is no longer chunked).
 
     Returns:
         True if the connection may carry another request.
@@ -228,6 +233,9 @@ def run_application(
     except RemoteProtocolError as exc:
         send_all(sock, error_response(ctx, exc.status_hint, str(exc)), ctx.config.send_timeout)
         return False
+    if body_length is not None:
+        environ["CONTENT_LENGTH"] = str(body_length)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
     try:
         result = ctx.app(environ, writer.start)
         try:
