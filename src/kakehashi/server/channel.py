@@ -118,11 +118,16 @@ class HTTPChannel:
     def park(self) -> None:
         """Give the channel back to the poller until the client sends more."""
         if self.ctx.stopping:
-            self.close()
-            return
+            self.linger(self.ctx.linger_until)
         with self.lock:
             self.owned = False
             self.poller.arm(self)
+
+    def linger(self, until: float) -> None:
+        """On shutdown: an idle connection is closed at ``until`` (any thread may lower it;
+        the sweeper acts on it).  A request that arrives before is served."""
+        if self.phase is Phase.IDLE and self.deadline > until:
+            self.deadline = until
 
     def rearm(self) -> None:
         """Arm a parked channel from any thread (a new one, not armed yet); no-op if owned."""
@@ -149,7 +154,7 @@ class HTTPChannel:
         except ClientDisconnected as exc:
             error_logger.debug("client %s went away: %s", self.peer[0], exc)
             keep = False
-        except Exception:  # a bug of ours: log it, drop this connection, keep serving
+        except BaseException:  # a bug of ours: log it, drop this connection, keep serving
             error_logger.exception("internal error on a connection from %s", self.peer[0])
             keep = False
         if keep:
@@ -220,7 +225,9 @@ class HTTPChannel:
         framing = request.framing
         if framing is Framing.NONE:
             self.buf = self.buf[end:]
-            return run_application(self.ctx, self.sock, self.peer, request, io.BytesIO())
+            return run_application(
+                self.ctx, self.sock, self.peer, request, io.BytesIO(), pipelined=bool(self.buf)
+            )
         if request.expect_continue:
             return self._serve_streaming(request, end)
         if framing is Framing.LENGTH:
@@ -231,7 +238,9 @@ class HTTPChannel:
             if len(self.buf) >= body_end:  # the common case: the body came with its head
                 body = io.BytesIO(self.buf[end:body_end])
                 self.buf = self.buf[body_end:]
-                return run_application(self.ctx, self.sock, self.peer, request, body)
+                return run_application(
+                    self.ctx, self.sock, self.peer, request, body, pipelined=bool(self.buf)
+                )
         # Read the rest of the body while parked, holding no thread.
         parked = ParkedBody(
             request,
@@ -347,6 +356,9 @@ class HTTPChannel:
     def expire(self) -> None:
         """The deadline passed while parked (called by the sweeper after claiming)."""
         config = self.ctx.config
+        if self.phase is Phase.IDLE and self.ctx.stopping and self._has_data():
+            self.park()  # a request arrived as the linger ran out: a worker serves it
+            return
         if self.phase is Phase.IDLE:
             timeout, what = (
                 (config.keep_alive, "keep-alive")
@@ -374,6 +386,12 @@ class HTTPChannel:
             )
             self._send_408(f"{self.phase.value} timeout")
         self.close()
+
+    def _has_data(self) -> bool:
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK))
+        except OSError:  # BlockingIOError: nothing yet; anything else: broken
+            return False
 
     def _send_408(self, detail: str) -> None:
         try:

@@ -19,6 +19,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kakehashi.server.channel import HTTPChannel
@@ -83,13 +84,16 @@ class Poller:
                 return
             for fd, _ in events:
                 channel = channels.get(fd)
-                if channel is not None:
-                    if channel.claim():
-                        channel.run()
-                elif fd in listeners:
-                    self._accept(listeners[fd])
-                elif fd == self._wake_r:
-                    return
+                try:
+                    if channel is not None:
+                        if channel.claim():
+                            channel.run()
+                    elif fd in listeners:
+                        self._accept(listeners[fd])
+                    elif fd == self._wake_r:
+                        return
+                except BaseException:  # never let one event cost the server a thread
+                    error_logger.exception("internal error in a worker thread; it goes on")
 
     def _accept(self, listener: socket.socket) -> None:
         """Accept what is waiting (up to a batch), re-arm the listener, serve one connection.
@@ -144,24 +148,55 @@ class Poller:
 
     # -- the sweeper thread ------------------------------------------------------------------
 
-    def sweep(self, stop: threading.Event, tick: float) -> None:
-        """Close parked channels whose deadline passed, every ``tick`` seconds, until stopped."""
+    def sweep(
+        self, stop: threading.Event, tick: float, on_tick: Callable[[], None] | None = None
+    ) -> None:
+        """Close parked channels whose deadline passed, every ``tick`` seconds, until stopped;
+        ``on_tick`` (the server's supervision) runs after each pass."""
         while not stop.wait(tick):
-            now = time.monotonic()
-            for channel in list(self.channels.values()):
-                if channel.deadline <= now and channel.claim():
-                    channel.expire()
-            if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
-                self.resume_listeners()
+            try:
+                self._sweep_once()
+                if on_tick is not None:
+                    on_tick()
+            except BaseException:  # the sweeper must outlive any bug in one pass
+                error_logger.exception("internal error in the sweeper; it goes on")
+
+    def _sweep_once(self) -> None:
+        now = time.monotonic()
+        for channel in list(self.channels.values()):
+            if channel.deadline <= now and channel.claim():
+                channel.expire()
+        if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
+            self.resume_listeners()
 
     # -- shutdown ----------------------------------------------------------------------------
 
-    def close_listeners(self) -> None:
+    def stop_accepting(self) -> None:
+        """Accept every connection already waiting in the backlog, then close the listeners.
+
+        A client whose connection the kernel completed has usually sent its request too
+        (deferred accept): it is served, not reset.  A connection that completes after the
+        listener closed is refused by the kernel, so no client is left hanging.
+        """
+        limit = self.ctx.config.connection_limit
         for fd, listener in list(self.listeners.items()):
             with contextlib.suppress(OSError, ValueError):
                 self.epoll.unregister(fd)
+            while len(self.channels) < limit:
+                try:
+                    sock, addr = listener.accept()
+                except OSError:  # BlockingIOError: the backlog is empty
+                    break
+                self._new_channel(sock, addr).rearm()
             listener.close()
         self.listeners.clear()
+
+    def linger_idle(self, until: float) -> None:
+        """Idle connections are closed at ``until`` unless a request arrives before."""
+        for channel in list(self.channels.values()):
+            channel.linger(until)
+        if not self.channels:
+            self.drained.set()
 
     def close_parked(self) -> None:
         """Close every channel that is not serving a request right now."""
