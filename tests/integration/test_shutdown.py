@@ -218,7 +218,7 @@ class _LoadClient:
                     return
 
     def _serve(self, sock: Any, reader: Reader, request: bytes) -> bool:
-        for _ in range(10_000):  # bounded; the server closes long before
+        for served in range(10_000):  # bounded; the server closes long before
             if time.monotonic() >= self.until:
                 return False
             try:
@@ -226,7 +226,7 @@ class _LoadClient:
                 resp = reader.read_response()
             except (OSError, EOFError, AssertionError) as exc:
                 self.lost += 1
-                self.errors.append(repr(exc))
+                self.errors.append(f"{exc!r} after {served} on this connection")
                 return True
             self.answered += 1
             if resp.header("connection") == "close":

@@ -24,12 +24,19 @@ from typing import Any
 
 from kakehashi.server.channel import HTTPChannel
 from kakehashi.server.context import ServerContext, error_logger
+from kakehashi.server.handshakes import refuse_new_handshakes
 
 __all__ = ["Poller"]
 
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
+# On shutdown, if connections arrived within the last _BUSY_WINDOW seconds, the backlog is
+# accepted again _SETTLE_ROUNDS times, _SETTLE_PAUSE apart, while handshakes under way (and
+# deferred connections whose first bytes are on their way) complete.
+_BUSY_WINDOW = 1.0
+_SETTLE_ROUNDS = 3
+_SETTLE_PAUSE = 0.01
 
 
 class Poller:
@@ -46,6 +53,7 @@ class Poller:
         for fd in self.listeners:
             self.epoll.register(fd, _ARMED)
         self.drained = threading.Event()
+        self.last_accept = 0.0  # monotonic time of the last accepted batch
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -114,6 +122,7 @@ class Poller:
                     self._listeners_paused = True
                 break
             channels.append(self._new_channel(sock, addr))
+            self.last_accept = time.monotonic()
             if len(self.channels) >= self.ctx.config.connection_limit:
                 self._listeners_paused = True
                 break
@@ -172,24 +181,37 @@ class Poller:
     # -- shutdown ----------------------------------------------------------------------------
 
     def stop_accepting(self) -> None:
-        """Accept every connection already waiting in the backlog, then close the listeners.
+        """Accept every connection the kernel holds for us, then close the listeners.
 
-        A client whose connection the kernel completed has usually sent its request too
-        (deferred accept): it is served, not reset.  A connection that completes after the
-        listener closed is refused by the kernel, so no client is left hanging.
+        New handshakes are refused first (handshakes.py), then the backlog is accepted, and
+        if connections were arriving lately, accepted again as the handshakes under way
+        complete.  Each is served (its request usually came with it); a client refused
+        before its handshake finds the port closed and was never accepted.  See
+        docs/design.md, "Shutdown order".
         """
-        limit = self.ctx.config.connection_limit
-        for fd, listener in list(self.listeners.items()):
+        listeners = list(self.listeners.items())
+        self.listeners = {}
+        filtered = False
+        for fd, listener in listeners:
             with contextlib.suppress(OSError, ValueError):
                 self.epoll.unregister(fd)
-            while len(self.channels) < limit:
-                try:
-                    sock, addr = listener.accept()
-                except OSError:  # BlockingIOError: the backlog is empty
-                    break
-                self._new_channel(sock, addr).rearm()
+            filtered = refuse_new_handshakes(listener) or filtered
+            self._accept_backlog(listener)
+        if filtered and time.monotonic() - self.last_accept < _BUSY_WINDOW:
+            for _ in range(_SETTLE_ROUNDS):
+                time.sleep(_SETTLE_PAUSE)
+                for _, listener in listeners:
+                    self._accept_backlog(listener)
+        for _, listener in listeners:
             listener.close()
-        self.listeners.clear()
+
+    def _accept_backlog(self, listener: socket.socket) -> None:
+        while len(self.channels) < self.ctx.config.connection_limit:
+            try:
+                sock, addr = listener.accept()
+            except OSError:  # BlockingIOError: the backlog is empty
+                return
+            self._new_channel(sock, addr).rearm()
 
     def linger_idle(self, until: float) -> None:
         """Idle connections are closed at ``until`` unless a request arrives before."""
