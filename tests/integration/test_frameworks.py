@@ -134,6 +134,10 @@ def _django_views() -> list[Any]:
             {"name": f.name, "size": len(data), "sha": hashlib.sha256(data).hexdigest()}
         )
 
+    def raw(request: Any) -> Any:
+        body = request.body
+        return JsonResponse({"size": len(body), "sha": hashlib.sha256(body).hexdigest()})
+
     def stream(request: Any) -> Any:
         return StreamingHttpResponse((f"row {n}\n" for n in range(50)), content_type="text/csv")
 
@@ -144,6 +148,7 @@ def _django_views() -> list[Any]:
         path("form", form),
         path("json", echo_json),
         path("upload", upload),
+        path("raw", raw),
         path("stream", stream),
         path("hello/<str:name>", hello),
     ]
@@ -209,3 +214,25 @@ def test_django_streaming_response(django_server: Server) -> None:
         assert resp.headers["Transfer-Encoding"] == "chunked"
         assert resp.headers["Content-Type"] == "text/csv"
         assert resp.text == "".join(f"row {n}\n" for n in range(50))
+
+
+@pytest.mark.parametrize("size", [10 * 1024, 3 * 1024 * 1024])
+def test_django_reads_a_chunked_upload(
+    start_server: StartServer, django_app: Any, size: int
+) -> None:
+    """Django reads only CONTENT_LENGTH: a chunked body up to --buffer-body-size is read
+    (while parked) and handed over with its decoded length."""
+    server = start_server(django_app, buffer_body_size=4 * 1024 * 1024)
+    data = os.urandom(size)
+    pieces = [data[i : i + 65536] for i in range(0, size, 65536)]
+    resp = requests.post(f"http://{addr(server)}/raw", data=iter(pieces), timeout=10)
+    assert resp.json() == {"size": size, "sha": hashlib.sha256(data).hexdigest()}
+
+
+def test_chunked_upload_past_the_buffer_streams_with_input_terminated(flask_url: str) -> None:
+    """Over --buffer-body-size (1 MiB by default) a chunked body is streamed: Flask, which
+    honours wsgi.input_terminated, still gets all of it."""
+    data = os.urandom(3 * 1024 * 1024)
+    pieces = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    resp = requests.post(flask_url + "/raw", data=iter(pieces), timeout=10)
+    assert resp.json() == {"size": len(data), "sha": hashlib.sha256(data).hexdigest()}

@@ -319,13 +319,17 @@ def test_timeouts_by_phase(start_server: StartServer, caplog: pytest.LogCaptureF
     partial_head.sendall(b"GET / HTTP/1.1\r\nHost:")
     small_body = connect(where)  # pre-buffered while parked
     small_body.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
-    streamed = connect(where)  # streamed to the app (chunked)
+    streamed = connect(where)  # a small chunked body is parked too
     streamed.sendall(
         b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
     )
     idle = connect(where)
     idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    socks = [silent, partial_head, small_body, streamed, idle]
+    expecting = connect(where)  # streamed to the app, which asks for the body that never comes
+    expecting.sendall(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    )
+    socks = [silent, partial_head, small_body, streamed, idle, expecting]
     try:
         readers = [Reader(s) for s in socks]
         assert readers[4].read_response().status == 200
@@ -334,8 +338,10 @@ def test_timeouts_by_phase(start_server: StartServer, caplog: pytest.LogCaptureF
         assert readers[0].closed() and readers[0].buf == b""
         assert readers[1].read_response().status == 408
         assert readers[2].read_response().status == 408
-        assert readers[3].closed()  # the app was reading: the body read times out
+        assert readers[3].read_response().status == 408
         assert readers[4].closed()
+        assert readers[5].read_response().status == 100
+        assert readers[5].closed()  # the app was reading: the body read times out
         assert time.monotonic() - started < 5
     finally:
         for sock in socks:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,22 +46,22 @@ def _refused(where: str) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_lets_the_request_in_flight_finish(serve_process: Spawn, signum: int) -> None:
-    proc = serve_process(APP, "--port", "0", "--threads", "2")
+    proc = serve_process(APP, "--port", "0", "--threads", "2", "--shutdown-linger", "0.3")
     where = proc.address()
     with connect(where) as idle:
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         idle_reader = Reader(idle)
         assert idle_reader.read_response().status == 200  # now idle, kept alive
-        thread, out = _in_background(where, "/slow?1.2")
+        thread, out = _in_background(where, "/slow?1.5")
         time.sleep(0.3)  # the slow request is running
         proc.signal(signum)
-        assert idle_reader.closed(1)  # the idle connection is closed at once
+        assert idle_reader.closed(1)  # the idle connection is closed after its linger
         assert thread.is_alive()  # while the slow request is still running
         assert wait_until(lambda: _refused(where), 2)  # no new connections
         thread.join(10)
     resp = out[0]
     assert isinstance(resp, Response), resp
-    assert (resp.status, resp.body) == (200, b"slept 1.2")
+    assert (resp.status, resp.body) == (200, b"slept 1.5")
     assert resp.header("connection") == "close"
     assert proc.wait() == 0
     assert "shutting down gracefully" in proc.stderr
@@ -135,3 +136,121 @@ def test_prefork_worker_that_dies_is_replaced(serve_process: Spawn) -> None:
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) == 0
     assert wait_until(lambda: not any(_alive(pid) for pid in seen), 5)
+
+
+# -- nothing accepted is lost ------------------------------------------------------------------
+
+
+def test_a_request_on_an_idle_connection_during_the_linger_is_answered(
+    serve_process: Spawn,
+) -> None:
+    proc = serve_process(APP, "--port", "0", "--shutdown-linger", "2")
+    where = proc.address()
+    with connect(where) as sock:
+        reader = Reader(sock)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.read_response().status == 200
+        proc.signal(signal.SIGTERM)
+        assert proc.wait_for("shutting down gracefully")
+        time.sleep(0.3)  # the client sends its next request just after the server decided
+        sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = reader.read_response()
+        assert (resp.status, resp.header("connection")) == (200, "close")
+        assert reader.closed()
+    assert proc.wait(5) == 0
+
+
+def test_pipelined_requests_are_all_answered_on_shutdown(serve_process: Spawn) -> None:
+    proc = serve_process(APP, "--port", "0")
+    where = proc.address()
+    with connect(where) as sock:
+        sock.sendall(
+            b"GET /slow?0.6 HTTP/1.1\r\nHost: x\r\n\r\nGET /pid HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        time.sleep(0.2)
+        proc.signal(signal.SIGTERM)
+        reader = Reader(sock)
+        answers = [reader.read_response() for _ in range(3)]
+        assert [r.status for r in answers] == [200, 200, 200]
+        assert [r.header("connection") for r in answers] == [None, None, "close"]
+        assert answers[1].body == str(proc.proc.pid).encode()
+        assert reader.closed()
+    assert proc.wait(5) == 0
+
+
+def test_exit_within_graceful_timeout_plus_half_a_second(serve_process: Spawn) -> None:
+    proc = serve_process(APP, "--port", "0", "--graceful-timeout", "2")
+    where = proc.address()
+    thread, out = _in_background(where, "/slow?30")
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    took = time.monotonic() - started
+    assert took < 2.5 + 0.3, f"exited after {took:.2f}s"  # slack for process start-up noise
+    thread.join(5)
+    assert isinstance(out[0], OSError | EOFError)  # cut at the deadline
+
+
+class _LoadClient:
+    """One keep-alive client in a loop: records every request it wrote and what came back.
+
+    A request counts as lost if it was written on a connection the server had accepted and
+    the connection then closed without a complete response.
+    """
+
+    def __init__(self, where: str, path: str, until: float) -> None:
+        self.where, self.path, self.until = where, path, until
+        self.answered = self.lost = self.refused = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        request = f"GET {self.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        while time.monotonic() < self.until:
+            try:
+                sock = connect(self.where, timeout=5)
+            except OSError:
+                self.refused += 1  # never accepted: the listener is gone
+                return
+            with sock:
+                if not self._serve(sock, Reader(sock), request):
+                    return
+
+    def _serve(self, sock: Any, reader: Reader, request: bytes) -> bool:
+        for served in range(10_000):  # bounded; the server closes long before
+            if time.monotonic() >= self.until:
+                return False
+            try:
+                sock.sendall(request)
+                resp = reader.read_response()
+            except (OSError, EOFError, AssertionError) as exc:
+                self.lost += 1
+                self.errors.append(f"{exc!r} after {served} on this connection")
+                return True
+            self.answered += 1
+            if resp.header("connection") == "close":
+                return True
+        return True
+
+
+@pytest.mark.parametrize("path", ["/", "/slow?0.05"])
+def test_sigterm_under_load_loses_no_request(serve_process: Spawn, path: str) -> None:
+    proc = serve_process(APP, "--port", "0", "--no-access-log", "--graceful-timeout", "10")
+    where = proc.address()
+    until = time.monotonic() + 15
+    clients = [_LoadClient(where, path, until) for _ in range(50)]
+    threads = [threading.Thread(target=c.run, name="test-load") for c in clients]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(12) == 0
+    for thread in threads:
+        thread.join(15)
+    answered = sum(c.answered for c in clients)
+    lost = sum(c.lost for c in clients)
+    errors = [e for c in clients for e in c.errors]
+    assert answered > 100
+    assert lost == 0, f"{lost} lost of {answered + lost}: {errors[:5]}"
+    assert all(not t.is_alive() for t in threads)

@@ -32,9 +32,16 @@ import time
 from typing import TYPE_CHECKING
 
 from kakehashi.errors import ClientDisconnected, RemoteProtocolError
-from kakehashi.http1 import Framing, Request, maybe_parse_request_head, reader_for
+from kakehashi.http1 import (
+    ContentLengthReader,
+    Framing,
+    Request,
+    maybe_parse_request_head,
+    reader_for,
+)
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import BufferedInput, StreamingInput
+from kakehashi.server.parked_body import ParkedBody
 from kakehashi.server.proxy_protocol import expect_proxy_header
 from kakehashi.server.sockio import send_all
 from kakehashi.server.task import error_response, run_application
@@ -66,8 +73,6 @@ class HTTPChannel:
 
     __slots__ = (
         "_body",
-        "_body_got",
-        "_pending",
         "buf",
         "closed",
         "ctx",
@@ -100,9 +105,7 @@ class HTTPChannel:
         self.phase = Phase.IDLE
         self.deadline = time.monotonic() + ctx.config.header_timeout
         self.requests = 0
-        self._pending: Request | None = None
-        self._body = bytearray()
-        self._body_got = 0
+        self._body: ParkedBody | None = None
         self.proxy_pending = ctx.config.proxy_protocol != "off"  # see _read_proxy_header
 
     # -- ownership ---------------------------------------------------------------------------
@@ -118,11 +121,16 @@ class HTTPChannel:
     def park(self) -> None:
         """Give the channel back to the poller until the client sends more."""
         if self.ctx.stopping:
-            self.close()
-            return
+            self.linger(self.ctx.linger_until)
         with self.lock:
             self.owned = False
             self.poller.arm(self)
+
+    def linger(self, until: float) -> None:
+        """On shutdown: an idle connection is closed at ``until`` (any thread may lower it;
+        the sweeper acts on it).  A request that arrives before is served."""
+        if self.phase is Phase.IDLE and self.deadline > until:
+            self.deadline = until
 
     def rearm(self) -> None:
         """Arm a parked channel from any thread (a new one, not armed yet); no-op if owned."""
@@ -134,6 +142,9 @@ class HTTPChannel:
         """End the connection (owner only)."""
         with self.lock:
             self.closed = True
+        if self._body is not None:
+            self._body.release()
+            self._body = None
         self.poller.forget(self)
         self.sock.close()
 
@@ -146,7 +157,7 @@ class HTTPChannel:
         except ClientDisconnected as exc:
             error_logger.debug("client %s went away: %s", self.peer[0], exc)
             keep = False
-        except Exception:  # a bug of ours: log it, drop this connection, keep serving
+        except BaseException:  # a bug of ours: log it, drop this connection, keep serving
             error_logger.exception("internal error on a connection from %s", self.peer[0])
             keep = False
         if keep:
@@ -235,42 +246,46 @@ class HTTPChannel:
     def _serve_one(self, request: Request, end: int) -> bool:
         """Run one request whose head ends at ``buf[end]``; False to close the connection."""
         self.requests += 1
-        config = self.ctx.config
-        if request.framing is Framing.NONE:
+        framing = request.framing
+        if framing is Framing.NONE:
             self.buf = self.buf[end:]
-            return run_application(self.ctx, self.sock, self.peer, request, io.BytesIO())
-        length = request.content_length or 0
-        if (
-            request.framing is Framing.LENGTH
-            and length <= config.buffer_body_size
-            and not request.expect_continue
-        ):
+            return run_application(
+                self.ctx, self.sock, self.peer, request, io.BytesIO(), pipelined=bool(self.buf)
+            )
+        if request.expect_continue:
+            return self._serve_streaming(request, end)
+        if framing is Framing.LENGTH:
+            length = request.content_length or 0
+            if length > self.ctx.config.buffer_body_size:
+                return self._serve_streaming(request, end)
             body_end = end + length
-            if len(self.buf) >= body_end:
+            if len(self.buf) >= body_end:  # the common case: the body came with its head
                 body = io.BytesIO(self.buf[end:body_end])
                 self.buf = self.buf[body_end:]
-                return run_application(self.ctx, self.sock, self.peer, request, body)
-            # Read the rest of the body while parked, holding no thread.
-            self._pending = request
-            self._body = bytearray(length)
-            got = len(self.buf) - end
-            self._body[:got] = self.buf[end:]
-            self._body_got = got
-            self.buf = b""
-            self.phase = Phase.BODY
-            self.deadline = time.monotonic() + config.body_timeout
-            return True
-        return self._serve_streaming(request, end)
-
-    def _serve_streaming(self, request: Request, end: int) -> bool:
-        stream = StreamingInput(
-            self.sock,
-            reader_for(request.framing, request.content_length, self.ctx.limits),
+                return run_application(
+                    self.ctx, self.sock, self.peer, request, body, pipelined=bool(self.buf)
+                )
+        # Read the rest of the body while parked, holding no thread.
+        parked = ParkedBody(
+            request,
             self.buf[end:],
-            self.ctx.config.body_timeout,
-            request.expect_continue,
+            self.ctx.body_budget,
+            self.ctx.limits,
+            self.ctx.config.buffer_body_size,
         )
         self.buf = b""
+        return self._advance_body(parked)
+
+    def _serve_streaming(self, request: Request, end: int) -> bool:
+        reader = reader_for(request.framing, request.content_length, self.ctx.limits)
+        stream = StreamingInput(
+            self.sock, reader, self.buf[end:], self.ctx.config.body_timeout,
+            request.expect_continue,
+        )  # fmt: skip
+        self.buf = b""
+        return self._run_streaming(request, stream)
+
+    def _run_streaming(self, request: Request, stream: StreamingInput) -> bool:
         keep = run_application(self.ctx, self.sock, self.peer, request, stream)
         if stream.error is not None:  # answered by run_application (or by the app)
             return False
@@ -279,33 +294,78 @@ class HTTPChannel:
         self.buf = stream.leftover() if keep else b""
         return keep
 
-    def _read_body(self) -> bool:
-        view = memoryview(self._body)[self._body_got :]
+    def _advance_body(self, body: ParkedBody) -> bool:
+        """Run the application if the body is complete, else park until more arrives."""
         try:
-            count = self.sock.recv_into(view)
+            done = body.complete()
+        except RemoteProtocolError as exc:
+            body.release()
+            self._refuse(exc)
+            return False
+        if done:
+            return self._run_parked(body)
+        if body.hand_over:
+            return self._hand_over(body)
+        self._body, self.phase = body, Phase.BODY
+        self.deadline = self._body_deadline(body)
+        return True
+
+    def _body_deadline(self, body: ParkedBody) -> float:
+        """No byte for ``body_timeout``, or an average below ``body_min_rate`` once the body
+        has taken ``body_timeout``: whichever comes first."""
+        config = self.ctx.config
+        deadline = body.progressed + config.body_timeout
+        if config.body_min_rate:
+            rate_bound = body.started + config.body_timeout + body.received / config.body_min_rate
+            deadline = min(deadline, rate_bound)
+        return deadline
+
+    def _read_body(self) -> bool:
+        body = self._body
+        assert body is not None
+        try:
+            count = body.receive(self.sock)
         except BlockingIOError:
             return True
         except OSError:
-            return False
-        finally:
-            view.release()  # the buffer is read from below: no view may outlive this
+            return False  # close() gives the budget back
+        if body.hand_over:
+            self._body, self.phase = None, Phase.IDLE
+            return self._hand_over(body)
         if not count:
             return False  # the client gave up mid-body
-        self._body_got += count
-        if self._body_got < len(self._body):
-            self.deadline = time.monotonic() + self.ctx.config.body_timeout
-            return True
-        request, body = self._pending, BufferedInput(self._body)
-        assert request is not None
-        self._pending, self._body, self.phase = None, bytearray(), Phase.IDLE
-        try:
-            keep = run_application(self.ctx, self.sock, self.peer, request, body)
-        finally:
-            body.close()
-        if not keep:
+        self._body, self.phase = None, Phase.IDLE
+        if not self._advance_body(body):
             return False
+        if self.phase is Phase.BODY:
+            return True
+        if self.buf:  # a pipelined request came after a chunked body
+            return self._serve_buffered()
         self.deadline = time.monotonic() + self.ctx.config.keep_alive
         return True
+
+    def _run_parked(self, body: ParkedBody) -> bool:
+        """The whole body is here: run the application with it."""
+        data = body.body()
+        self.buf = body.leftover()
+        # A de-chunked body gets its decoded length (Django reads only CONTENT_LENGTH).
+        length = len(data) if body.length is None else None
+        stream = BufferedInput(data)
+        try:
+            return run_application(
+                self.ctx, self.sock, self.peer, body.request, stream, body_length=length
+            )
+        finally:
+            stream.close()
+
+    def _hand_over(self, body: ParkedBody) -> bool:
+        """The body outgrew what is held ahead of the application: stream the rest."""
+        rest = body.handover()
+        reader = rest.reader if rest.reader is not None else ContentLengthReader(rest.remaining)
+        stream = StreamingInput(
+            self.sock, reader, rest.raw, self.ctx.config.body_timeout, False, prefix=rest.prefix
+        )
+        return self._run_streaming(body.request, stream)
 
     # -- refusing and expiring ---------------------------------------------------------------
 
@@ -320,6 +380,9 @@ class HTTPChannel:
     def expire(self) -> None:
         """The deadline passed while parked (called by the sweeper after claiming)."""
         config = self.ctx.config
+        if self.phase is Phase.IDLE and self.ctx.stopping and self._has_data():
+            self.park()  # a request arrived as the linger ran out: a worker serves it
+            return
         if self.phase is Phase.IDLE:
             timeout, what = (
                 (config.keep_alive, "keep-alive")
@@ -327,13 +390,35 @@ class HTTPChannel:
                 else (config.header_timeout, "silent connection")
             )
             error_logger.debug("%s timeout (%gs) for %s: closed", what, timeout, self.peer[0])
+        elif (
+            self.phase is Phase.BODY
+            and self._body is not None
+            and (time.monotonic() - self._body.progressed < config.body_timeout)
+        ):
+            error_logger.info(
+                "body slower than %d B/s (%d bytes in %.1fs) for %s: 408, closed",
+                config.body_min_rate,
+                self._body.received,
+                time.monotonic() - self._body.started,
+                self.peer[0],
+            )
+            self._send_408("body too slow")
         else:
             timeout = config.header_timeout if self.phase is Phase.HEAD else config.body_timeout
             error_logger.info(
                 "%s timeout (%gs) for %s: 408, closed", self.phase.value, timeout, self.peer[0]
             )
-            try:
-                self.sock.send(error_response(self.ctx, 408, f"{self.phase.value} timeout"))
-            except OSError:
-                pass  # best effort: the client is slow by definition
+            self._send_408(f"{self.phase.value} timeout")
         self.close()
+
+    def _has_data(self) -> bool:
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK))
+        except OSError:  # BlockingIOError: nothing yet; anything else: broken
+            return False
+
+    def _send_408(self, detail: str) -> None:
+        try:
+            self.sock.send(error_response(self.ctx, 408, detail))
+        except OSError:
+            pass  # best effort: the client is slow by definition

@@ -111,11 +111,34 @@ class ServerConfig:
         metadata=_opt("--send-timeout", "seconds a slow reader may go without taking a byte "
                       "of the response", "timeouts"),
     )  # fmt: skip
+    body_min_rate: int = field(
+        # A body must arrive at least this fast on average (after its first body_timeout
+        # seconds), so a client cannot hold a parked body open for hours at one byte per
+        # interval.  1 KiB/s is far below any real uplink.
+        default=1024,
+        metadata=_opt("--body-min-rate", "bytes per second a request body must average once "
+                      "it has taken --body-timeout seconds (0 = no minimum)", "timeouts",
+                      off=True),
+    )  # fmt: skip
+    request_timeout: float = field(
+        default=0.0,
+        metadata=_opt("--request-timeout", "seconds after which a running request is logged "
+                      "once at WARNING with its thread's stack (0 = off)", "timeouts",
+                      off=True),
+    )  # fmt: skip
     graceful_timeout: float = field(
         # gunicorn's default: requests in flight get this long to finish on shutdown.
         default=30.0,
         metadata=_opt("--graceful-timeout", "seconds requests in flight get to finish on "
                       "shutdown", "timeouts"),
+    )  # fmt: skip
+    shutdown_linger: float = field(
+        # A client that sent its next request just as the server decided to stop is answered
+        # (with Connection: close) instead of reset, if it arrives within this long.
+        default=1.0,
+        metadata=_opt("--shutdown-linger", "seconds an idle keep-alive connection is still "
+                      "served on shutdown before it is closed (never past the graceful "
+                      "timeout)", "timeouts", off=True),
     )  # fmt: skip
     limit_request_line: int = field(
         default=DEFAULT_LIMITS.max_request_line_bytes,
@@ -148,6 +171,14 @@ class ServerConfig:
         default=1 << 20,
         metadata=_opt("--buffer-body-size", "bodies up to this many bytes are read in full "
                       "before the application runs", "limits"),
+    )  # fmt: skip
+    parked_body_budget: int = field(
+        # What all bodies read before their application runs may hold in memory together;
+        # over it, new bodies are streamed to the application instead, so many clients
+        # announcing large bodies cannot make the server allocate for them.
+        default=64 << 20,
+        metadata=_opt("--parked-body-budget", "bytes all bodies read ahead of their "
+                      "application may hold together", "limits"),
     )  # fmt: skip
     access_log: bool = field(
         default=True,
@@ -195,8 +226,11 @@ class ServerConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-                raise ConfigError(f"{f.metadata['flag']} must be positive, not {value}")
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if value < 0 or (value == 0 and not f.metadata.get("off")):
+                least = "0 or more" if f.metadata.get("off") else "positive"
+                raise ConfigError(f"{f.metadata['flag']} must be {least}, not {value}")
         if not self.bind:
             raise ConfigError("nothing to bind to")
         for text in self.bind:

@@ -14,6 +14,8 @@ from email.utils import formatdate
 
 from kakehashi.http1 import Limits
 from kakehashi.server.config import ServerConfig
+from kakehashi.server.parked_body import BodyBudget
+from kakehashi.server.watch import RequestWatch
 from kakehashi.wsgi import EnvironBuilder, HeadCache, WSGIApp
 
 __all__ = ["ServerContext"]
@@ -29,11 +31,14 @@ class ServerContext:
         "_date",
         "_date_second",
         "app",
+        "body_budget",
         "config",
         "environ",
         "head_cache",
         "limits",
+        "linger_until",
         "stopping",
+        "watch",
     )
 
     def __init__(self, app: WSGIApp, config: ServerConfig, environ: EnvironBuilder) -> None:
@@ -42,7 +47,11 @@ class ServerContext:
         self.limits: Limits = config.limits
         self.environ = environ
         self.head_cache = HeadCache()
+        self.body_budget = BodyBudget(config.parked_body_budget)
+        self.watch = RequestWatch()
         self.stopping = False  # set once by the server's shutdown; read by every thread
+        # On shutdown, idle connections are still served until then (set before stopping).
+        self.linger_until = 0.0
         self._date_second = 0
         self._date = b""
 

@@ -61,6 +61,7 @@ class StreamingInput(_Lines):
         leftover: bytes,
         timeout: float,
         expect_continue: bool,
+        prefix: bytes = b"",
     ) -> None:
         self._sock = sock
         self._reader = reader
@@ -69,10 +70,10 @@ class StreamingInput(_Lines):
         self._timeout = timeout
         self._must_continue = expect_continue
         self.continue_sent = False
-        self._pending = b""
+        self._pending = prefix  # body bytes read (and decoded) before the application ran
         self.done = False
         self.error: RemoteProtocolError | None = None
-        self.bytes_read = 0
+        self.bytes_read = len(prefix)
 
     @property
     def awaiting_continue(self) -> bool:

@@ -19,16 +19,24 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kakehashi.server.channel import HTTPChannel
 from kakehashi.server.context import ServerContext, error_logger
+from kakehashi.server.handshakes import refuse_new_handshakes
 
 __all__ = ["Poller"]
 
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
+# On shutdown, if connections arrived within the last _BUSY_WINDOW seconds, the backlog is
+# accepted again _SETTLE_ROUNDS times, _SETTLE_PAUSE apart, while handshakes under way (and
+# deferred connections whose first bytes are on their way) complete.
+_BUSY_WINDOW = 1.0
+_SETTLE_ROUNDS = 3
+_SETTLE_PAUSE = 0.01
 
 
 class Poller:
@@ -45,6 +53,7 @@ class Poller:
         for fd in self.listeners:
             self.epoll.register(fd, _ARMED)
         self.drained = threading.Event()
+        self.last_accept = 0.0  # monotonic time of the last accepted batch
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -83,13 +92,16 @@ class Poller:
                 return
             for fd, _ in events:
                 channel = channels.get(fd)
-                if channel is not None:
-                    if channel.claim():
-                        channel.run()
-                elif fd in listeners:
-                    self._accept(listeners[fd])
-                elif fd == self._wake_r:
-                    return
+                try:
+                    if channel is not None:
+                        if channel.claim():
+                            channel.run()
+                    elif fd in listeners:
+                        self._accept(listeners[fd])
+                    elif fd == self._wake_r:
+                        return
+                except BaseException:  # never let one event cost the server a thread
+                    error_logger.exception("internal error in a worker thread; it goes on")
 
     def _accept(self, listener: socket.socket) -> None:
         """Accept what is waiting (up to a batch), re-arm the listener, serve one connection.
@@ -110,6 +122,7 @@ class Poller:
                     self._listeners_paused = True
                 break
             channels.append(self._new_channel(sock, addr))
+            self.last_accept = time.monotonic()
             if len(self.channels) >= self.ctx.config.connection_limit:
                 self._listeners_paused = True
                 break
@@ -144,24 +157,68 @@ class Poller:
 
     # -- the sweeper thread ------------------------------------------------------------------
 
-    def sweep(self, stop: threading.Event, tick: float) -> None:
-        """Close parked channels whose deadline passed, every ``tick`` seconds, until stopped."""
+    def sweep(
+        self, stop: threading.Event, tick: float, on_tick: Callable[[], None] | None = None
+    ) -> None:
+        """Close parked channels whose deadline passed, every ``tick`` seconds, until stopped;
+        ``on_tick`` (the server's supervision) runs after each pass."""
         while not stop.wait(tick):
-            now = time.monotonic()
-            for channel in list(self.channels.values()):
-                if channel.deadline <= now and channel.claim():
-                    channel.expire()
-            if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
-                self.resume_listeners()
+            try:
+                self._sweep_once()
+                if on_tick is not None:
+                    on_tick()
+            except BaseException:  # the sweeper must outlive any bug in one pass
+                error_logger.exception("internal error in the sweeper; it goes on")
+
+    def _sweep_once(self) -> None:
+        now = time.monotonic()
+        for channel in list(self.channels.values()):
+            if channel.deadline <= now and channel.claim():
+                channel.expire()
+        if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
+            self.resume_listeners()
 
     # -- shutdown ----------------------------------------------------------------------------
 
-    def close_listeners(self) -> None:
-        for fd, listener in list(self.listeners.items()):
+    def stop_accepting(self) -> None:
+        """Accept every connection the kernel holds for us, then close the listeners.
+
+        New handshakes are refused first (handshakes.py), then the backlog is accepted, and
+        if connections were arriving lately, accepted again as the handshakes under way
+        complete.  Each is served (its request usually came with it); a client refused
+        before its handshake finds the port closed and was never accepted.  See
+        docs/design.md, "Shutdown order".
+        """
+        listeners = list(self.listeners.items())
+        self.listeners = {}
+        filtered = False
+        for fd, listener in listeners:
             with contextlib.suppress(OSError, ValueError):
                 self.epoll.unregister(fd)
+            filtered = refuse_new_handshakes(listener) or filtered
+            self._accept_backlog(listener)
+        if filtered and time.monotonic() - self.last_accept < _BUSY_WINDOW:
+            for _ in range(_SETTLE_ROUNDS):
+                time.sleep(_SETTLE_PAUSE)
+                for _, listener in listeners:
+                    self._accept_backlog(listener)
+        for _, listener in listeners:
             listener.close()
-        self.listeners.clear()
+
+    def _accept_backlog(self, listener: socket.socket) -> None:
+        while len(self.channels) < self.ctx.config.connection_limit:
+            try:
+                sock, addr = listener.accept()
+            except OSError:  # BlockingIOError: the backlog is empty
+                return
+            self._new_channel(sock, addr).rearm()
+
+    def linger_idle(self, until: float) -> None:
+        """Idle connections are closed at ``until`` unless a request arrives before."""
+        for channel in list(self.channels.values()):
+            channel.linger(until)
+        if not self.channels:
+            self.drained.set()
 
     def close_parked(self) -> None:
         """Close every channel that is not serving a request right now."""

@@ -12,6 +12,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from kakehashi.errors import ConfigError
@@ -98,7 +99,8 @@ class Server:
         )
         self.ctx = ServerContext(app, self.config, environ)
         self._poller = Poller(self.ctx, self.sockets)
-        self._threads: list[threading.Thread] = []
+        self._workers: list[threading.Thread] = []
+        self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()  # asks serve_forever to shut down
         self._sweeper_stop = threading.Event()
         self._stopped = threading.Event()
@@ -120,20 +122,49 @@ class Server:
     def start(self) -> None:
         """Start the threads and return; the server is accepting when this returns."""
         for number in range(self.config.threads):
-            thread = threading.Thread(
-                target=self._poller.work, name=f"kakehashi-worker-{number}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-        tick = max(0.05, min(0.5, self.config.header_timeout / 4, self.config.keep_alive / 4))
-        sweeper = threading.Thread(
+            self._workers.append(self._start_worker(number))
+        config = self.config
+        tick = max(0.05, min(0.5, config.header_timeout / 4, config.keep_alive / 4))
+        if config.request_timeout:
+            tick = max(0.05, min(tick, config.request_timeout / 4))
+        self._sweeper = threading.Thread(
             target=self._poller.sweep,
-            args=(self._sweeper_stop, tick),
+            args=(self._sweeper_stop, tick, self._supervise),
             name="kakehashi-sweeper",
             daemon=True,
         )
-        sweeper.start()
-        self._threads.append(sweeper)
+        self._sweeper.start()
+
+    @property
+    def _threads(self) -> list[threading.Thread]:
+        return [*self._workers, *([self._sweeper] if self._sweeper else [])]
+
+    def _start_worker(self, number: int) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._poller.work, name=f"kakehashi-worker-{number}", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _supervise(self) -> None:
+        """Each sweeper tick: replace a worker thread that died, report stuck requests."""
+        if self.ctx.stopping:
+            return
+        for number, thread in enumerate(self._workers):
+            if not thread.is_alive():
+                error_logger.error("worker thread %s died; starting another", thread.name)
+                self._workers[number] = self._start_worker(number)
+        timeout = self.config.request_timeout
+        if timeout:
+            for ident, entry, stack in self.ctx.watch.overdue(timeout):
+                error_logger.warning(
+                    "request %s from %s still running after %.1fs (thread %d):\n%s",
+                    entry.line,
+                    entry.peer[0] or "-",
+                    time.monotonic() - entry.started,
+                    ident,
+                    stack.rstrip(),
+                )
 
     def serve_forever(self) -> None:
         """Serve until :meth:`request_shutdown` (or :meth:`shutdown`), then shut down."""
@@ -154,23 +185,32 @@ class Server:
         self._shutdown(timeout)
 
     def _shutdown(self, timeout: float) -> None:
+        """Serve what was accepted, then stop (docs/design.md, "Shutdown order")."""
         if self._stopped.is_set() or self.ctx.stopping:
             self._stopped.wait()
             return
+        deadline = time.monotonic() + timeout
+        self.ctx.linger_until = min(time.monotonic() + self.config.shutdown_linger, deadline)
         self.ctx.stopping = True
         poller = self._poller
-        poller.close_listeners()
-        poller.close_parked()
-        if not poller.drained.wait(timeout):
+        poller.stop_accepting()
+        poller.linger_idle(self.ctx.linger_until)
+        join_for = 2.0  # idle threads leave at once when woken
+        if not poller.drained.wait(max(0.0, deadline - time.monotonic())):
             error_logger.warning(
                 "%d requests still running after %gs; closing them", len(poller.channels), timeout
             )
+            poller.close_parked()
             poller.abort_all()
-            poller.drained.wait(1.0)
+            poller.drained.wait(0.2)
+            # Threads still inside the application cannot be stopped; they are daemons, so
+            # the process exits without them, within graceful-timeout + 0.5 s in all.
+            join_for = 0.25
         self._sweeper_stop.set()
         poller.wake_all()
+        join_until = time.monotonic() + join_for
         for thread in self._threads:
-            thread.join(timeout=1.0)
+            thread.join(timeout=max(0.0, join_until - time.monotonic()))
         poller.close()
         self._stopped.set()
 

@@ -63,6 +63,7 @@ class ResponseWriter:
         "ctx",
         "head_sent",
         "keep_alive",
+        "pipelined",
         "request",
         "sent_body_bytes",
         "sock",
@@ -82,6 +83,7 @@ class ResponseWriter:
         self._framing = Framing.NONE
         self._remaining = 0
         self.body: object = None
+        self.pipelined = False
 
     def _head(self, length: int | None) -> bytes:
         start = self.start
@@ -93,7 +95,9 @@ class ResponseWriter:
         out = outgoing_response_framing(
             self.request.method,
             self.request.http_version,
-            self.keep_alive and not self.ctx.stopping and not _awaits_continue(self.body),
+            self.keep_alive
+            and not (self.ctx.stopping and not self.pipelined)
+            and not _awaits_continue(self.body),
             start.status_code,
             headers,
         )
@@ -214,8 +218,34 @@ def run_application(
     peer: tuple[str, int],
     request: Request,
     body: InputStream,
+    body_length: int | None = None,
+    pipelined: bool = False,
+) -> bool:
+    """Run the application for ``request`` and send its response (see _run_application);
+    the request is in ``ctx.watch`` while it runs, so a stuck one can be reported."""
+    ident = ctx.watch.begin(request, peer)
+    try:
+        return _run_application(ctx, sock, peer, request, body, body_length, pipelined)
+    finally:
+        ctx.watch.end(ident)
+
+
+def _run_application(
+    ctx: ServerContext,
+    sock: socket.socket,
+    peer: tuple[str, int],
+    request: Request,
+    body: InputStream,
+    body_length: int | None,
+    pipelined: bool,
 ) -> bool:
     """Run the application for ``request`` and send its response.
+
+    Args:
+        body_length: the decoded length of a chunked body read in full, given to the
+            application as ``CONTENT_LENGTH`` (the body it reads is no longer chunked).
+        pipelined: the client already sent more: while stopping, the connection stays open
+            for it (only the last response before the end says ``Connection: close``).
 
     Returns:
         True if the connection may carry another request.
@@ -223,11 +253,15 @@ def run_application(
     started = time.monotonic() if ctx.log_access else 0.0
     writer = ResponseWriter(ctx, sock, request, request.keep_alive)
     writer.body = body
+    writer.pipelined = pipelined
     try:
         environ = ctx.environ.build(request, body, peer)
     except RemoteProtocolError as exc:
         send_all(sock, error_response(ctx, exc.status_hint, str(exc)), ctx.config.send_timeout)
         return False
+    if body_length is not None:
+        environ["CONTENT_LENGTH"] = str(body_length)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
     try:
         result = ctx.app(environ, writer.start)
         try:
@@ -245,7 +279,9 @@ def run_application(
         else:
             _application_failed(ctx, writer, environ, exc)
         return False
-    except Exception as exc:
+    except BaseException as exc:
+        # SystemExit, KeyboardInterrupt or GeneratorExit raised by an application is a
+        # failed request like any other: only the signal handlers stop the server.
         _application_failed(ctx, writer, environ, exc)
         if started:  # the 500 (or the aborted response) gets its access line too
             _log_access(environ, writer, time.monotonic() - started, failed=True)
@@ -256,7 +292,7 @@ def run_application(
 
 
 def _application_failed(
-    ctx: ServerContext, writer: ResponseWriter, environ: dict[str, Any], exc: Exception
+    ctx: ServerContext, writer: ResponseWriter, environ: dict[str, Any], exc: BaseException
 ) -> None:
     error_logger.error(
         "error in application for %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"],

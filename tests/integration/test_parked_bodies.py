@@ -1,0 +1,158 @@
+"""Bodies read while the connection is parked: memory follows what clients sent, not what
+they announced; one budget bounds them all; a trickled body is held to a minimum rate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import server_apps
+from tests.conftest import ServeProcess, StartServer, addr
+from tests.wire import Reader, connect, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _digest_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = environ["wsgi.input"].read()
+    out = json.dumps(
+        {
+            "size": len(body),
+            "sha": hashlib.sha256(body).hexdigest(),
+            "content_length": environ.get("CONTENT_LENGTH"),
+            "transfer_encoding": environ.get("HTTP_TRANSFER_ENCODING"),
+        }
+    ).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [out]
+
+
+def test_announced_bodies_cost_only_what_arrived(
+    serve_process: Callable[..., ServeProcess],
+) -> None:
+    """1,000 heads announcing 1 MiB bodies, one body byte each: well under 64 MiB more RSS."""
+    proc = serve_process("tests.server_apps:app", "--port", "0", "--no-access-log")
+    where = proc.address()
+    host, port = where.rsplit(":", 1)
+    pid = proc.proc.pid
+    before = _rss_kib(pid)
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\nx"
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(1000):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.sendall(head)
+            socks.append(sock)
+        peak = before
+        for _ in range(12):  # 3 s: every connection accepted and its byte read
+            time.sleep(0.25)
+            peak = max(peak, _rss_kib(pid))
+        grown_mib = (peak - before) / 1024
+        assert grown_mib < 64, f"RSS grew by {grown_mib:.0f} MiB"
+        # and the server still answers at once
+        with connect(where) as fresh:
+            fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert Reader(fresh).read_response().status == 200
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_over_the_budget_a_body_streams_and_arrives_whole(start_server: StartServer) -> None:
+    server = start_server(_digest_app, parked_body_budget=16384)
+    data = bytes(range(256)) * 800  # 204,800 bytes, more than the budget
+    with connect(addr(server)) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(data))
+        for i in range(0, len(data), 8192):  # in pieces, so part of it is read while parked
+            sock.sendall(data[i : i + 8192])
+            time.sleep(0.005)
+        got = json.loads(Reader(sock).read_response().body)
+    assert got["size"] == len(data)
+    assert got["sha"] == hashlib.sha256(data).hexdigest()
+    assert wait_until(lambda: server.ctx.body_budget.used == 0, 2)
+
+
+def test_budget_is_given_back_when_clients_give_up(start_server: StartServer) -> None:
+    server = start_server(server_apps.app)
+    socks = []
+    for _ in range(20):
+        sock = connect(addr(server))
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc")
+        socks.append(sock)
+    assert wait_until(lambda: server.ctx.body_budget.used > 0, 3)
+    for sock in socks:
+        sock.close()
+    assert wait_until(lambda: server.ctx.body_budget.used == 0, 3)
+
+
+def test_a_trickled_body_below_the_minimum_rate_gets_408(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kakehashi")
+    server = start_server(server_apps.app, body_timeout=0.5, body_min_rate=1000)
+    with connect(addr(server)) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        started = time.monotonic()
+        sock.settimeout(0.05)
+        answer = b""
+        for _ in range(60):  # 10 bytes every 0.1 s: never idle, but 100 B/s
+            try:
+                sock.sendall(b"0123456789")
+                answer += sock.recv(4096)
+            except TimeoutError:
+                pass
+            except OSError:
+                break
+            if answer:
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"body too slow" in answer
+    assert elapsed < 3  # the inactivity timeout alone would never have fired
+    assert "body slower than 1000 B/s" in caplog.text
+
+
+def test_a_chunked_body_then_a_pipelined_request(start_server: StartServer) -> None:
+    server = start_server(_digest_app)
+    with connect(addr(server)) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+        time.sleep(0.1)  # the rest arrives while the connection is parked
+        sock.sendall(b"lo\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader = Reader(sock)
+        first = json.loads(reader.read_response().body)
+        second = reader.read_response()
+    assert first == {
+        "size": 5,
+        "sha": hashlib.sha256(b"hello").hexdigest(),
+        "content_length": "5",
+        "transfer_encoding": None,
+    }
+    assert second.status == 200
+
+
+def test_a_broken_chunked_body_read_while_parked_gets_400(start_server: StartServer) -> None:
+    server = start_server(_digest_app)
+    with connect(addr(server)) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhe")
+        time.sleep(0.1)
+        sock.sendall(b"llo\r\nzz\r\n")
+        reader = Reader(sock)
+        assert reader.read_response().status == 400
+        assert reader.closed()
+    assert wait_until(lambda: server.ctx.body_budget.used == 0, 2)
