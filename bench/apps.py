@@ -6,6 +6,8 @@ Routes by ``PATH_INFO``:
 * ``/big``     -- ``big``: 200, a 64 KiB body with Content-Length;
 * ``/upload``  -- ``echo_post``: reads the whole request body (per CONTENT_LENGTH) and
   answers with its length in decimal;
+* ``/stream``  -- ``stream``: 200, 20 MB streamed in 64 KiB pieces with no length given
+  (for slow readers);
 * anything else: 404.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["BIG_SIZE", "HELLO_BODY", "app", "big", "echo_post", "hello"]
+__all__ = ["BIG_SIZE", "HELLO_BODY", "STREAM_SIZE", "app", "big", "echo_post", "hello", "stream"]
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -23,6 +25,7 @@ HELLO_BODY = b"Hello, World!"
 BIG_SIZE = 64 * 1024
 _BIG_BODY = b"x" * BIG_SIZE
 _READ_CHUNK = 64 * 1024
+STREAM_SIZE = 20 * 1000 * 1000
 _TEXT = ("Content-Type", "text/plain")
 
 
@@ -58,6 +61,21 @@ def echo_post(environ: Environ, start_response: StartResponse) -> Iterable[bytes
     return _reply(start_response, "200 OK", str(total).encode("ascii"))
 
 
+def stream(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """200 with STREAM_SIZE bytes from a generator, no Content-Length (chunked on HTTP/1.1)."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return _pieces()
+
+
+def _pieces() -> Iterable[bytes]:
+    block = b"s" * _READ_CHUNK
+    sent = 0
+    while sent < STREAM_SIZE:
+        piece = block[: STREAM_SIZE - sent]
+        sent += len(piece)
+        yield piece
+
+
 def _not_found(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return _reply(start_response, "404 Not Found", b"Not Found")
 
@@ -66,10 +84,11 @@ ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/": hello,
     "/big": big,
     "/upload": echo_post,
+    "/stream": stream,
 }
 
 
 def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-    """Dispatch by path to ``hello``, ``big`` or ``echo_post``."""
+    """Dispatch by path to ``hello``, ``big``, ``echo_post`` or ``stream``."""
     handler = ROUTES.get(environ.get("PATH_INFO", ""), _not_found)
     return handler(environ, start_response)
