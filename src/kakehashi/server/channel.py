@@ -14,6 +14,11 @@ Threading contract (see also docs/design.md):
    request (waitress and gunicorn's gthread pay two); see docs/design.md for the numbers.
 4. The sweeper thread claims only parked channels whose deadline has passed, and closes them.
    Deadlines are plain floats written by the owner and read by the sweeper.
+5. A response the client has not taken when the application is done stays in ``out`` (an
+   OutputBuffer) and the channel parks in Phase.WRITE, armed for EPOLLOUT: whichever worker
+   gets the event claims it, sends without blocking, and parks it again until ``out`` is
+   empty; then the channel goes on as after any response.  The application's iterator never
+   reaches the channel: it ended on the thread that started it.
 
 A new channel starts parked but not armed.  The thread that accepted it claims the first of
 its accepted batch and reads at once (the request usually came with the connection) and
@@ -35,6 +40,7 @@ from kakehashi.errors import ClientDisconnected, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, maybe_parse_request_head, reader_for
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import BufferedInput, StreamingInput
+from kakehashi.server.outbuf import OutputBuffer, log_dropped
 from kakehashi.server.sockio import send_all
 from kakehashi.server.task import error_response, run_application
 
@@ -56,6 +62,7 @@ class Phase(enum.Enum):
     IDLE = "idle"  # waiting for the first byte of a request (fresh or kept alive)
     HEAD = "head"  # part of a request head has arrived
     BODY = "body"  # head done, reading a small body before running the application
+    WRITE = "write"  # the response is queued: waiting for the client to take it
 
 
 class HTTPChannel:
@@ -66,6 +73,7 @@ class HTTPChannel:
     __slots__ = (
         "_body",
         "_body_got",
+        "_close_after",
         "_pending",
         "buf",
         "closed",
@@ -73,6 +81,7 @@ class HTTPChannel:
         "deadline",
         "fd",
         "lock",
+        "out",
         "owned",
         "peer",
         "phase",
@@ -101,6 +110,8 @@ class HTTPChannel:
         self._pending: Request | None = None
         self._body = bytearray()
         self._body_got = 0
+        self.out: OutputBuffer | None = None  # a response waiting for the client (WRITE)
+        self._close_after = False
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -113,8 +124,9 @@ class HTTPChannel:
             return True
 
     def park(self) -> None:
-        """Give the channel back to the poller until the client sends more."""
-        if self.ctx.stopping:
+        """Give the channel back to the poller until the client sends more (or, in
+        Phase.WRITE, until it can take more)."""
+        if self.ctx.stopping and self.phase is not Phase.WRITE:
             self.close()
             return
         with self.lock:
@@ -131,6 +143,9 @@ class HTTPChannel:
         """End the connection (owner only)."""
         with self.lock:
             self.closed = True
+        if self.out is not None:
+            self.out.discard()
+            self.out = None
         self.poller.forget(self)
         self.sock.close()
 
@@ -139,7 +154,12 @@ class HTTPChannel:
     def run(self) -> None:
         """Handle readiness (owner only); parks or closes the channel before returning."""
         try:
-            keep = self._read_body() if self.phase is Phase.BODY else self._read_head()
+            if self.phase is Phase.WRITE:
+                keep = self._write_more()
+            else:
+                keep = self._read_body() if self.phase is Phase.BODY else self._read_head()
+            while self.out is not None and self.phase is not Phase.WRITE:
+                keep = self._write_later(keep)
         except ClientDisconnected as exc:
             error_logger.debug("client %s went away: %s", self.peer[0], exc)
             keep = False
@@ -201,11 +221,13 @@ class HTTPChannel:
                 return False
             if self.phase is Phase.BODY:
                 return True
+            self.phase = Phase.IDLE
+            if self.out is not None:
+                return True  # what is pipelined waits until this response is sent (run)
             if not self.buf:
-                self.phase = Phase.IDLE
                 self.deadline = time.monotonic() + self.ctx.config.keep_alive
                 return True
-            self.phase = Phase.IDLE  # a pipelined request follows: its timer starts now
+            # a pipelined request follows: its timer starts now
             self.deadline = time.monotonic() + self.ctx.config.header_timeout
 
     def _serve_one(self, request: Request, end: int) -> bool:
@@ -214,7 +236,7 @@ class HTTPChannel:
         config = self.ctx.config
         if request.framing is Framing.NONE:
             self.buf = self.buf[end:]
-            return run_application(self.ctx, self.sock, self.peer, request, io.BytesIO())
+            return run_application(self.ctx, self.sock, self.peer, request, io.BytesIO(), self)
         length = request.content_length or 0
         if (
             request.framing is Framing.LENGTH
@@ -225,7 +247,7 @@ class HTTPChannel:
             if len(self.buf) >= body_end:
                 body = io.BytesIO(self.buf[end:body_end])
                 self.buf = self.buf[body_end:]
-                return run_application(self.ctx, self.sock, self.peer, request, body)
+                return run_application(self.ctx, self.sock, self.peer, request, body, self)
             # Read the rest of the body while parked, holding no thread.
             self._pending = request
             self._body = bytearray(length)
@@ -247,7 +269,7 @@ class HTTPChannel:
             request.expect_continue,
         )
         self.buf = b""
-        keep = run_application(self.ctx, self.sock, self.peer, request, stream)
+        keep = run_application(self.ctx, self.sock, self.peer, request, stream, self)
         if stream.error is not None:  # answered by run_application (or by the app)
             return False
         if keep and not stream.done:
@@ -275,11 +297,52 @@ class HTTPChannel:
         assert request is not None
         self._pending, self._body, self.phase = None, bytearray(), Phase.IDLE
         try:
-            keep = run_application(self.ctx, self.sock, self.peer, request, body)
+            keep = run_application(self.ctx, self.sock, self.peer, request, body, self)
         finally:
             body.close()
         if not keep:
             return False
+        self.deadline = time.monotonic() + self.ctx.config.keep_alive
+        return True
+
+    # -- writing what the client has not taken yet -------------------------------------------
+
+    def _write_later(self, keep: bool) -> bool:
+        """After a response: park for writing if part of it waits (True), else go on."""
+        out = self.out
+        assert out is not None
+        if out.complete and out.total:
+            self._close_after = not keep or out.truncated
+            self.phase = Phase.WRITE
+            self.deadline = out.pace.deadline()
+            return True
+        out.discard()  # all sent already, or cut short (then keep is False)
+        self.out = None
+        return keep and self._go_on()
+
+    def _write_more(self) -> bool:
+        """The socket is writable: send without blocking; park again, or go on when done."""
+        out = self.out
+        assert out is not None
+        sent = out.send(self.sock)
+        now = time.monotonic()
+        out.pace.record(sent, now)
+        if out.total:
+            if reason := out.pace.broken(now, out.total):
+                log_dropped(self.phase.value, self.peer, out, reason)
+                return False
+            self.deadline = out.pace.deadline()
+            return True
+        out.discard()  # closes spool files; a file_wrapper's file is closed once sent
+        self.out = None
+        return not (self._close_after or out.truncated) and self._go_on()
+
+    def _go_on(self) -> bool:
+        """As after any response: serve what was pipelined, else wait for the next request."""
+        self.phase = Phase.IDLE
+        if self.buf:
+            self.deadline = time.monotonic() + self.ctx.config.header_timeout
+            return self._serve_buffered()
         self.deadline = time.monotonic() + self.ctx.config.keep_alive
         return True
 
@@ -296,6 +359,9 @@ class HTTPChannel:
     def expire(self) -> None:
         """The deadline passed while parked (called by the sweeper after claiming)."""
         config = self.ctx.config
+        if self.phase is Phase.WRITE:
+            self._expire_write()
+            return
         if self.phase is Phase.IDLE:
             timeout, what = (
                 (config.keep_alive, "keep-alive")
@@ -312,4 +378,16 @@ class HTTPChannel:
                 self.sock.send(error_response(self.ctx, 408, f"{self.phase.value} timeout"))
             except OSError:
                 pass  # best effort: the client is slow by definition
+        self.close()
+
+    def _expire_write(self) -> None:
+        """A parked response's reader broke the progress or rate rule: drop it."""
+        out = self.out
+        assert out is not None
+        reason = out.pace.broken(time.monotonic(), out.total)
+        if not reason:  # the deadline was met after all: wait on
+            self.deadline = out.pace.deadline()
+            self.park()
+            return
+        log_dropped(self.phase.value, self.peer, out, reason)
         self.close()

@@ -21,12 +21,14 @@ import threading
 import time
 from typing import Any
 
-from kakehashi.server.channel import HTTPChannel
+from kakehashi.server.channel import HTTPChannel, Phase
 from kakehashi.server.context import ServerContext, error_logger
 
 __all__ = ["Poller"]
 
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
+# A channel whose response waits for the client (Phase.WRITE) waits for room to send instead.
+_ARMED_WRITE = select.EPOLLOUT | select.EPOLLONESHOT
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
 
@@ -50,10 +52,11 @@ class Poller:
 
     def arm(self, channel: HTTPChannel) -> None:
         """Arm a channel's socket for one readiness event (called under the channel's lock)."""
+        events = _ARMED_WRITE if channel.phase is Phase.WRITE else _ARMED
         if channel.registered:
-            self.epoll.modify(channel.fd, _ARMED)
+            self.epoll.modify(channel.fd, events)
         else:
-            self.epoll.register(channel.fd, _ARMED)
+            self.epoll.register(channel.fd, events)
             channel.registered = True
 
     def forget(self, channel: HTTPChannel) -> None:
@@ -164,10 +167,14 @@ class Poller:
         self.listeners.clear()
 
     def close_parked(self) -> None:
-        """Close every channel that is not serving a request right now."""
+        """Close every channel that is not serving a request right now (a response waiting
+        for its reader is still being served: it parks again, to finish or time out)."""
         for channel in list(self.channels.values()):
             if channel.claim():
-                channel.close()
+                if channel.phase is Phase.WRITE:
+                    channel.park()
+                else:
+                    channel.close()
         if not self.channels:
             self.drained.set()
 
