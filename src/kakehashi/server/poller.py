@@ -194,6 +194,8 @@ class Poller:
         os.close(self._wake_r)
         os.close(self._wake_w)
         for channel in list(self.channels.values()):
+            if channel.out is not None:  # spool files and a file_wrapper's file
+                channel.out.discard()
             channel.sock.close()
         self.channels.clear()
         if error_logger.isEnabledFor(logging.DEBUG):
