@@ -28,7 +28,7 @@ from kakehashi.server import Server
 from kakehashi.server.channel import HTTPChannel, Phase
 from kakehashi.server.outbuf import OutputBuffer
 from tests.conftest import ROOT, SRC, StartServer, addr, hello_app
-from tests.wire import Reader, Response, get, wait_until
+from tests.wire import Reader, get, parse_response, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -67,19 +67,6 @@ def read_paced(sock: socket.socket, rate: float, limit: float = 20.0) -> bytes:
         if ahead > 0:
             time.sleep(ahead)
     raise AssertionError(f"not done within {limit} s ({len(got)} bytes)")
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def recv(self, size: int) -> bytes:
-        out, self.data = self.data[:size], self.data[size:]
-        return out
-
-
-def parse(raw: bytes) -> Response:
-    return Reader(_Bytes(raw)).read_response()  # type: ignore[arg-type]
 
 
 def channels_of(server: Server) -> list[HTTPChannel]:
@@ -244,7 +231,7 @@ def test_output_is_spooled_past_memory_and_the_app_paused_past_the_limit(
         assert limit // 2 <= out.total <= limit + block
         assert 0 < out.memory <= out.peak_memory <= memory  # the rest is in the spool
         assert out.peak_total <= limit + block
-        body = parse(read_paced(sock, 1e9)).body
+        body = parse_response(read_paced(sock, 1e9)).body
     assert body == b"".join(bytes([n % 251]) * block for n in range(blocks))
     assert out.peak_memory <= memory and out.peak_total <= limit + block
 
@@ -267,7 +254,7 @@ def test_a_list_body_is_queued_without_a_copy(start_server: StartServer) -> None
             assert out is not None and out.held == out.total > 16 * MiB
             assert all(memoryview(piece).obj is body for piece in out._items if len(piece) > 64)
             peak = tracemalloc.get_traced_memory()[1] - base
-            received = parse(read_paced(sock, 1e9)).body
+            received = parse_response(read_paced(sock, 1e9)).body
     finally:
         tracemalloc.stop()
     assert peak < 4 * MiB, peak  # joining the body, or copying what is left, costs 16-32 MiB
@@ -324,7 +311,7 @@ def test_file_wrapper_to_a_slow_reader(
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert app_done.wait(5)
             assert not closed_with  # released by the thread, the file still open
-            received = parse(read_paced(sock, 4 * MiB)).body
+            received = parse_response(read_paced(sock, 4 * MiB)).body
     finally:
         logging.getLogger("kakehashi.access").removeFilter(logged)
     assert received == data
@@ -360,7 +347,7 @@ def test_flask_stream_with_context_to_a_10kb_reader(start_server: StartServer) -
         assert wait_until(lambda: finished == ["/rows"], 5)  # while most is still queued
         assert waiting_output(server) is not None
         raw = first + read_paced(sock, 10_000)
-    resp = parse(raw)
+    resp = parse_response(raw)
     assert resp.header("transfer-encoding") == "chunked"
     assert resp.body == "".join(f"{n:04d} {'q' * 1000}\n" for n in range(40)).encode()
 
@@ -402,6 +389,6 @@ def test_django_streaming_generator_querying_sqlite_to_a_10kb_reader(tmp_path: P
                 proc.kill()  # by PID: the process this test started
                 proc.wait(5)
             proc.stdout.close()
-    resp = parse(raw)
+    resp = parse_response(raw)
     assert resp.status == 200
     assert resp.body == b"".join(b"%04d %s\n" % (n, bytes([97 + n % 26]) * 1000) for n in range(40))
