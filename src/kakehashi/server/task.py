@@ -196,7 +196,8 @@ class ResponseWriter:
             for chunk in result:
                 self.write(chunk)
             self.finish()
-        self._settle()
+        if self.out is not None:
+            self._settle()
 
     def _write_known(self, result: list[bytes] | tuple[bytes, ...]) -> None:
         """A known body: one write with its length, no chunked coding."""
@@ -327,8 +328,7 @@ class ResponseWriter:
         """The response is queued to its end: what waits is the connection's to send now (or,
         with no connection to take it, this thread's)."""
         out = self.out
-        if out is None:
-            return
+        assert out is not None
         out.complete = True
         out.sent_direct = self._wire
         if self.sink is None:
