@@ -397,3 +397,40 @@ def test_django_streaming_generator_querying_sqlite_to_a_10kb_reader(tmp_path: P
     resp = parse_response(raw)
     assert resp.status == 200
     assert resp.body == b"".join(b"%04d %s\n" % (n, bytes([97 + n % 26]) * 1000) for n in range(40))
+
+
+# -- shutdown: a queued response is a request in flight ---------------------------------------
+
+
+def test_shutdown_lets_a_queued_response_finish(start_server: StartServer) -> None:
+    total = 2 * MiB
+    server = start_server(streamed(total))
+    small_send_buffers(server)
+    with slow_client(addr(server)) as sock:
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_until(lambda: any(c.phase is Phase.WRITE for c in channels_of(server)))
+        stopper = threading.Thread(target=server.shutdown, args=(10,))
+        stopper.start()
+        time.sleep(0.3)  # shutdown has closed the listeners and the idle connections by now
+        raw = read_paced(sock, 1e9)
+        stopper.join(5)
+        assert not stopper.is_alive()
+    assert parse_response(raw).body == expected_stream(total)
+
+
+def test_shutdown_cuts_a_reader_that_never_reads_at_the_grace_deadline(
+    start_server: StartServer,
+) -> None:
+    server = start_server(streamed(2 * MiB))
+    small_send_buffers(server)
+    with slow_client(addr(server)) as sock:
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_until(lambda: any(c.phase is Phase.WRITE for c in channels_of(server)))
+        started = time.monotonic()
+        server.shutdown(timeout=0.5)
+        assert time.monotonic() - started < 2.5
+        sock.settimeout(2)
+        try:  # the client sees its response cut short, not a connection left hanging
+            assert len(read_paced(sock, 1e9, limit=5)) < 2 * MiB
+        except ConnectionResetError:
+            pass
