@@ -223,17 +223,15 @@ def test_output_is_spooled_past_memory_and_the_app_paused_past_the_limit(
     with slow_client(addr(server)) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert wait_until(lambda: waiting_output(server) is not None)
-        # the application stops producing: it waits for the client
-        last = -1
-        for _ in range(50):
-            time.sleep(0.1)
-            if len(produced) == last:
-                break
-            last = len(produced)
-        assert len(produced) == last < blocks
         out = waiting_output(server)
-        assert out is not None and not out.complete
-        assert limit // 2 <= out.total <= limit + block
+        assert out is not None
+        assert wait_until(lambda: out.total > limit, 10)  # the reader takes nothing
+        # past the limit the application stops producing: it waits for the client
+        paused_at = len(produced)
+        time.sleep(0.5)
+        assert len(produced) == paused_at < blocks
+        assert not out.complete and out is waiting_output(server)
+        assert limit < out.total <= limit + block
         assert 0 < out.memory <= out.peak_memory <= memory  # the rest is in the spool
         assert out.peak_total <= limit + block
         body = parse_response(read_paced(sock, 1e9)).body
@@ -248,7 +246,7 @@ def test_a_list_body_is_queued_without_a_copy(start_server: StartServer) -> None
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return [body]
 
-    server = start_server(app)
+    server = start_server(app, output_buffer_limit=4 * MiB)  # a held body is not paused for
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -308,7 +306,7 @@ def test_file_wrapper_to_a_slow_reader(
         return True
 
     caplog.set_level(logging.INFO, logger="kakehashi.access")
-    server = start_server(app)
+    server = start_server(app, output_buffer_limit=MiB)  # a file region is not paused for
     small_send_buffers(server)
     logging.getLogger("kakehashi.access").addFilter(logged)
     try:

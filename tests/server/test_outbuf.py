@@ -72,7 +72,7 @@ def test_a_held_body_is_referenced_and_not_counted(
     head, body = b"HEAD\r\n", os.urandom(200_000)
     out.hold([head, body, b"tail"], skip=3)
     assert out.held == out.total == len(head) + len(body) + 4 - 3
-    assert out.memory == 0
+    assert out.memory == out.bounded == 0  # nothing the pause limit counts
     assert memoryview(out._items[1]).obj is body  # type: ignore[arg-type]
     assert drain(out, *pair) == (head + body + b"tail")[3:]
     assert out.held == 0
@@ -90,7 +90,9 @@ def test_file_region_is_sent_then_closed(
         out.append(b"head")
         out.add_file(f.fileno(), 10, len(data) - 10, lambda: closed.append(out.total))
         out.append(b"after")
+        assert out.in_files == len(data) - 10 and out.bounded == len(b"headafter")
         assert drain(out, *pair) == b"head" + data[10:] + b"after"
+        assert out.in_files == 0
     assert len(closed) == 1 and not out.truncated
 
 
@@ -103,7 +105,7 @@ def test_a_file_shorter_than_its_region_truncates(
         out = buffer()
         out.add_file(f.fileno(), 0, 50, lambda: None)
         assert drain(out, *pair) == b"12345"
-    assert out.truncated and out.total == 0
+    assert out.truncated and out.total == out.in_files == 0
 
 
 def test_discard_closes_spool_files_and_runs_pending_closes(tmp_path: Path) -> None:

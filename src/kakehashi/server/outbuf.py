@@ -107,7 +107,8 @@ class OutputBuffer:
         total: bytes queued (memory, spool and file regions).
         memory: bytes held in memory against ``memory_limit`` (spool staging included).
         held: bytes of a ``hold``-ed list body still queued (in memory, not counted above).
-        limit: over this many queued bytes the application's thread waits (``task.py``).
+        in_files: bytes of file regions still queued.
+        limit: over this many ``bounded`` bytes the application's thread waits (task.py).
         complete: the response was queued to its end (False: it was cut short).
         truncated: a file region ended early (its file shrank): the response fell short.
         pace: the progress and rate rules the client is held to while bytes wait.
@@ -119,6 +120,7 @@ class OutputBuffer:
         "_items",
         "complete",
         "held",
+        "in_files",
         "limit",
         "memory",
         "memory_limit",
@@ -135,10 +137,16 @@ class OutputBuffer:
         self.memory_limit = memory_limit
         self.limit = limit
         self.pace = pace
-        self.total = self.memory = self.held = 0
+        self.total = self.memory = self.held = self.in_files = 0
         self.peak_memory = self.peak_total = 0
         self.complete = self.truncated = False
         self.sent_direct = 0
+
+    @property
+    def bounded(self) -> int:
+        """Bytes the buffer took from the application (memory and spool), which the limit
+        bounds; a held list body and file regions cost nothing more by waiting."""
+        return self.total - self.held - self.in_files
 
     # -- queueing ----------------------------------------------------------------------------
 
@@ -188,6 +196,7 @@ class OutputBuffer:
         """Queue a file region; ``done`` (the file's close) runs once it is sent or dropped."""
         self._items.append(_FileRegion(fd, offset, count, done))
         self.total += count
+        self.in_files += count
         self.peak_total = max(self.peak_total, self.total)
 
     # -- sending -----------------------------------------------------------------------------
@@ -256,9 +265,11 @@ class OutputBuffer:
         sent = os.sendfile(sock.fileno(), region.fd, region.offset, want)
         region.offset += sent
         region.count -= sent
+        self.in_files -= sent
         if sent == 0:  # the file ended early: the response is short, the connection must close
             self.truncated = True
             self.total -= region.count
+            self.in_files -= region.count
             region.count = 0
         if not region.count:
             self._items.popleft()
@@ -275,7 +286,7 @@ class OutputBuffer:
                 item.file.close()
             elif type(item) is _FileRegion:
                 _run_done(item)
-        self.total = self.memory = self.held = 0
+        self.total = self.memory = self.held = self.in_files = 0
 
 
 def _run_done(region: _FileRegion) -> None:

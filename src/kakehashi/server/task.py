@@ -251,7 +251,7 @@ class ResponseWriter:
             self._pump(out)
             if out.total:
                 out.append(data)
-                if out.total > out.limit:
+                if out.bounded > out.limit:
                     self._pause(out, out.limit // 2)
                 return
         sent = send_some(self.sock, data)
@@ -305,7 +305,7 @@ class ResponseWriter:
         out = self.out
         assert out is not None
         out.pace.begin(time.monotonic(), out.total)
-        if out.total > out.limit:
+        if out.bounded > out.limit:
             self._pause(out, out.limit // 2)
 
     def _pump(self, out: OutputBuffer) -> None:
@@ -319,10 +319,13 @@ class ResponseWriter:
             raise ClientDisconnected(f"slow reader dropped: {reason}")
 
     def _pause(self, out: OutputBuffer, resume: int) -> None:
-        """Hold the application until no more than ``resume`` bytes wait (this thread sends)."""
-        while out.total > resume:
-            wait_writable(self.sock, out.pace.deadline() - time.monotonic())
-            self._pump(out)
+        """Hold the application until no more than ``resume`` bounded bytes wait."""
+        while out.bounded > resume:
+            self._wait_and_pump(out)
+
+    def _wait_and_pump(self, out: OutputBuffer) -> None:
+        wait_writable(self.sock, out.pace.deadline() - time.monotonic())
+        self._pump(out)
 
     def _settle(self) -> None:
         """The response is queued to its end: what waits is the connection's to send now (or,
@@ -331,8 +334,8 @@ class ResponseWriter:
         assert out is not None
         out.complete = True
         out.sent_direct = self._wire
-        if self.sink is None:
-            self._pause(out, 0)
+        while self.sink is None and out.total:
+            self._wait_and_pump(out)
 
 
 def run_application(
