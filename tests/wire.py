@@ -142,3 +142,19 @@ def wait_until(predicate: object, timeout: float = 5.0, step: float = 0.02) -> b
             return True
         time.sleep(step)
     return False
+
+
+class _Replay:
+    """A socket stand-in that returns recorded bytes, for :func:`parse_response`."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def recv(self, size: int) -> bytes:
+        out, self.data = self.data[:size], self.data[size:]
+        return out
+
+
+def parse_response(raw: bytes) -> Response:
+    """The first response in bytes already received (a slow reader's, read by hand)."""
+    return Reader(_Replay(raw)).read_response()  # type: ignore[arg-type]

@@ -14,6 +14,11 @@ Threading contract (see also docs/design.md):
    request (waitress and gunicorn's gthread pay two); see docs/design.md for the numbers.
 4. The sweeper thread claims only parked channels whose deadline has passed, and closes them.
    Deadlines are plain floats written by the owner and read by the sweeper.
+5. A response the client has not taken when the application is done stays in ``out`` (an
+   OutputBuffer) and the channel parks in Phase.WRITE, armed for EPOLLOUT: whichever worker
+   gets the event claims it, sends without blocking, and parks it again until ``out`` is
+   empty; then the channel goes on as after any response.  The application's iterator never
+   reaches the channel: it ended on the thread that started it.
 
 A new channel starts parked but not armed.  The thread that accepted it claims the first of
 its accepted batch and reads at once (the request usually came with the connection) and
@@ -41,6 +46,7 @@ from kakehashi.http1 import (
 )
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import BufferedInput, StreamingInput
+from kakehashi.server.outbuf import OutputBuffer, log_dropped
 from kakehashi.server.parked_body import ParkedBody
 from kakehashi.server.proxy_protocol import expect_proxy_header
 from kakehashi.server.sockio import send_all
@@ -64,6 +70,7 @@ class Phase(enum.Enum):
     IDLE = "idle"  # waiting for the first byte of a request (fresh or kept alive)
     HEAD = "head"  # part of a request head has arrived
     BODY = "body"  # head done, reading a small body before running the application
+    WRITE = "write"  # the response is queued: waiting for the client to take it
 
 
 class HTTPChannel:
@@ -73,12 +80,14 @@ class HTTPChannel:
 
     __slots__ = (
         "_body",
+        "_close_after",
         "buf",
         "closed",
         "ctx",
         "deadline",
         "fd",
         "lock",
+        "out",
         "owned",
         "peer",
         "phase",
@@ -106,6 +115,8 @@ class HTTPChannel:
         self.deadline = time.monotonic() + ctx.config.header_timeout
         self.requests = 0
         self._body: ParkedBody | None = None
+        self.out: OutputBuffer | None = None  # a response waiting for the client (WRITE)
+        self._close_after = False
         self.proxy_pending = ctx.config.proxy_protocol != "off"  # see _read_proxy_header
 
     # -- ownership ---------------------------------------------------------------------------
@@ -119,7 +130,8 @@ class HTTPChannel:
             return True
 
     def park(self) -> None:
-        """Give the channel back to the poller until the client sends more."""
+        """Give the channel back to the poller until the client sends more (or, in
+        Phase.WRITE, until it can take more)."""
         if self.ctx.stopping:
             self.linger(self.ctx.linger_until)
         with self.lock:
@@ -145,6 +157,9 @@ class HTTPChannel:
         if self._body is not None:
             self._body.release()
             self._body = None
+        if self.out is not None:
+            self.out.discard()
+            self.out = None
         self.poller.forget(self)
         self.sock.close()
 
@@ -153,7 +168,12 @@ class HTTPChannel:
     def run(self) -> None:
         """Handle readiness (owner only); parks or closes the channel before returning."""
         try:
-            keep = self._read_body() if self.phase is Phase.BODY else self._read_head()
+            if self.phase is Phase.WRITE:
+                keep = self._write_more()
+            else:
+                keep = self._read_body() if self.phase is Phase.BODY else self._read_head()
+            while self.out is not None and self.phase is not Phase.WRITE:
+                keep = self._write_later(keep)
         except ClientDisconnected as exc:
             error_logger.debug("client %s went away: %s", self.peer[0], exc)
             keep = False
@@ -236,11 +256,13 @@ class HTTPChannel:
                 return False
             if self.phase is Phase.BODY:
                 return True
+            self.phase = Phase.IDLE
+            if self.out is not None:
+                return True  # what is pipelined waits until this response is sent (run)
             if not self.buf:
-                self.phase = Phase.IDLE
                 self.deadline = time.monotonic() + self.ctx.config.keep_alive
                 return True
-            self.phase = Phase.IDLE  # a pipelined request follows: its timer starts now
+            # a pipelined request follows: its timer starts now
             self.deadline = time.monotonic() + self.ctx.config.header_timeout
 
     def _serve_one(self, request: Request, end: int) -> bool:
@@ -250,8 +272,9 @@ class HTTPChannel:
         if framing is Framing.NONE:
             self.buf = self.buf[end:]
             return run_application(
-                self.ctx, self.sock, self.peer, request, io.BytesIO(), pipelined=bool(self.buf)
-            )
+                self.ctx, self.sock, self.peer, request, io.BytesIO(), self,
+                pipelined=bool(self.buf),
+            )  # fmt: skip
         if request.expect_continue:
             return self._serve_streaming(request, end)
         if framing is Framing.LENGTH:
@@ -263,7 +286,7 @@ class HTTPChannel:
                 body = io.BytesIO(self.buf[end:body_end])
                 self.buf = self.buf[body_end:]
                 return run_application(
-                    self.ctx, self.sock, self.peer, request, body, pipelined=bool(self.buf)
+                    self.ctx, self.sock, self.peer, request, body, self, pipelined=bool(self.buf)
                 )
         # Read the rest of the body while parked, holding no thread.
         parked = ParkedBody(
@@ -286,7 +309,7 @@ class HTTPChannel:
         return self._run_streaming(request, stream)
 
     def _run_streaming(self, request: Request, stream: StreamingInput) -> bool:
-        keep = run_application(self.ctx, self.sock, self.peer, request, stream)
+        keep = run_application(self.ctx, self.sock, self.peer, request, stream, self)
         if stream.error is not None:  # answered by run_application (or by the app)
             return False
         if keep and not stream.done:
@@ -329,20 +352,15 @@ class HTTPChannel:
             return True
         except OSError:
             return False  # close() gives the budget back
-        if body.hand_over:
-            self._body, self.phase = None, Phase.IDLE
-            return self._hand_over(body)
-        if not count:
+        if not count and not body.hand_over:
             return False  # the client gave up mid-body
         self._body, self.phase = None, Phase.IDLE
-        if not self._advance_body(body):
+        keep = self._hand_over(body) if body.hand_over else self._advance_body(body)
+        if not keep:
             return False
-        if self.phase is Phase.BODY:
-            return True
-        if self.buf:  # a pipelined request came after a chunked body
-            return self._serve_buffered()
-        self.deadline = time.monotonic() + self.ctx.config.keep_alive
-        return True
+        if self.phase is Phase.BODY or self.out is not None:
+            return True  # more body to come, or the response waits to go out (run)
+        return self._go_on()
 
     def _run_parked(self, body: ParkedBody) -> bool:
         """The whole body is here: run the application with it."""
@@ -353,7 +371,7 @@ class HTTPChannel:
         stream = BufferedInput(data)
         try:
             return run_application(
-                self.ctx, self.sock, self.peer, body.request, stream, body_length=length
+                self.ctx, self.sock, self.peer, body.request, stream, self, body_length=length
             )
         finally:
             stream.close()
@@ -366,6 +384,47 @@ class HTTPChannel:
             self.sock, reader, rest.raw, self.ctx.config.body_timeout, False, prefix=rest.prefix
         )
         return self._run_streaming(body.request, stream)
+
+    # -- writing what the client has not taken yet -------------------------------------------
+
+    def _write_later(self, keep: bool) -> bool:
+        """After a response: park for writing if part of it waits (True), else go on."""
+        out = self.out
+        assert out is not None
+        if out.complete and out.total:
+            self._close_after = not keep or out.truncated
+            self.phase = Phase.WRITE
+            self.deadline = out.pace.deadline()
+            return True
+        out.discard()  # all sent already, or cut short (then keep is False)
+        self.out = None
+        return keep and self._go_on()
+
+    def _write_more(self) -> bool:
+        """The socket is writable: send without blocking; park again, or go on when done."""
+        out = self.out
+        assert out is not None
+        sent = out.send(self.sock)
+        now = time.monotonic()
+        out.pace.record(sent, now)
+        if out.total:
+            if reason := out.pace.broken(now, out.total):
+                log_dropped(self.phase.value, self.peer, out, reason)
+                return False
+            self.deadline = out.pace.deadline()
+            return True
+        out.discard()  # closes spool files; a file_wrapper's file is closed once sent
+        self.out = None
+        return not (self._close_after or out.truncated) and self._go_on()
+
+    def _go_on(self) -> bool:
+        """As after any response: serve what was pipelined, else wait for the next request."""
+        self.phase = Phase.IDLE
+        if self.buf:
+            self.deadline = time.monotonic() + self.ctx.config.header_timeout
+            return self._serve_buffered()
+        self.deadline = time.monotonic() + self.ctx.config.keep_alive
+        return True
 
     # -- refusing and expiring ---------------------------------------------------------------
 
@@ -380,6 +439,9 @@ class HTTPChannel:
     def expire(self) -> None:
         """The deadline passed while parked (called by the sweeper after claiming)."""
         config = self.ctx.config
+        if self.phase is Phase.WRITE:
+            self._expire_write()
+            return
         if self.phase is Phase.IDLE and self.ctx.stopping and self._has_data():
             self.park()  # a request arrived as the linger ran out: a worker serves it
             return
@@ -422,3 +484,15 @@ class HTTPChannel:
             self.sock.send(error_response(self.ctx, 408, detail))
         except OSError:
             pass  # best effort: the client is slow by definition
+
+    def _expire_write(self) -> None:
+        """A parked response's reader broke the progress or rate rule: drop it."""
+        out = self.out
+        assert out is not None
+        reason = out.pace.broken(time.monotonic(), out.total)
+        if not reason:  # the deadline was met after all: wait on
+            self.deadline = out.pace.deadline()
+            self.park()
+            return
+        log_dropped(self.phase.value, self.peer, out, reason)
+        self.close()

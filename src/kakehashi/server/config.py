@@ -107,9 +107,10 @@ class ServerConfig:
                       "timeouts"),
     )  # fmt: skip
     send_timeout: float = field(
+        # A reader that stopped is dropped after this; one that trickles, by the rate rule.
         default=30.0,
-        metadata=_opt("--send-timeout", "seconds a slow reader may go without taking a byte "
-                      "of the response", "timeouts"),
+        metadata=_opt("--send-timeout", "seconds a reader may go without taking a byte of "
+                      "a response waiting for it", "timeouts"),
     )  # fmt: skip
     body_min_rate: int = field(
         # A body must arrive at least this fast on average (after its first body_timeout
@@ -180,6 +181,35 @@ class ServerConfig:
         metadata=_opt("--parked-body-budget", "bytes all bodies read ahead of their "
                       "application may hold together", "limits"),
     )  # fmt: skip
+    send_min_rate: int = field(
+        # Over a minute, a phone on a poor 2G link (~4 KB/s) passes with room; a client that
+        # holds the connection by reading a few bytes a second does not.
+        default=1024,
+        metadata=_opt("--send-min-rate", "bytes a second a reader must take, averaged over "
+                      "--send-rate-window, while a response waits for it", "timeouts"),
+    )  # fmt: skip
+    send_rate_window: float = field(
+        # Longer than --send-timeout, so a stopped reader meets that rule first, and long
+        # enough that a few seconds of TCP retransmission backoff averages out.
+        default=60.0,
+        metadata=_opt("--send-rate-window", "seconds over which --send-min-rate is averaged",
+                      "timeouts"),
+    )  # fmt: skip
+    output_buffer_memory: int = field(
+        # waitress spools beyond 1 MiB too: 1,000 slow readers then cost at most 1 GiB.
+        default=1 << 20,
+        metadata=_opt("--output-buffer-memory", "bytes of a response held in memory per "
+                      "connection for a slow reader; beyond, spooled to a temporary file",
+                      "limits"),
+    )  # fmt: skip
+    output_buffer_limit: int = field(
+        # Up to this the application runs to its end and frees its thread; beyond, it waits
+        # (its thread held) for the client, so a disk is not filled by one endless stream.
+        default=64 << 20,
+        metadata=_opt("--output-buffer-limit", "bytes of a response held per connection "
+                      "(memory and disk); beyond, the application waits for the client",
+                      "limits"),
+    )  # fmt: skip
     access_log: bool = field(
         default=True,
         metadata=_opt("--access-log", "log one line per request to the kakehashi.access "
@@ -242,6 +272,19 @@ class ServerConfig:
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)
+        self._check_output_settings()
+
+    def _check_output_settings(self) -> None:
+        for flag, value, most in (
+            ("--output-buffer-memory", self.output_buffer_memory, 1 << 30),
+            ("--output-buffer-limit", self.output_buffer_limit, 1 << 40),
+            ("--send-min-rate", self.send_min_rate, 1 << 30),
+            ("--send-rate-window", self.send_rate_window, 3600),
+        ):
+            if value > most:
+                raise ConfigError(f"{flag} must be at most {most}, not {value}")
+        if self.output_buffer_memory > self.output_buffer_limit:
+            raise ConfigError("--output-buffer-memory must not exceed --output-buffer-limit")
 
     @property
     def addresses(self) -> list[Address]:

@@ -22,13 +22,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kakehashi.server.channel import HTTPChannel
+from kakehashi.server.channel import HTTPChannel, Phase
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.handshakes import refuse_new_handshakes
 
 __all__ = ["Poller"]
 
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
+# A channel whose response waits for the client (Phase.WRITE) waits for room to send instead.
+_ARMED_WRITE = select.EPOLLOUT | select.EPOLLONESHOT
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
 # On shutdown, if connections arrived within the last _BUSY_WINDOW seconds, the backlog is
@@ -59,10 +61,11 @@ class Poller:
 
     def arm(self, channel: HTTPChannel) -> None:
         """Arm a channel's socket for one readiness event (called under the channel's lock)."""
+        events = _ARMED_WRITE if channel.phase is Phase.WRITE else _ARMED
         if channel.registered:
-            self.epoll.modify(channel.fd, _ARMED)
+            self.epoll.modify(channel.fd, events)
         else:
-            self.epoll.register(channel.fd, _ARMED)
+            self.epoll.register(channel.fd, events)
             channel.registered = True
 
     def forget(self, channel: HTTPChannel) -> None:
@@ -221,7 +224,8 @@ class Poller:
             self.drained.set()
 
     def close_parked(self) -> None:
-        """Close every channel that is not serving a request right now."""
+        """Close every channel that is not serving a request right now (at the end of the
+        grace period: a response still waiting for its reader is cut too)."""
         for channel in list(self.channels.values()):
             if channel.claim():
                 channel.close()
@@ -244,6 +248,8 @@ class Poller:
         os.close(self._wake_r)
         os.close(self._wake_w)
         for channel in list(self.channels.values()):
+            if channel.out is not None:  # spool files and a file_wrapper's file
+                channel.out.discard()
             channel.sock.close()
         self.channels.clear()
         if error_logger.isEnabledFor(logging.DEBUG):

@@ -1,9 +1,11 @@
 """Blocking-with-deadline reads and writes on a non-blocking socket, for worker threads.
 
 Sockets stay non-blocking for their whole life (the poller needs that).  A worker that owns
-a connection and must wait for it, to send a response to a slow reader or to read a streamed
-body, waits here on that one descriptor with ``poll()``, bounded by a timeout.  Every failure
-becomes ClientDisconnected: a client that goes away or stalls is not an error of ours.
+a connection and must wait for it, to read a streamed body or to send a short error response,
+waits here on that one descriptor with ``poll()``, bounded by a timeout.  Responses are sent
+with the ``*_some`` functions, which never wait: what the kernel does not take is queued in
+the connection's OutputBuffer (outbuf.py).  Every failure becomes ClientDisconnected: a
+client that goes away or stalls is not an error of ours.
 """
 
 from __future__ import annotations
@@ -14,16 +16,26 @@ import socket
 
 from kakehashi.errors import ClientDisconnected
 
-__all__ = ["recv_some", "send_all", "send_parts", "sendfile_all"]
+__all__ = [
+    "recv_some",
+    "send_all",
+    "send_some",
+    "sendfile_some",
+    "wait_writable",
+]
 
 _WRITABLE = select.POLLOUT | select.POLLERR | select.POLLHUP
 _READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
 
 
-def _wait(sock: socket.socket, events: int, timeout: float, what: str) -> None:
+def _ready(sock: socket.socket, events: int, timeout: float) -> bool:
     poller = select.poll()
     poller.register(sock.fileno(), events)
-    if not poller.poll(timeout * 1000):
+    return bool(poller.poll(max(timeout, 0.0) * 1000))
+
+
+def _wait(sock: socket.socket, events: int, timeout: float, what: str) -> None:
+    if not _ready(sock, events, timeout):
         raise ClientDisconnected(f"{what} timed out after {timeout:g} s")
 
 
@@ -52,44 +64,46 @@ def send_all(sock: socket.socket, data: bytes | memoryview, timeout: float) -> N
         raise ClientDisconnected(f"send failed: {exc}") from exc
 
 
-def send_parts(sock: socket.socket, parts: list[bytes], timeout: float) -> None:
-    """Send several buffers in order, with one ``sendmsg`` (writev) when the kernel takes them
-    all, so a large body is never copied just to be joined to its head.
+def send_some(sock: socket.socket, data: bytes | memoryview | list[bytes]) -> int:
+    """Send what the kernel takes now, without waiting; returns the count.  A list of
+    buffers goes in one ``sendmsg`` (writev), so a large body is never copied just to be
+    joined to its head (the caller queues the rest as views, still without joining).
 
     Raises:
-        ClientDisconnected: the peer closed, reset, or stalled.
+        ClientDisconnected: the peer closed or reset.
     """
     try:
-        sent = sock.sendmsg(parts)
+        return sock.sendmsg(data) if isinstance(data, list) else sock.send(data)
     except BlockingIOError:
-        sent = 0
+        return 0
     except OSError as exc:
         raise ClientDisconnected(f"send failed: {exc}") from exc
-    if sent < sum(map(len, parts)):  # the kernel's buffer filled: finish the slow way
-        send_all(sock, memoryview(b"".join(parts))[sent:], timeout)
 
 
-def sendfile_all(sock: socket.socket, fd: int, offset: int, count: int, timeout: float) -> int:
-    """Send ``count`` bytes of file ``fd`` from ``offset`` with ``os.sendfile``; returns bytes sent.
-
-    Stops early at the end of the file (returns fewer bytes).
+def sendfile_some(sock: socket.socket, fd: int, offset: int, count: int) -> tuple[int, bool]:
+    """Send up to ``count`` bytes of file ``fd`` from ``offset`` with ``os.sendfile`` while
+    the kernel takes them; returns (bytes sent, whether the file ended before ``count``).
 
     Raises:
-        ClientDisconnected: the peer closed, reset, or stalled.
+        ClientDisconnected: the peer closed or reset.
     """
     total = 0
     while total < count:
         try:
             sent = os.sendfile(sock.fileno(), fd, offset + total, count - total)
         except BlockingIOError:
-            _wait(sock, _WRITABLE, timeout, "send")
-            continue
+            return total, False
         except OSError as exc:
             raise ClientDisconnected(f"sendfile failed: {exc}") from exc
         if sent == 0:
-            break
+            return total, True
         total += sent
-    return total
+    return total, False
+
+
+def wait_writable(sock: socket.socket, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for room in the socket's send buffer (or an error)."""
+    return _ready(sock, _WRITABLE, timeout)
 
 
 def recv_some(sock: socket.socket, size: int, timeout: float) -> bytes:

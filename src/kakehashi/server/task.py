@@ -3,7 +3,9 @@
 No parsing and no polling here: the channel hands over a parsed request, its body stream and
 the socket it owns; this module calls the application, frames what it returns with
 kakehashi.http1's rules (``outgoing_response_framing``) and writes it straight to the socket
-from the worker thread that owns the connection (see channel.py for why that is safe).
+from the worker thread that owns the connection (see channel.py for why that is safe).  What
+the kernel does not take is queued in the connection's OutputBuffer (outbuf.py): the thread is
+free once the iterator ends, and the connection sends the rest when the socket is writable.
 
 Error rules: an application error before the head is sent becomes a 500 (with the traceback
 only when ``expose_tracebacks`` is set) and the connection closes; after the head is sent,
@@ -25,7 +27,9 @@ from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProto
 from kakehashi.http1 import Framing, Request, outgoing_response_framing, reason_phrase
 from kakehashi.server.context import ServerContext, access_logger, error_logger
 from kakehashi.server.input import StreamingInput
-from kakehashi.server.sockio import send_all, send_parts, sendfile_all
+from kakehashi.server.outbuf import OutputBuffer, OutputSink, log_dropped
+from kakehashi.server.pace import SendPace
+from kakehashi.server.sockio import send_all, send_some, sendfile_some, wait_writable
 from kakehashi.wsgi import FileWrapper, InputStream, StartResponse
 
 __all__ = ["ResponseWriter", "error_response", "run_application"]
@@ -54,43 +58,72 @@ def _awaits_continue(body: object) -> bool:
 
 
 class ResponseWriter:
-    """Frames and sends one response; owned by the worker thread running the request."""
+    """Frames and sends one response; owned by the thread running the application.
+
+    Bytes go straight to the socket while the kernel takes them.  What it refuses is queued
+    in an OutputBuffer (outbuf.py), handed to ``sink`` (the connection) as soon as it exists;
+    once the response is queued to its end the thread is free and the connection sends the
+    rest when the socket is writable (channel.py).  Over the buffer's limit the application
+    waits here, its thread sending, held to the progress and rate rules (pace.py).
+    """
 
     __slots__ = (
         "_framing",
         "_remaining",
+        "_wire",
         "body",
+        "close_deferred",
         "ctx",
         "head_sent",
         "keep_alive",
+        "out",
+        "peer",
         "pipelined",
         "request",
         "sent_body_bytes",
+        "sink",
         "sock",
         "start",
     )
 
     def __init__(
-        self, ctx: ServerContext, sock: socket.socket, request: Request, keep_alive: bool
+        self,
+        ctx: ServerContext,
+        sock: socket.socket,
+        request: Request,
+        keep_alive: bool,
+        peer: tuple[str, int] = ("", 0),
+        sink: OutputSink | None = None,
     ) -> None:
         self.ctx = ctx
         self.sock = sock
         self.request = request
         self.keep_alive = keep_alive
+        self.peer = peer
+        self.sink = sink
         self.start = StartResponse(self.write, ctx.head_cache)
         self.head_sent = False
         self.sent_body_bytes = 0
         self._framing = Framing.NONE
         self._remaining = 0
+        self._wire = 0  # bytes this thread put on the wire itself
         self.body: object = None
         self.pipelined = False
+        self.out: OutputBuffer | None = None
+        self.close_deferred = False  # a file_wrapper's close waits for its region to go out
 
     def _head(self, length: int | None) -> bytes:
         start = self.start
         if not start.status_code:
             raise LocalProtocolError("the application sent a body before start_response")
         headers, names = start.headers, start.names
-        if length is not None and "content-length" not in names:
+        # An empty body in answer to HEAD says nothing about GET's length (frameworks return
+        # one for a streamed view): no Content-Length then, never a false "0".
+        if (
+            length is not None
+            and "content-length" not in names
+            and (length or self.request.method != b"HEAD")
+        ):
             headers = [*headers, (b"Content-Length", b"%d" % length)]
         out = outgoing_response_framing(
             self.request.method,
@@ -140,10 +173,9 @@ class ResponseWriter:
             return
         self.sent_body_bytes += len(data)
         if self.head_sent:
-            send_all(self.sock, self._frame(data), self.ctx.config.send_timeout)
+            self._send(self._frame(data))
         else:
-            head = self._head(None)
-            send_all(self.sock, head + self._frame(data), self.ctx.config.send_timeout)
+            self._send(self._head(None) + self._frame(data))
 
     def finish(self) -> None:
         """End the body; the connection is not reusable if the body fell short."""
@@ -158,34 +190,37 @@ class ResponseWriter:
         elif self._framing is Framing.CLOSE:
             self.keep_alive = False
         if tail:
-            send_all(self.sock, tail, self.ctx.config.send_timeout)
+            self._send(tail)
 
     def write_all(self, result: Iterable[bytes]) -> None:
-        """Send everything the application returned."""
+        """Send (or queue) everything the application returned."""
         if type(result) is list or type(result) is tuple:
-            # A known body: one write with its length, no chunked coding.
-            body = b"".join(result) if len(result) != 1 else result[0]
-            if type(body) is not bytes:
-                raise LocalProtocolError("the application must return bytes")
-            self.sent_body_bytes = len(body)
-            parts = [self._head(len(body)) if not self.head_sent else b"", self._frame(body)]
-            if self._framing is Framing.CHUNKED:
-                parts.append(b"0\r\n\r\n")
-            elif self._framing is Framing.CLOSE:
-                self.keep_alive = False
-            elif self._framing is Framing.LENGTH and self._remaining:
-                error_logger.error("application sent less than its Content-Length; closing")
-                self.keep_alive = False
-            if len(body) >= _GATHER_BYTES:
-                send_parts(self.sock, parts, self.ctx.config.send_timeout)
-            elif data := b"".join(parts):
-                send_all(self.sock, data, self.ctx.config.send_timeout)
-            return
-        if type(result) is FileWrapper and self._try_sendfile(result):
-            return
-        for chunk in result:
-            self.write(chunk)
-        self.finish()
+            self._write_known(result)
+        elif type(result) is not FileWrapper or not self._try_sendfile(result):
+            for chunk in result:
+                self.write(chunk)
+            self.finish()
+        if self.out is not None:
+            self._settle()
+
+    def _write_known(self, result: list[bytes] | tuple[bytes, ...]) -> None:
+        """A known body: one write with its length, no chunked coding."""
+        body = b"".join(result) if len(result) != 1 else result[0]
+        if type(body) is not bytes:
+            raise LocalProtocolError("the application must return bytes")
+        self.sent_body_bytes = len(body)
+        parts = [self._head(len(body)) if not self.head_sent else b"", self._frame(body)]
+        if self._framing is Framing.CHUNKED:
+            parts.append(b"0\r\n\r\n")
+        elif self._framing is Framing.CLOSE:
+            self.keep_alive = False
+        elif self._framing is Framing.LENGTH and self._remaining:
+            error_logger.error("application sent less than its Content-Length; closing")
+            self.keep_alive = False
+        if len(body) >= _GATHER_BYTES:
+            self._send_parts(parts)
+        elif data := b"".join(parts):
+            self._send(data)
 
     def _try_sendfile(self, wrapper: FileWrapper) -> bool:
         """Send a real file with os.sendfile, when its size is known; False to iterate instead."""
@@ -197,7 +232,7 @@ class ResponseWriter:
             return False
         if not self.start.status_code or self.head_sent:
             return False
-        send_all(self.sock, self._head(size), self.ctx.config.send_timeout)
+        self._send(self._head(size))
         if self._framing is not Framing.LENGTH:
             if self._framing is Framing.CHUNKED:  # the app gave another length: iterate
                 for chunk in wrapper:
@@ -205,11 +240,106 @@ class ResponseWriter:
                 self.finish()
             return True
         count = min(size, self._remaining)
-        sent = sendfile_all(self.sock, fd, offset, count, self.ctx.config.send_timeout)
-        self.sent_body_bytes = sent
-        self._remaining -= sent
+        self.sent_body_bytes = count
+        self._remaining -= count
+        self._send_file(wrapper, fd, offset, count)
         self.finish()
         return True
+
+    # -- the write path: straight to the socket, or queued -----------------------------------
+
+    def _send(self, data: bytes | memoryview) -> None:
+        """Put ``data`` on the wire now, or behind what waits; the fast path is one send."""
+        out = self.out
+        if out is not None and out.total:
+            self._pump(out)
+            if out.total:
+                out.append(data)
+                if out.bounded > out.limit:
+                    self._pause(out, out.limit // 2)
+                return
+        sent = send_some(self.sock, data)
+        self._wire += sent
+        if sent != len(data):
+            self._queue().append(memoryview(data)[sent:])
+            self._waiting()
+
+    def _send_parts(self, parts: list[bytes]) -> None:
+        """Head and a large body: one sendmsg; the rest is queued by reference, not joined."""
+        if self.out is not None and self.out.total:
+            for part in parts:
+                self._send(part)
+            return
+        sent = send_some(self.sock, parts)
+        self._wire += sent
+        if sent != sum(map(len, parts)):
+            self._queue().hold(parts, sent)
+            self._waiting()
+
+    def _send_file(self, wrapper: FileWrapper, fd: int, offset: int, count: int) -> None:
+        """A file region: sendfile while the kernel takes it, then queued (closed once sent)."""
+        if self.out is None or not self.out.total:
+            sent, short = sendfile_some(self.sock, fd, offset, count)
+            self._wire += sent
+            if short:  # the file shrank: finish() reports the shortfall and closes
+                self._remaining += count - sent
+                self.sent_body_bytes -= count - sent
+                return
+            if sent == count:
+                return
+            offset, count = offset + sent, count - sent
+            self._queue().add_file(fd, offset, count, wrapper.close)
+            self._waiting()
+        else:
+            self.out.add_file(fd, offset, count, wrapper.close)
+        self.close_deferred = True
+
+    def _queue(self) -> OutputBuffer:
+        """This connection's OutputBuffer (created, and given to the sink, on first need)."""
+        if self.out is None:
+            config = self.ctx.config
+            pace = SendPace(config.send_timeout, config.send_min_rate, config.send_rate_window)
+            self.out = OutputBuffer(config.output_buffer_memory, config.output_buffer_limit, pace)
+            if self.sink is not None:
+                self.sink.out = self.out
+        return self.out
+
+    def _waiting(self) -> None:
+        """The buffer was empty and now holds bytes: the client's clocks start."""
+        out = self.out
+        assert out is not None
+        out.pace.begin(time.monotonic(), out.total)
+        if out.bounded > out.limit:
+            self._pause(out, out.limit // 2)
+
+    def _pump(self, out: OutputBuffer) -> None:
+        """Send what the kernel takes now; drop a client that broke the pace rules."""
+        sent = out.send(self.sock)
+        now = time.monotonic()
+        out.pace.record(sent, now)
+        if out.total and (reason := out.pace.broken(now, out.total)):
+            out.sent_direct = self._wire
+            log_dropped("response", self.peer, out, reason)
+            raise ClientDisconnected(f"slow reader dropped: {reason}")
+
+    def _pause(self, out: OutputBuffer, resume: int) -> None:
+        """Hold the application until no more than ``resume`` bounded bytes wait."""
+        while out.bounded > resume:
+            self._wait_and_pump(out)
+
+    def _wait_and_pump(self, out: OutputBuffer) -> None:
+        wait_writable(self.sock, out.pace.deadline() - time.monotonic())
+        self._pump(out)
+
+    def _settle(self) -> None:
+        """The response is queued to its end: what waits is the connection's to send now (or,
+        with no connection to take it, this thread's)."""
+        out = self.out
+        assert out is not None
+        out.complete = True
+        out.sent_direct = self._wire
+        while self.sink is None and out.total:
+            self._wait_and_pump(out)
 
 
 def run_application(
@@ -218,6 +348,7 @@ def run_application(
     peer: tuple[str, int],
     request: Request,
     body: InputStream,
+    sink: OutputSink | None = None,
     body_length: int | None = None,
     pipelined: bool = False,
 ) -> bool:
@@ -225,7 +356,7 @@ def run_application(
     the request is in ``ctx.watch`` while it runs, so a stuck one can be reported."""
     ident = ctx.watch.begin(request, peer)
     try:
-        return _run_application(ctx, sock, peer, request, body, body_length, pipelined)
+        return _run_application(ctx, sock, peer, request, body, sink, body_length, pipelined)
     finally:
         ctx.watch.end(ident)
 
@@ -236,10 +367,14 @@ def _run_application(
     peer: tuple[str, int],
     request: Request,
     body: InputStream,
+    sink: OutputSink | None,
     body_length: int | None,
     pipelined: bool,
 ) -> bool:
     """Run the application for ``request`` and send its response.
+
+    What the client has not taken when the application is done is left in ``sink.out``
+    (complete) for the connection to send; without a sink, this thread sends it all.
 
     Args:
         body_length: the decoded length of a chunked body read in full, given to the
@@ -248,10 +383,10 @@ def _run_application(
             for it (only the last response before the end says ``Connection: close``).
 
     Returns:
-        True if the connection may carry another request.
+        True if the connection may carry another request (once the output is sent).
     """
     started = time.monotonic() if ctx.log_access else 0.0
-    writer = ResponseWriter(ctx, sock, request, request.keep_alive)
+    writer = ResponseWriter(ctx, sock, request, request.keep_alive, peer, sink)
     writer.body = body
     writer.pipelined = pipelined
     try:
@@ -268,7 +403,7 @@ def _run_application(
             writer.write_all(result)
         finally:
             close = getattr(result, "close", None)
-            if close is not None:
+            if close is not None and not writer.close_deferred:
                 close()
     except ClientDisconnected as exc:
         error_logger.debug("client %s went away: %s", peer[0], exc)
