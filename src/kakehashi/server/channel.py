@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from kakehashi.errors import ClientDisconnected, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, maybe_parse_request_head, reader_for
+from kakehashi.server.accesslog import body_length, first_line, request_line
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import BufferedInput, StreamingInput
 from kakehashi.server.sockio import send_all
@@ -288,10 +289,12 @@ class HTTPChannel:
     def _refuse(self, exc: RemoteProtocolError) -> None:
         """Answer a protocol error with its status; the caller closes the connection."""
         error_logger.info("%d for %s: %s", exc.status_hint, self.peer[0] or "-", exc)
+        page, sent = error_response(self.ctx, exc.status_hint, str(exc)), 0
         with contextlib.suppress(ClientDisconnected):
-            send_all(
-                self.sock, error_response(self.ctx, exc.status_hint, str(exc)), _ERROR_SEND_TIMEOUT
-            )
+            send_all(self.sock, page, _ERROR_SEND_TIMEOUT)
+            sent = body_length(page)
+        line = first_line(self.buf, self.ctx.limits.max_request_line_bytes)
+        self.ctx.access.refused(self.peer[0], exc.status_hint, sent, line)
 
     def expire(self) -> None:
         """The deadline passed while parked (called by the sweeper after claiming)."""
@@ -308,8 +311,14 @@ class HTTPChannel:
             error_logger.info(
                 "%s timeout (%gs) for %s: 408, closed", self.phase.value, timeout, self.peer[0]
             )
+            page, sent = error_response(self.ctx, 408, f"{self.phase.value} timeout"), 0
             try:
-                self.sock.send(error_response(self.ctx, 408, f"{self.phase.value} timeout"))
+                if self.sock.send(page) == len(page):
+                    sent = body_length(page)
             except OSError:
                 pass  # best effort: the client is slow by definition
+            pending = self._pending
+            limit = self.ctx.limits.max_request_line_bytes
+            line = request_line(pending) if pending is not None else first_line(self.buf, limit)
+            self.ctx.access.refused(self.peer[0], 408, sent, line)
         self.close()

@@ -15,6 +15,7 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import DEFAULT_LIMITS, Limits
+from kakehashi.server.accesslog import DEFAULT_FORMAT, check_format
 
 __all__ = ["Address", "ServerConfig", "parse_bind"]
 
@@ -161,6 +162,14 @@ class ServerConfig:
         default="http",
         metadata=_opt("--url-scheme", "wsgi.url_scheme (https behind a TLS proxy)", "binding"),
     )
+    access_log_format: str = field(
+        # gunicorn's atoms, so existing formats carry over; the default is the Combined Log
+        # Format (what log analysers read) plus the duration in microseconds.
+        default=DEFAULT_FORMAT,
+        metadata=_opt("--access-log-format", "access line made of gunicorn's atoms "
+                      "(%(h)s %(u)s %(t)s %(r)s %(s)s %(b)s %(f)s %(a)s %(D)s "
+                      "%({header}i)s ...), or json for one JSON object a line", "logging"),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -173,6 +182,7 @@ class ServerConfig:
             parse_bind(text)
         if self.url_scheme not in ("http", "https"):
             raise ConfigError("--url-scheme must be http or https")
+        check_format(self.access_log_format)
 
     @property
     def addresses(self) -> list[Address]:

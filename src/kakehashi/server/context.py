@@ -13,6 +13,7 @@ import time
 from email.utils import formatdate
 
 from kakehashi.http1 import Limits
+from kakehashi.server.accesslog import AccessLog
 from kakehashi.server.config import ServerConfig
 from kakehashi.wsgi import EnvironBuilder, HeadCache, WSGIApp
 
@@ -28,6 +29,7 @@ class ServerContext:
     __slots__ = (
         "_date",
         "_date_second",
+        "access",
         "app",
         "config",
         "environ",
@@ -43,6 +45,7 @@ class ServerContext:
         self.environ = environ
         self.head_cache = HeadCache()
         self.stopping = False  # set once by the server's shutdown; read by every thread
+        self.access = AccessLog(config.access_log_format, config.access_log)
         self._date_second = 0
         self._date = b""
 
@@ -56,6 +59,4 @@ class ServerContext:
 
     @property
     def log_access(self) -> bool:
-        # Asked per request (isEnabledFor is cached by logging), so a level set after the
-        # server started still takes effect.
-        return self.config.access_log and access_logger.isEnabledFor(logging.INFO)
+        return self.access.is_enabled()

@@ -169,6 +169,7 @@ class Server:
         for thread in self._threads:
             thread.join(timeout=1.0)
         poller.close()
+        self.ctx.access.flush()  # buffered access lines are written before shutdown returns
         self._stopped.set()
 
     def __enter__(self) -> Server:

@@ -23,7 +23,8 @@ from typing import Any
 
 from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, outgoing_response_framing, reason_phrase
-from kakehashi.server.context import ServerContext, access_logger, error_logger
+from kakehashi.server.accesslog import body_length, request_line
+from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import StreamingInput
 from kakehashi.server.sockio import send_all, send_parts, sendfile_all
 from kakehashi.wsgi import FileWrapper, InputStream, StartResponse
@@ -61,6 +62,7 @@ class ResponseWriter:
         "_remaining",
         "body",
         "ctx",
+        "error_status",
         "head_sent",
         "keep_alive",
         "request",
@@ -78,7 +80,8 @@ class ResponseWriter:
         self.keep_alive = keep_alive
         self.start = StartResponse(self.write, ctx.head_cache)
         self.head_sent = False
-        self.sent_body_bytes = 0
+        self.sent_body_bytes = 0  # body bytes the kernel took (not framing, not the head)
+        self.error_status = 0  # the status of an error page sent instead of the app's response
         self._framing = Framing.NONE
         self._remaining = 0
         self.body: object = None
@@ -134,12 +137,14 @@ class ResponseWriter:
             raise LocalProtocolError(f"the application must yield bytes, not {type(data).__name__}")
         if not data:
             return
-        self.sent_body_bytes += len(data)
         if self.head_sent:
-            send_all(self.sock, self._frame(data), self.ctx.config.send_timeout)
+            framed = self._frame(data)
+            send_all(self.sock, framed, self.ctx.config.send_timeout)
         else:
             head = self._head(None)
-            send_all(self.sock, head + self._frame(data), self.ctx.config.send_timeout)
+            framed = self._frame(data)
+            send_all(self.sock, head + framed, self.ctx.config.send_timeout)
+        self.sent_body_bytes += len(data) if self._framing is Framing.CHUNKED else len(framed)
 
     def finish(self) -> None:
         """End the body; the connection is not reusable if the body fell short."""
@@ -163,8 +168,8 @@ class ResponseWriter:
             body = b"".join(result) if len(result) != 1 else result[0]
             if type(body) is not bytes:
                 raise LocalProtocolError("the application must return bytes")
-            self.sent_body_bytes = len(body)
             parts = [self._head(len(body)) if not self.head_sent else b"", self._frame(body)]
+            sent = len(body) if self._framing is Framing.CHUNKED else len(parts[1])
             if self._framing is Framing.CHUNKED:
                 parts.append(b"0\r\n\r\n")
             elif self._framing is Framing.CLOSE:
@@ -176,12 +181,28 @@ class ResponseWriter:
                 send_parts(self.sock, parts, self.ctx.config.send_timeout)
             elif data := b"".join(parts):
                 send_all(self.sock, data, self.ctx.config.send_timeout)
+            self.sent_body_bytes += sent
             return
         if type(result) is FileWrapper and self._try_sendfile(result):
             return
         for chunk in result:
             self.write(chunk)
         self.finish()
+
+    def send_error_page(self, status: int, detail: str, timeout: float) -> None:
+        """Answer with a short error page instead of the application's response."""
+        page = error_response(self.ctx, status, detail)
+        self.error_status = status
+        with contextlib.suppress(ClientDisconnected):
+            send_all(self.sock, page, timeout)
+            self.sent_body_bytes = body_length(page)
+
+    def logged_status(self) -> int:
+        """The status that went out: the error page's, the application's once its head was
+        sent, or nginx's 499 when the client left before any head."""
+        if self.error_status:
+            return self.error_status
+        return self.start.status_code if self.head_sent else 499
 
     def _try_sendfile(self, wrapper: FileWrapper) -> bool:
         """Send a real file with os.sendfile, when its size is known; False to iterate instead."""
@@ -202,7 +223,7 @@ class ResponseWriter:
             return True
         count = min(size, self._remaining)
         sent = sendfile_all(self.sock, fd, offset, count, self.ctx.config.send_timeout)
-        self.sent_body_bytes = sent
+        self.sent_body_bytes += sent
         self._remaining -= sent
         self.finish()
         return True
@@ -226,8 +247,13 @@ def run_application(
     try:
         environ = ctx.environ.build(request, body, peer)
     except RemoteProtocolError as exc:
-        send_all(sock, error_response(ctx, exc.status_hint, str(exc)), ctx.config.send_timeout)
+        writer.send_error_page(exc.status_hint, str(exc), ctx.config.send_timeout)
+        if started:
+            ctx.access.refused(
+                peer[0], exc.status_hint, writer.sent_body_bytes, request_line(request)
+            )
         return False
+    keep = False
     try:
         result = ctx.app(environ, writer.start)
         try:
@@ -236,23 +262,19 @@ def run_application(
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+        keep = writer.keep_alive
     except ClientDisconnected as exc:
         error_logger.debug("client %s went away: %s", peer[0], exc)
-        return False
     except RemoteProtocolError as exc:
         if exc is getattr(body, "error", None):  # the client broke the body's framing
-            _body_refused(ctx, writer, peer, exc)
+            _body_refused(writer, peer, exc)
         else:
             _application_failed(ctx, writer, environ, exc)
-        return False
     except Exception as exc:
         _application_failed(ctx, writer, environ, exc)
-        if started:  # the 500 (or the aborted response) gets its access line too
-            _log_access(environ, writer, time.monotonic() - started, failed=True)
-        return False
-    if started:
-        _log_access(environ, writer, time.monotonic() - started)
-    return writer.keep_alive
+    if started:  # every response gets its line: a 500, one cut short, one refused mid-body
+        _log_access(ctx, environ, writer, started)
+    return keep
 
 
 def _application_failed(
@@ -267,35 +289,25 @@ def _application_failed(
     detail = ""
     if ctx.config.expose_tracebacks:
         detail = "".join(traceback.format_exception(exc))
-    with contextlib.suppress(ClientDisconnected):
-        send_all(writer.sock, error_response(ctx, 500, detail), ctx.config.send_timeout)
+    writer.send_error_page(500, detail, ctx.config.send_timeout)
 
 
-def _body_refused(
-    ctx: ServerContext, writer: ResponseWriter, peer: tuple[str, int], exc: RemoteProtocolError
-) -> None:
+def _body_refused(writer: ResponseWriter, peer: tuple[str, int], exc: RemoteProtocolError) -> None:
     """The application let a broken request body's error through: answer with its status."""
     error_logger.info("%d for %s: %s", exc.status_hint, peer[0] or "-", exc)
     if writer.head_sent:
         return  # the caller closes: the response is cut short
-    with contextlib.suppress(ClientDisconnected):
-        send_all(writer.sock, error_response(ctx, exc.status_hint, str(exc)), 1.0)
+    writer.send_error_page(exc.status_hint, str(exc), 1.0)
 
 
 def _log_access(
-    environ: dict[str, Any], writer: ResponseWriter, seconds: float, failed: bool = False
+    ctx: ServerContext, environ: dict[str, Any], writer: ResponseWriter, started: float
 ) -> None:
-    # Combined Log Format, then the duration in microseconds (Apache's %D).
-    access_logger.info(
-        '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %d',
-        environ["REMOTE_ADDR"],
-        time.strftime("%d/%b/%Y:%H:%M:%S %z"),
-        environ["REQUEST_METHOD"],
-        environ["RAW_URI"],
-        environ["SERVER_PROTOCOL"],
-        500 if failed and not writer.head_sent else writer.start.status_code,
+    """The access line of a response, with the status and body bytes that went out."""
+    ctx.access.response(
+        environ,
+        writer.logged_status(),
         writer.sent_body_bytes,
-        environ.get("HTTP_REFERER", "-"),
-        environ.get("HTTP_USER_AGENT", "-"),
-        int(seconds * 1e6),
+        time.monotonic() - started,
+        writer.start.headers,
     )
