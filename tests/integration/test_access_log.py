@@ -10,7 +10,6 @@ import os
 import re
 import socket
 import struct
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -424,4 +423,3 @@ def test_a_handler_with_a_formatter_takes_the_logging_path(
         access.propagate = True
         access.setLevel(logging.NOTSET)
         handler.close()
-    time.sleep(0)

@@ -91,10 +91,11 @@ def body_length(response: bytes) -> int:
 def first_line(head: bytes, limit: int = _MAX_LINE) -> str:
     """The request line of raw request bytes, escaped; ``-`` when none arrived whole within
     ``limit`` bytes (a 414's line is not logged)."""
-    end = head.find(b"\n", 0, limit + 2)
-    if end <= 0:
+    start = len(head) - len(head.lstrip(b"\r\n"))  # empty lines before a request are ignored
+    end = head.find(b"\n", start, start + limit + 2)
+    if end < 0:
         return "-"
-    line = head[:end].rstrip(b"\r").lstrip(b"\r\n")
+    line = head[start:end].rstrip(b"\r")
     return escape(line.decode("latin-1")) if line else "-"
 
 
