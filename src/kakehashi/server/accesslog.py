@@ -56,6 +56,8 @@ _INFO = logging.INFO
 _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _ATOM_RE = re.compile(r"%\((\{[^}]{1,256}\}[ioe]|[a-zA-Z])\)s")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# Bytes of a default line besides its target, Referer and User-Agent (the buffer's bound).
+_LINE_OVERHEAD = 160
 # Longest request line kept from a refused request's bytes by default; longer ones log "-".
 _MAX_LINE = 8192
 
@@ -122,18 +124,21 @@ def basic_user(authorization: str | None) -> str:
 class _Clock:
     """Timestamps for the log, formatted at most once a second."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("cache",)
 
     def __init__(self) -> None:
-        self._cache: tuple[float, str, str] = (0.0, "", "")
+        self.cache: tuple[float, float, str, str] = (0.0, 0.0, "", "")
 
-    def now(self) -> tuple[float, str, str]:
-        """(end of this second, ``[01/Dec/2026:21:06:33 +0000]``, ``2026-12-01T21:06:33+00:00``)."""
-        cache = self._cache
-        now = time.time()
-        if now < cache[0]:
+    def now(self) -> tuple[float, float, str, str]:
+        return self.at(time.time())
+
+    def at(self, when: float) -> tuple[float, float, str, str]:
+        """(second, next second, ``[01/Dec/2026:21:06:33 +0000]``, ``2026-12-01T21:06:33+00:00``)
+        for the wall-clock time ``when``."""
+        cache = self.cache
+        if cache[0] <= when < cache[1]:
             return cache
-        second = int(now)
+        second = int(when)
         local = time.localtime(second)
         offset = local.tm_gmtoff or 0
         sign, offset = ("-", -offset) if offset < 0 else ("+", offset)
@@ -141,8 +146,11 @@ class _Clock:
         day = f"{local.tm_mday:02d}/{_MONTHS[local.tm_mon - 1]}/{local.tm_year}"
         clf = f"[{day}:{time.strftime('%H:%M:%S', local)} {zone}]"
         iso = time.strftime("%Y-%m-%dT%H:%M:%S", local) + zone[:3] + ":" + zone[3:]
-        cache = self._cache = (second + 1.0, clf, iso)  # one assignment: safe across threads
+        cache = self.cache = (second, second + 1.0, clf, iso)  # one assignment: thread-safe
         return cache
+
+
+Stamp = tuple[float, float, str, str]
 
 
 class Entry:
@@ -186,7 +194,7 @@ class Entry:
         return basic_user(environ.get("HTTP_AUTHORIZATION")) if environ is not None else "-"
 
 
-Atom = Callable[[Entry, tuple[float, str, str]], str]
+Atom = Callable[[Entry, Stamp], str]
 
 
 def _path(e: Entry) -> str:
@@ -197,7 +205,7 @@ _ATOMS: dict[str, Atom] = {
     "h": lambda e, t: e.remote,
     "l": lambda e, t: "-",
     "u": lambda e, t: e.user(),
-    "t": lambda e, t: t[1],
+    "t": lambda e, t: t[2],
     "r": lambda e, t: e.request_line,
     "m": lambda e, t: e.env("REQUEST_METHOD"),
     "U": lambda e, t: _path(e),
@@ -236,7 +244,7 @@ def _compile_atom(name: str) -> Atom:
     return lambda e, t: e.env(inner)
 
 
-def _compile(fmt: str) -> Callable[[Entry, tuple[float, str, str]], str]:
+def _compile(fmt: str) -> Callable[[Entry, Stamp], str]:
     """A function making the line of ``fmt``; ``%%`` is a literal ``%``."""
     literals: list[str] = []
     atoms: list[Atom] = []
@@ -248,7 +256,7 @@ def _compile(fmt: str) -> Callable[[Entry, tuple[float, str, str]], str]:
     tail = _literal(fmt[pos:])
     pairs = list(zip(literals, atoms, strict=True))
 
-    def line(e: Entry, t: tuple[float, str, str]) -> str:
+    def line(e: Entry, t: Stamp) -> str:
         return "".join([lit + atom(e, t) for lit, atom in pairs]) + tail
 
     return line
@@ -270,25 +278,36 @@ def check_format(fmt: str) -> None:
         _compile(fmt)
 
 
-def _default_line(e: Entry, t: tuple[float, str, str]) -> str:
+def _default_line(e: Entry, t: Stamp) -> str:
     if e.environ is not None:
-        return _combined(e.environ, e.status, e.sent, e.seconds, t[1])
-    return f'{e.remote} - - {t[1]} "{e.request_line}" {e.status} {e.sent} "-" "-" 0'
+        return _combined_line(_facts(e.environ, e.status, e.sent, e.seconds, _Clock()))
+    return f'{e.remote} - - {t[2]} "{e.request_line}" {e.status} {e.sent} "-" "-" 0'
 
 
-def _combined(environ: dict[str, Any], status: int, sent: int, seconds: float, when: str) -> str:
-    """The default line, straight from the environ: the hot path of every request."""
-    target = environ["RAW_URI"]
-    referer = environ.get("HTTP_REFERER") or "-"
-    agent = environ.get("HTTP_USER_AGENT") or "-"
-    if not _is_safe(target + referer + agent):  # one check for the usual, clean request
+def _facts(
+    environ: dict[str, Any], status: int, sent: int, seconds: float, clock: _Clock
+) -> tuple[Any, ...]:
+    """What the default line is made of, taken on the request's thread."""
+    return (
+        environ["REMOTE_ADDR"], environ["REQUEST_METHOD"], environ["RAW_URI"],
+        environ["SERVER_PROTOCOL"], environ.get("HTTP_REFERER") or "-",
+        environ.get("HTTP_USER_AGENT") or "-", environ.get("HTTP_AUTHORIZATION"),
+        status, sent, seconds, time.time(), clock,
+    )  # fmt: skip
+
+
+def _combined_line(facts: tuple[Any, ...]) -> str:
+    """The default line from :func:`_facts` (run by the flusher, for batches of lines)."""
+    remote, method, target, protocol, referer, agent, auth, status, sent, seconds, at, clock = facts
+    stamp = clock.cache
+    when = stamp[2] if stamp[0] <= at < stamp[1] else clock.at(at)[2]
+    raw = target + referer + agent  # one check for the usual, clean request
+    if not (raw.isascii() and raw.isprintable() and '"' not in raw and "\\" not in raw):
         target, referer, agent = escape(target), escape(referer), escape(agent)
-    auth = environ.get("HTTP_AUTHORIZATION")
     user = basic_user(auth) if auth else "-"
     # The method is a token and the protocol HTTP/1.x (both checked by the parser).
     return (
-        f"{environ['REMOTE_ADDR'] or '-'} - {user} {when} "
-        f'"{environ["REQUEST_METHOD"]} {target} {environ["SERVER_PROTOCOL"]}" {status} {sent} '
+        f'{remote or "-"} - {user} {when} "{method} {target} {protocol}" {status} {sent} '
         f'"{referer}" "{agent}" {int(seconds * 1e6)}'
     )
 
@@ -302,10 +321,10 @@ def _json_text(text: str) -> str:
     return "null" if text == "-" else _json_str(text)
 
 
-def _json_line(e: Entry, t: tuple[float, str, str]) -> str:
+def _json_line(e: Entry, t: Stamp) -> str:
     # Stable keys, always all of them; null for what is unknown (a refused request).
     return (
-        f'{{"time":"{t[2]}","remote_addr":{_json_text(e.remote)},'
+        f'{{"time":"{t[3]}","remote_addr":{_json_text(e.remote)},'
         f'"user":{_json_text(e.user())},"request":{_json_text(e.request_line)},'
         f'"method":{_json_value(e, "REQUEST_METHOD")},"path":{_json_value(e, "RAW_URI")},'
         f'"query":{_json_value(e, "QUERY_STRING")},'
@@ -314,6 +333,23 @@ def _json_line(e: Entry, t: tuple[float, str, str]) -> str:
         f'"user_agent":{_json_value(e, "HTTP_USER_AGENT")},'
         f'"duration_us":{int(e.seconds * 1e6)},"pid":{os.getpid()}}}'
     )
+
+
+def _fast_handler() -> LogFileHandler | None:
+    """The LogFileHandler that may take lines directly: the only handler of the access
+    logger, without formatter or filter, and no parent to propagate to; else None."""
+    handlers = _logger.handlers
+    if len(handlers) != 1 or _logger.propagate or _logger.filters:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not LogFileHandler
+        or handler.formatter is not None
+        or handler.filters
+        or handler.level > _INFO
+    ):
+        return None
+    return handler
 
 
 class AccessLog:
@@ -325,7 +361,7 @@ class AccessLog:
         self.enabled = enabled
         self._clock = _Clock()
         if fmt == DEFAULT_FORMAT:
-            self._line: Callable[[Entry, tuple[float, str, str]], str] = _default_line
+            self._line: Callable[[Entry, Stamp], str] = _default_line
         elif fmt == JSON_FORMAT:
             self._line = _json_line
         else:
@@ -346,7 +382,13 @@ class AccessLog:
     ) -> None:
         """Log a response to a request the application saw."""
         if self._line is _default_line:
-            self._emit(_combined(environ, status, sent, seconds, self._clock.now()[1]))
+            facts = _facts(environ, status, sent, seconds, self._clock)
+            handler = _fast_handler()
+            if handler is None:
+                _logger.info(_combined_line(facts))
+            else:  # the line is made by the flusher, off the request's thread
+                size = len(facts[2]) + len(facts[4]) + len(facts[5]) + _LINE_OVERHEAD
+                handler.queue((_combined_line, facts), size)
             return
         request_line = escape(
             f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}"
@@ -365,18 +407,19 @@ class AccessLog:
         self._emit(self._line(entry, self._clock.now()))
 
     def _emit(self, line: str) -> None:
-        handlers = _logger.handlers
-        if len(handlers) == 1 and not _logger.propagate and not _logger.filters:
-            handler = handlers[0]
-            if (
-                type(handler) is LogFileHandler
-                and handler.formatter is None
-                and not handler.filters
-                and handler.level <= _INFO
-            ):
-                handler.write_line(line)  # the fast path: no record, no formatting pass
-                return
-        _logger.info(line)
+        handler = _fast_handler()
+        if handler is None:
+            _logger.info(line)
+        else:
+            handler.write_line(line)
+
+    def start(self) -> None:
+        """Start the flusher of a LogFileHandler on the access logger (from the thread that
+        starts the server, before any request)."""
+        if self.enabled:
+            for handler in _logger.handlers:
+                if isinstance(handler, LogFileHandler):
+                    handler.start()
 
     def flush(self) -> None:
         """Write out what the access log's handlers hold (at shutdown)."""

@@ -27,9 +27,13 @@ import select
 import stat
 import threading
 import weakref
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any
 
-__all__ = ["LogFileHandler", "reopen_log_files"]
+# A line still to be made: render(values) -> the line, called by the flusher.
+Deferred = tuple[Callable[[tuple[Any, ...]], str], tuple[Any, ...]]
+
+__all__ = ["Deferred", "LogFileHandler", "reopen_log_files"]
 
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _FLUSH_AT = 64 * 1024  # characters waiting that wake the flusher before its interval
@@ -80,7 +84,7 @@ class LogFileHandler(logging.Handler):
         self.max_buffer_bytes = max_buffer_bytes
         self.dropped = 0
         self._reported = 0
-        self._lines: list[str] = []
+        self._lines: list[str | Deferred] = []
         self._size = 0
         self._carry = b""  # encoded text a blocked destination has not taken yet
         self._lock = threading.Lock()
@@ -137,17 +141,22 @@ class LogFileHandler(logging.Handler):
 
     def write_line(self, line: str) -> None:
         """Queue one line (without its newline); never blocks on the destination."""
+        self.queue(line, len(line) + 1)
+
+    def queue(self, item: str | Deferred, size: int) -> None:
+        """Queue a line, or a ``(render, values)`` pair the flusher turns into one (so the
+        formatting leaves the request's thread); ``size`` bounds what the line will take."""
         if not self.buffered:
-            self._write_now(line)
+            self._write_now(_render([item])[0])
             return
         lock = self._lock
         lock.acquire()  # not "with": this runs once per request, and nothing here raises
-        waiting = self._size + len(line) + 1
+        waiting = self._size + size
         if waiting > self.max_buffer_bytes:
             self.dropped += 1
             lock.release()
             return
-        self._lines.append(line)
+        self._lines.append(item)
         self._size = waiting
         lock.release()
         if self._thread is None:
@@ -170,6 +179,13 @@ class LogFileHandler(logging.Handler):
 
     # -- flushing ----------------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start the flusher thread now (else the first line starts it).  Call it from the
+        main thread: a thread started by a worker at the moment a SIGTERM arrives was seen
+        to leave the signal unhandled, the main thread asleep in its wait."""
+        if self.buffered and self._thread is None:
+            self._start_flusher()
+
     def _start_flusher(self) -> None:
         with self._lock:
             if self._thread is not None or self._closing:
@@ -190,8 +206,9 @@ class LogFileHandler(logging.Handler):
                 lines, self._lines = self._lines, []
                 self._size = len(old)  # lines queued from now on add to this
             if lines:
-                lines.append("")
-                data += "\n".join(lines).encode("utf-8", "backslashreplace")
+                text = _render(lines)
+                text.append("")
+                data += "\n".join(text).encode("utf-8", "backslashreplace")
             if data:
                 self._carry = self._write_out(data, timeout)
             with self._lock:
@@ -251,6 +268,21 @@ class LogFileHandler(logging.Handler):
         self._write_lock = threading.Lock()
         self._wake = threading.Event()
         self._lines, self._size, self._carry, self._thread = [], 0, b"", None
+
+
+def _render(items: list[str | Deferred]) -> list[str]:
+    """Lines from queued items; an item that fails to render is replaced by a note."""
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        try:
+            render, values = item
+            out.append(render(values))
+        except Exception as exc:  # a bug of ours must not stop the log
+            out.append(f"(access line failed to render: {exc!r})")
+    return out
 
 
 def _reset_after_fork() -> None:

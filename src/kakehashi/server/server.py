@@ -116,6 +116,7 @@ class Server:
 
     def start(self) -> None:
         """Start the threads and return; the server is accepting when this returns."""
+        self.ctx.access.start()
         for number in range(self.config.threads):
             thread = threading.Thread(
                 target=self._poller.work, name=f"kakehashi-worker-{number}", daemon=True
