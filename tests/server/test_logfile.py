@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kakehashi.server.logfile import LogFileHandler, reopen_log_files
+from kakehashi.server.logfile import LogFileHandler, dropped_lines, reopen_log_files
 from tests.wire import wait_until
 
 F_SETPIPE_SZ = 1031  # Linux fcntl: the pipe's capacity
@@ -108,6 +108,7 @@ def test_a_blocked_pipe_drops_counts_and_reports(
             handler.write_line(f"{number:04d} " + "x" * 94)
         assert time.monotonic() - started < 5  # the caller never waited on the pipe
         assert wait_until(lambda: handler.dropped > 0)
+        assert dropped_lines() >= handler.dropped
         received: list[bytes] = []
         drain = threading.Thread(target=lambda: received.append(reader.read()), daemon=True)
         drain.start()

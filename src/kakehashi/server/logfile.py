@@ -33,7 +33,7 @@ from typing import IO, Any
 # A line still to be made: render(values) -> the line, called by the flusher.
 Deferred = tuple[Callable[[tuple[Any, ...]], str], tuple[Any, ...]]
 
-__all__ = ["Deferred", "LogFileHandler", "reopen_log_files"]
+__all__ = ["Deferred", "LogFileHandler", "dropped_lines", "reopen_log_files"]
 
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _FLUSH_AT = 64 * 1024  # characters waiting that wake the flusher before its interval
@@ -292,6 +292,11 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def dropped_lines() -> int:
+    """Lines dropped so far by every LogFileHandler of this process (for metrics)."""
+    return sum(handler.dropped for handler in list(_live))
 
 
 def reopen_log_files() -> None:
