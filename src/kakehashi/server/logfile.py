@@ -1,6 +1,7 @@
 """LogFileHandler: a logging handler whose lines cost a list append on the request path.
 
-Request threads never write to the destination: they append a finished line to a bounded
+Request threads never write to the destination: they append a line, or the values a line is
+made of with the function that makes it (so formatting leaves their thread too), to a bounded
 buffer, and one flusher thread per handler writes what has gathered every ``flush_interval``
 seconds (sooner once ``_FLUSH_AT`` characters wait), at ``flush()``, at ``close()`` and when
 the file is reopened.  A destination that does not drain (a full pipe, a stopped reader) can
@@ -197,7 +198,10 @@ class LogFileHandler(logging.Handler):
         while not self._closing:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            self._flush_pending(self.flush_interval)
+            try:
+                self._flush_pending(self.flush_interval)
+            except Exception:  # a bug of ours: say so, and keep the log going
+                logging.getLogger("kakehashi.error").exception("log flusher failed")
 
     def _flush_pending(self, timeout: float) -> None:
         with self._write_lock:
