@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,18 @@ def test_client_disconnect_logs_the_bytes_that_went_out(
     fields = lines.parsed()[0]  # the reset makes the next send fail
     assert fields["s"] == "200"
     assert got - 200 <= int(fields["b"]) < total
+
+
+def test_a_client_gone_before_any_head_logs_499(start_server: StartServer, lines: Lines) -> None:
+    server = start_server(reads_body, buffer_body_size=1024)
+    with wire.connect(addr(server)) as sock:
+        sock.sendall(
+            b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 5000
+        )
+        time.sleep(0.2)  # the application is reading the streamed body
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    fields = lines.parsed()[0]
+    assert (fields["r"], fields["s"], fields["b"]) == ("POST /up HTTP/1.1", "499", "0")
 
 
 # -- item 16: the user -------------------------------------------------------------------------
