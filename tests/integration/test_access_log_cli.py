@@ -153,6 +153,32 @@ propagate = false
     assert proc.wait() == 0
 
 
+def test_flags_given_with_log_config_win(serve_process: Spawn, tmp_path: Path) -> None:
+    routed, flagged, errors = tmp_path / "routed.log", tmp_path / "flag.log", tmp_path / "e.log"
+    config = {
+        "handlers": {
+            "err": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+            "file": {"class": "logging.FileHandler", "filename": str(routed)},
+        },
+        "loggers": {
+            "kakehashi": {"handlers": ["err"], "level": "INFO"},
+            "kakehashi.access": {"handlers": ["file"], "propagate": False},
+        },
+    }
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(config))
+    proc = serve_process(
+        "tests.server_apps:hello", "--port", "0", "--log-config", str(path),
+        "--access-logfile", str(flagged), "--error-logfile", str(errors),
+    )  # fmt: skip
+    get(proc.address(), "/flagged")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert '"GET /flagged HTTP/1.1" 200' in flagged.read_text()
+    assert routed.read_text() == ""
+    assert "serving" in errors.read_text() and "serving" in proc.stderr  # both destinations
+
+
 BAD_LOG_CONFIGS = [
     ("missing.json", None, "cannot read --log-config"),
     ("bad.json", "{not json", "not valid JSON or TOML"),

@@ -54,7 +54,8 @@ def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
-    """Install the handlers the flags ask for.
+    """Install the handlers the flags ask for; with --log-config, only those of the flags
+    given explicitly, on top of the file's.
 
     Raises:
         ConfigError: a log file cannot be opened, or the --log-config file is unusable.
@@ -64,17 +65,16 @@ def configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
     root.setLevel(getattr(logging, args.log_level.upper()))
     if args.log_config:
         _apply_dict_config(args.log_config)
-    else:
+    if not args.log_config or args.error_logfile:
         errors: logging.Handler = logging.StreamHandler(sys.stderr)
         if args.error_logfile not in (None, "-"):
             errors = _open("--error-logfile", args.error_logfile, sys.stderr, buffered=False)
         errors.setFormatter(logging.Formatter(_ERROR_FORMAT))
         root.addHandler(errors)
-        if config.access_log:
-            access.addHandler(_open("--access-logfile", args.access_logfile, sys.stderr))
-            access.propagate = False
-    if args.log_config and args.access_logfile:
-        access.handlers.clear()
+    if config.access_log and (not args.log_config or args.access_logfile):
+        for old in access.handlers[:]:  # the flag replaces what the file said for it
+            access.removeHandler(old)
+            old.close()
         access.addHandler(_open("--access-logfile", args.access_logfile, sys.stderr))
         access.propagate = False
     if not args.log_config or access.level == logging.NOTSET:
