@@ -64,7 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif f.name == "bind":
             group.add_argument(*flags, dest="bind", action="append", help=meta["help"])
         else:
-            group.add_argument(*flags, dest=f.name, type=kind, metavar="N", help=help_text)
+            group.add_argument(
+                *flags, dest=f.name, type=kind, metavar=meta.get("metavar", "N"), help=help_text
+            )
     aliases = parser.add_argument_group("aliases")
     aliases.add_argument("--host", help="uvicorn-style host (with --port, instead of --bind)")
     aliases.add_argument("--port", type=int, help="uvicorn-style port")

@@ -168,7 +168,8 @@ class ServerConfig:
         default=DEFAULT_FORMAT,
         metadata=_opt("--access-log-format", "access line made of gunicorn's atoms "
                       "(%(h)s %(u)s %(t)s %(r)s %(s)s %(b)s %(f)s %(a)s %(D)s "
-                      "%({header}i)s ...), or json for one JSON object a line", "logging"),
+                      "%({header}i)s ...), or json for one JSON object a line", "logging",
+                      metavar="FORMAT"),
     )  # fmt: skip
 
     def __post_init__(self) -> None:
