@@ -192,6 +192,20 @@ def test_quotes_and_control_characters_are_escaped(start_server: StartServer, li
     assert line.isascii() and line.isprintable()
 
 
+def test_values_set_by_middleware_are_escaped_too(start_server: StartServer, lines: Lines) -> None:
+    def proxy_fix(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+        # As ProxyFix and method-override middleware do: environ values from client headers.
+        environ["REMOTE_ADDR"] = environ["HTTP_X_FORWARDED_FOR"]
+        environ["REQUEST_METHOD"] = environ["HTTP_X_HTTP_METHOD_OVERRIDE"]
+        return write_then_list(environ, start_response)
+
+    extra = 'X-Forwarded-For: 1.2.3.4 "x"\r\nX-HTTP-Method-Override: PUT "y"\r\n'
+    wire.get(addr(start_server(proxy_fix)), "/mw", extra)
+    fields = lines.parsed()[0]
+    assert fields["h"] == r"1.2.3.4\x20\"x\"" or fields["h"] == r"1.2.3.4 \"x\""
+    assert fields["r"] == r"PUT \"y\" /mw HTTP/1.1"
+
+
 def test_a_refused_request_line_is_escaped(start_server: StartServer, lines: Lines) -> None:
     server = start_server()
     response = wire.exchange(addr(server), b'GET /\x01"x HTTP/1.1\r\nHost: x\r\n\r\n')[0]

@@ -63,6 +63,7 @@ def test_escape(text: str, escaped: str) -> None:
         ("BASIC   " + base64.b64encode(b"taro:p:w").decode(), "taro"),
         ("Basic " + base64.b64encode("太郎:pw".encode()).decode(), r"\xe5\xa4\xaa\xe9\x83\x8e"),
         ("Basic " + base64.b64encode(b":pw").decode(), "-"),
+        ("Basic " + base64.b64encode(b"taro yamada:pw").decode(), r"taro\x20yamada"),
         ("Basic not base64!", "-"),
         ("Digest username=x", "-"),
     ],

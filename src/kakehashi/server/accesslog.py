@@ -43,6 +43,7 @@ __all__ = [
     "body_length",
     "check_format",
     "escape",
+    "escape_token",
     "first_line",
     "request_line",
 ]
@@ -84,6 +85,11 @@ def escape(text: str) -> str:
     return _UNSAFE.sub(_escape_char, text)
 
 
+def escape_token(text: str) -> str:
+    """:func:`escape` for a field outside quotes (address, user): spaces too, as ``\\x20``."""
+    return escape(text).replace(" ", "\\x20")
+
+
 def body_length(response: bytes) -> int:
     """The body size of a complete response made by ``task.error_response``."""
     end = response.find(b"\r\n\r\n")
@@ -118,7 +124,7 @@ def basic_user(authorization: str | None) -> str:
     user, colon, _ = decoded.partition(b":")
     if not colon or not user:
         return "-"
-    return escape(user.decode("latin-1"))
+    return escape_token(user.decode("latin-1"))
 
 
 class _Clock:
@@ -301,11 +307,15 @@ def _combined_line(facts: tuple[Any, ...]) -> str:
     remote, method, target, protocol, referer, agent, auth, status, sent, seconds, at, clock = facts
     stamp = clock.cache
     when = stamp[2] if stamp[0] <= at < stamp[1] else clock.at(at)[2]
-    raw = target + referer + agent  # one check for the usual, clean request
-    if not (raw.isascii() and raw.isprintable() and '"' not in raw and "\\" not in raw):
+    # One check for the usual, clean request.  The method, protocol and address are checked
+    # too: middleware (ProxyFix, method overrides) may have set them from client headers.
+    raw = f"{remote}{method}{target}{protocol}{referer}{agent}"
+    if not (raw.isascii() and raw.isprintable() and '"' not in raw and "\\" not in raw) or (
+        " " in remote
+    ):
+        remote, method, protocol = escape_token(remote), escape(method), escape(protocol)
         target, referer, agent = escape(target), escape(referer), escape(agent)
     user = basic_user(auth) if auth else "-"
-    # The method is a token and the protocol HTTP/1.x (both checked by the parser).
     return (
         f'{remote or "-"} - {user} {when} "{method} {target} {protocol}" {status} {sent} '
         f'"{referer}" "{agent}" {int(seconds * 1e6)}'
@@ -393,9 +403,8 @@ class AccessLog:
         request_line = escape(
             f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}"
         )
-        entry = Entry(
-            environ["REMOTE_ADDR"], request_line, status, sent, seconds, environ, headers_out
-        )
+        remote = escape_token(str(environ["REMOTE_ADDR"]))
+        entry = Entry(remote, request_line, status, sent, seconds, environ, headers_out)
         self._emit(self._line(entry, self._clock.now()))
 
     def refused(self, remote: str, status: int, sent: int, request_line: str = "-") -> None:
