@@ -89,7 +89,8 @@ class LogFileHandler(logging.Handler):
         self._size = 0
         self._carry = b""  # encoded text a blocked destination has not taken yet
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        # Re-entrant: a signal handler that logs may interrupt this very thread mid-write.
+        self._write_lock = threading.RLock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -269,7 +270,7 @@ class LogFileHandler(logging.Handler):
         # The child starts with the parent's queue (already the parent's to write) and locks
         # possibly held by a thread that does not exist here: start clean.
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._wake = threading.Event()
         self._lines, self._size, self._carry, self._thread = [], 0, b"", None
 
