@@ -301,22 +301,19 @@ def test_file_wrapper_to_a_slow_reader(
         wrapper.close = close  # type: ignore[method-assign]
         return wrapper
 
-    def logged(record: logging.LogRecord) -> bool:
-        app_done.set()  # the access line: the application's thread is done with it
-        return True
+    def settled() -> bool:  # the application's thread queued the response to its end
+        out = waiting_output(server)
+        if out is not None and out.complete:
+            app_done.set()
+        return app_done.is_set()
 
-    caplog.set_level(logging.INFO, logger="kakehashi.access")
     server = start_server(app, output_buffer_limit=MiB)  # a file region is not paused for
     small_send_buffers(server)
-    logging.getLogger("kakehashi.access").addFilter(logged)
-    try:
-        with slow_client(addr(server)) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            assert app_done.wait(5)
-            assert not closed_with  # released by the thread, the file still open
-            received = parse_response(read_paced(sock, 4 * MiB)).body
-    finally:
-        logging.getLogger("kakehashi.access").removeFilter(logged)
+    with slow_client(addr(server)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert wait_until(settled, 5)
+        assert not closed_with  # released by the thread, the file still open
+        received = parse_response(read_paced(sock, 4 * MiB)).body
     assert received == data
     assert sum(by_sendfile) == len(data)
     assert wait_until(lambda: len(closed_with) == 1)

@@ -23,6 +23,7 @@ import types
 from typing import Any, get_type_hints
 
 from kakehashi import __version__
+from kakehashi.cli.logsetup import add_logging_arguments, configure_logging
 from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server import Server, ServerConfig
 from kakehashi.server.server import bind_sockets
@@ -52,27 +53,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         groups[meta["section"]] = group
         flags = [meta["flag"], *([meta["short"]] if "short" in meta else [])]
         kind = _TYPES[f.name]
-        help_text = f"{meta['help']} (default: {_default_text(f)})"
+        help_text = f"{meta['help']} (default: {_default_text(f)})".replace("%", "%%")
         if kind is bool:
             group.add_argument(
-                *flags, dest=f.name, action=argparse.BooleanOptionalAction, help=meta["help"]
+                *flags,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                help=meta["help"].replace("%", "%%"),
             )
         elif f.name == "bind":
             group.add_argument(*flags, dest="bind", action="append", help=meta["help"])
         else:
-            group.add_argument(*flags, dest=f.name, type=kind, metavar="N", help=help_text)
-    aliases = parser.add_argument_group("aliases and logging")
+            group.add_argument(
+                *flags, dest=f.name, type=kind, metavar=meta.get("metavar", "N"), help=help_text
+            )
+    aliases = parser.add_argument_group("aliases")
     aliases.add_argument("--host", help="uvicorn-style host (with --port, instead of --bind)")
     aliases.add_argument("--port", type=int, help="uvicorn-style port")
-    aliases.add_argument(
-        "--access-logfile", metavar="PATH", help="write the access log to PATH ('-' = stderr)"
-    )
-    aliases.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="level of the kakehashi loggers (default: info)",
-    )
+    add_logging_arguments(parser)
 
 
 def _default_text(f: dataclasses.Field[Any]) -> str:
@@ -133,30 +131,6 @@ def load_app(reference: str) -> WSGIApp:
     return app
 
 
-def _configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
-    level = getattr(logging, args.log_level.upper())
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(message)s"))
-    root = logging.getLogger("kakehashi")
-    root.setLevel(level)
-    root.addHandler(handler)
-    access = logging.getLogger("kakehashi.access")
-    if args.access_logfile not in (None, "-"):
-        try:
-            access.addHandler(logging.FileHandler(args.access_logfile))
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot open --access-logfile {args.access_logfile}: {exc.strerror or exc}"
-            ) from exc
-        access.propagate = False
-    elif config.access_log:
-        plain = logging.StreamHandler(sys.stderr)
-        plain.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(plain)
-        access.propagate = False
-    access.setLevel(logging.INFO if config.access_log else logging.WARNING)
-
-
 def _raise_fd_limit() -> None:
     """Lift the soft limit on open files to the hard one: parked connections are cheap, but
     each is a descriptor, and the usual soft limit (1024) would cap a flood defence at that."""
@@ -169,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     _raise_fd_limit()
     try:
         config = config_from_args(args)
-        _configure_logging(args, config)
+        configure_logging(args, config)
         app = load_app(args.app)
         sockets = bind_sockets(config)
     except ConfigError as exc:

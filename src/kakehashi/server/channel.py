@@ -44,6 +44,7 @@ from kakehashi.http1 import (
     maybe_parse_request_head,
     reader_for,
 )
+from kakehashi.server.accesslog import body_length, first_line, request_line
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import BufferedInput, StreamingInput
 from kakehashi.server.outbuf import OutputBuffer, log_dropped
@@ -323,7 +324,7 @@ class HTTPChannel:
             done = body.complete()
         except RemoteProtocolError as exc:
             body.release()
-            self._refuse(exc)
+            self._refuse(exc, body.request)
             return False
         if done:
             return self._run_parked(body)
@@ -428,13 +429,19 @@ class HTTPChannel:
 
     # -- refusing and expiring ---------------------------------------------------------------
 
-    def _refuse(self, exc: RemoteProtocolError) -> None:
-        """Answer a protocol error with its status; the caller closes the connection."""
+    def _refuse(self, exc: RemoteProtocolError, request: Request | None = None) -> None:
+        """Answer a protocol error with its status; the caller closes the connection.
+        ``request``: the request whose body broke (for its access line)."""
         error_logger.info("%d for %s: %s", exc.status_hint, self.peer[0] or "-", exc)
+        page, sent = error_response(self.ctx, exc.status_hint, str(exc)), 0
         with contextlib.suppress(ClientDisconnected):
-            send_all(
-                self.sock, error_response(self.ctx, exc.status_hint, str(exc)), _ERROR_SEND_TIMEOUT
-            )
+            send_all(self.sock, page, _ERROR_SEND_TIMEOUT)
+            sent = body_length(page)
+        if request is not None:
+            line = request_line(request)
+        else:
+            line = first_line(self.buf, self.ctx.limits.max_request_line_bytes)
+        self.ctx.access.refused(self.peer[0], exc.status_hint, sent, line)
 
     def expire(self) -> None:
         """The deadline passed while parked (called by the sweeper after claiming)."""
@@ -480,10 +487,16 @@ class HTTPChannel:
             return False
 
     def _send_408(self, detail: str) -> None:
+        page, sent = error_response(self.ctx, 408, detail), 0
         try:
-            self.sock.send(error_response(self.ctx, 408, detail))
+            if self.sock.send(page) == len(page):
+                sent = body_length(page)
         except OSError:
             pass  # best effort: the client is slow by definition
+        body = self._body
+        limit = self.ctx.limits.max_request_line_bytes
+        line = request_line(body.request) if body is not None else first_line(self.buf, limit)
+        self.ctx.access.refused(self.peer[0], 408, sent, line)
 
     def _expire_write(self) -> None:
         """A parked response's reader broke the progress or rate rule: drop it."""

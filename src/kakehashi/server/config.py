@@ -16,6 +16,7 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import DEFAULT_LIMITS, Limits
+from kakehashi.server.accesslog import DEFAULT_FORMAT, check_format
 from kakehashi.server.proxies import TrustedPeers, root_path_key
 
 __all__ = ["Address", "ServerConfig", "parse_bind"]
@@ -252,6 +253,15 @@ class ServerConfig:
                       "syntax as --forwarded-allow-ips; a header from anyone else closes "
                       "the connection", "proxies"),
     )  # fmt: skip
+    access_log_format: str = field(
+        # gunicorn's atoms, so existing formats carry over; the default is the Combined Log
+        # Format (what log analysers read) plus the duration in microseconds.
+        default=DEFAULT_FORMAT,
+        metadata=_opt("--access-log-format", "access line made of gunicorn's atoms "
+                      "(%(h)s %(u)s %(t)s %(r)s %(s)s %(b)s %(f)s %(a)s %(D)s "
+                      "%({header}i)s ...), or json for one JSON object a line", "logging",
+                      metavar="FORMAT"),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -272,6 +282,7 @@ class ServerConfig:
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)
+        check_format(self.access_log_format)
         self._check_output_settings()
 
     def _check_output_settings(self) -> None:

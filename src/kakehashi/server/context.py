@@ -13,6 +13,7 @@ import time
 from email.utils import formatdate
 
 from kakehashi.http1 import Limits
+from kakehashi.server.accesslog import AccessLog
 from kakehashi.server.config import ServerConfig
 from kakehashi.server.parked_body import BodyBudget
 from kakehashi.server.watch import RequestWatch
@@ -30,6 +31,7 @@ class ServerContext:
     __slots__ = (
         "_date",
         "_date_second",
+        "access",
         "app",
         "body_budget",
         "config",
@@ -52,6 +54,7 @@ class ServerContext:
         self.stopping = False  # set once by the server's shutdown; read by every thread
         # On shutdown, idle connections are still served until then (set before stopping).
         self.linger_until = 0.0
+        self.access = AccessLog(config.access_log_format, config.access_log)
         self._date_second = 0
         self._date = b""
 
@@ -65,6 +68,4 @@ class ServerContext:
 
     @property
     def log_access(self) -> bool:
-        # Asked per request (isEnabledFor is cached by logging), so a level set after the
-        # server started still takes effect.
-        return self.config.access_log and access_logger.isEnabledFor(logging.INFO)
+        return self.access.is_enabled()

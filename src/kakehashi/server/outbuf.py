@@ -114,6 +114,8 @@ class OutputBuffer:
         pace: the progress and rate rules the client is held to while bytes wait.
         peak_memory, peak_total: the most ever held, for tests and debugging.
         sent_direct: bytes of the response the application's thread sent itself (for logs).
+        on_discard: called once, with the bytes never sent, when the buffer is discarded
+            (sent to its end, or dropped): the access line waits for it (task.py).
     """
 
     __slots__ = (
@@ -124,6 +126,7 @@ class OutputBuffer:
         "limit",
         "memory",
         "memory_limit",
+        "on_discard",
         "pace",
         "peak_memory",
         "peak_total",
@@ -141,6 +144,7 @@ class OutputBuffer:
         self.peak_memory = self.peak_total = 0
         self.complete = self.truncated = False
         self.sent_direct = 0
+        self.on_discard: Callable[[int], object] | None = None
 
     @property
     def bounded(self) -> int:
@@ -280,6 +284,7 @@ class OutputBuffer:
 
     def discard(self) -> None:
         """Drop everything queued: close spool files, run the pending ``done`` callbacks."""
+        unsent, report, self.on_discard = self.total, self.on_discard, None
         while self._items:
             item = self._items.popleft()
             if type(item) is _Spool:
@@ -287,6 +292,11 @@ class OutputBuffer:
             elif type(item) is _FileRegion:
                 _run_done(item)
         self.total = self.memory = self.held = self.in_files = 0
+        if report is not None:
+            try:
+                report(unsent)
+            except Exception:  # a logging failure must not cost the connection
+                error_logger.exception("error reporting a finished response")
 
 
 def _run_done(region: _FileRegion) -> None:

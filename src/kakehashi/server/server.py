@@ -121,6 +121,7 @@ class Server:
 
     def start(self) -> None:
         """Start the threads and return; the server is accepting when this returns."""
+        self.ctx.access.start()
         for number in range(self.config.threads):
             self._workers.append(self._start_worker(number))
         config = self.config
@@ -212,6 +213,7 @@ class Server:
         for thread in self._threads:
             thread.join(timeout=max(0.0, join_until - time.monotonic()))
         poller.close()
+        self.ctx.access.flush()  # buffered access lines are written before shutdown returns
         self._stopped.set()
 
     def __enter__(self) -> Server:

@@ -37,8 +37,9 @@ def settings_markdown() -> str:
             lines.append(f"| {flag} | `{f.name}` | `{default}` | {f.metadata['help']} |")
         lines.append("")
     lines += [
-        "Also accepted by `kakehashi serve`: `--host`/`--port` (instead of `--bind`),",
-        "`--access-logfile PATH` and `--log-level LEVEL`.",
+        "Also accepted by `kakehashi serve`: `--host`/`--port` (instead of `--bind`), and the",
+        "logging destinations (docs/logging.md): `--access-logfile PATH` (`-` = stdout),",
+        "`--error-logfile PATH`, `--log-level LEVEL` and `--log-config FILE` (JSON or TOML).",
         "",
     ]
     return "\n".join(lines)

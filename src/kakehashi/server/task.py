@@ -16,6 +16,7 @@ A client that goes away is not an error: the response is dropped quietly.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -25,7 +26,8 @@ from typing import Any
 
 from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, outgoing_response_framing, reason_phrase
-from kakehashi.server.context import ServerContext, access_logger, error_logger
+from kakehashi.server.accesslog import body_length, request_line
+from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import StreamingInput
 from kakehashi.server.outbuf import OutputBuffer, OutputSink, log_dropped
 from kakehashi.server.pace import SendPace
@@ -74,6 +76,7 @@ class ResponseWriter:
         "body",
         "close_deferred",
         "ctx",
+        "error_status",
         "head_sent",
         "keep_alive",
         "out",
@@ -103,7 +106,8 @@ class ResponseWriter:
         self.sink = sink
         self.start = StartResponse(self.write, ctx.head_cache)
         self.head_sent = False
-        self.sent_body_bytes = 0
+        self.sent_body_bytes = 0  # body bytes sent or queued (not framing, not the head)
+        self.error_status = 0  # the status of an error page sent instead of the app's response
         self._framing = Framing.NONE
         self._remaining = 0
         self._wire = 0  # bytes this thread put on the wire itself
@@ -171,11 +175,10 @@ class ResponseWriter:
             raise LocalProtocolError(f"the application must yield bytes, not {type(data).__name__}")
         if not data:
             return
-        self.sent_body_bytes += len(data)
-        if self.head_sent:
-            self._send(self._frame(data))
-        else:
-            self._send(self._head(None) + self._frame(data))
+        head = b"" if self.head_sent else self._head(None)
+        framed = self._frame(data)
+        self._send(head + framed if head else framed)
+        self.sent_body_bytes += len(data) if self._framing is Framing.CHUNKED else len(framed)
 
     def finish(self) -> None:
         """End the body; the connection is not reusable if the body fell short."""
@@ -208,8 +211,8 @@ class ResponseWriter:
         body = b"".join(result) if len(result) != 1 else result[0]
         if type(body) is not bytes:
             raise LocalProtocolError("the application must return bytes")
-        self.sent_body_bytes = len(body)
         parts = [self._head(len(body)) if not self.head_sent else b"", self._frame(body)]
+        sent = len(body) if self._framing is Framing.CHUNKED else len(parts[1])
         if self._framing is Framing.CHUNKED:
             parts.append(b"0\r\n\r\n")
         elif self._framing is Framing.CLOSE:
@@ -221,6 +224,22 @@ class ResponseWriter:
             self._send_parts(parts)
         elif data := b"".join(parts):
             self._send(data)
+        self.sent_body_bytes += sent
+
+    def send_error_page(self, status: int, detail: str, timeout: float) -> None:
+        """Answer with a short error page instead of the application's response."""
+        page = error_response(self.ctx, status, detail)
+        self.error_status = status
+        with contextlib.suppress(ClientDisconnected):
+            send_all(self.sock, page, timeout)
+            self.sent_body_bytes = body_length(page)
+
+    def logged_status(self) -> int:
+        """The status that went out: the error page's, the application's once its head was
+        sent, or nginx's 499 when the client left before any head."""
+        if self.error_status:
+            return self.error_status
+        return self.start.status_code if self.head_sent else 499
 
     def _try_sendfile(self, wrapper: FileWrapper) -> bool:
         """Send a real file with os.sendfile, when its size is known; False to iterate instead."""
@@ -392,11 +411,16 @@ def _run_application(
     try:
         environ = ctx.environ.build(request, body, peer)
     except RemoteProtocolError as exc:
-        send_all(sock, error_response(ctx, exc.status_hint, str(exc)), ctx.config.send_timeout)
+        writer.send_error_page(exc.status_hint, str(exc), ctx.config.send_timeout)
+        if started:
+            ctx.access.refused(
+                peer[0], exc.status_hint, writer.sent_body_bytes, request_line(request)
+            )
         return False
     if body_length is not None:
         environ["CONTENT_LENGTH"] = str(body_length)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
+    keep = False
     try:
         result = ctx.app(environ, writer.start)
         try:
@@ -405,25 +429,27 @@ def _run_application(
             close = getattr(result, "close", None)
             if close is not None and not writer.close_deferred:
                 close()
+        keep = writer.keep_alive
     except ClientDisconnected as exc:
         error_logger.debug("client %s went away: %s", peer[0], exc)
-        return False
     except RemoteProtocolError as exc:
         if exc is getattr(body, "error", None):  # the client broke the body's framing
-            _body_refused(ctx, writer, peer, exc)
+            _body_refused(writer, peer, exc)
         else:
             _application_failed(ctx, writer, environ, exc)
-        return False
     except BaseException as exc:
         # SystemExit, KeyboardInterrupt or GeneratorExit raised by an application is a
         # failed request like any other: only the signal handlers stop the server.
         _application_failed(ctx, writer, environ, exc)
-        if started:  # the 500 (or the aborted response) gets its access line too
-            _log_access(environ, writer, time.monotonic() - started, failed=True)
-        return False
-    if started:
-        _log_access(environ, writer, time.monotonic() - started)
-    return writer.keep_alive
+    if started:  # every response gets its line: a 500, one cut short, one refused mid-body
+        out = writer.out
+        if out is not None and out.total:
+            # Part of it waits for the client: the line is written once it is sent, or the
+            # client is dropped, with the body bytes that really went out.
+            out.on_discard = functools.partial(_log_access, ctx, environ, writer, started)
+        else:
+            _log_access(ctx, environ, writer, started)
+    return keep
 
 
 def _application_failed(
@@ -438,35 +464,31 @@ def _application_failed(
     detail = ""
     if ctx.config.expose_tracebacks:
         detail = "".join(traceback.format_exception(exc))
-    with contextlib.suppress(ClientDisconnected):
-        send_all(writer.sock, error_response(ctx, 500, detail), ctx.config.send_timeout)
+    writer.send_error_page(500, detail, ctx.config.send_timeout)
 
 
-def _body_refused(
-    ctx: ServerContext, writer: ResponseWriter, peer: tuple[str, int], exc: RemoteProtocolError
-) -> None:
+def _body_refused(writer: ResponseWriter, peer: tuple[str, int], exc: RemoteProtocolError) -> None:
     """The application let a broken request body's error through: answer with its status."""
     error_logger.info("%d for %s: %s", exc.status_hint, peer[0] or "-", exc)
     if writer.head_sent:
         return  # the caller closes: the response is cut short
-    with contextlib.suppress(ClientDisconnected):
-        send_all(writer.sock, error_response(ctx, exc.status_hint, str(exc)), 1.0)
+    writer.send_error_page(exc.status_hint, str(exc), 1.0)
 
 
 def _log_access(
-    environ: dict[str, Any], writer: ResponseWriter, seconds: float, failed: bool = False
+    ctx: ServerContext,
+    environ: dict[str, Any],
+    writer: ResponseWriter,
+    started: float,
+    unsent: int = 0,
 ) -> None:
-    # Combined Log Format, then the duration in microseconds (Apache's %D).
-    access_logger.info(
-        '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %d',
-        environ["REMOTE_ADDR"],
-        time.strftime("%d/%b/%Y:%H:%M:%S %z"),
-        environ["REQUEST_METHOD"],
-        environ["RAW_URI"],
-        environ["SERVER_PROTOCOL"],
-        500 if failed and not writer.head_sent else writer.start.status_code,
-        writer.sent_body_bytes,
-        environ.get("HTTP_REFERER", "-"),
-        environ.get("HTTP_USER_AGENT", "-"),
-        int(seconds * 1e6),
+    """The access line of a response, with the status and body bytes that went out
+    (``unsent``: bytes still queued when the client was dropped; head and chunk framing
+    make that a bound within a few bytes per piece)."""
+    ctx.access.response(
+        environ,
+        writer.logged_status(),
+        max(0, writer.sent_body_bytes - unsent),
+        time.monotonic() - started,
+        writer.start.headers,
     )

@@ -1,0 +1,436 @@
+"""The access log: one line per response, cheap enough to leave on.
+
+A line is built once, as one string, from what went out on the wire: the status sent, the
+body bytes the kernel took, the Basic-auth user.  Text that came from the client (request
+line, Referer, User-Agent, any header) is escaped as nginx and gunicorn do (``\\"``, ``\\\\``,
+``\\xNN`` for control and non-ASCII bytes), so one response is always one parseable line.
+
+Formats: gunicorn's atoms (``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
+%(D)s`` and the rest, see ``_ATOMS``) or ``json``, one object a line with stable keys.  The
+default format and ``json`` have hand-written formatters; any other format is compiled once
+into a list of small functions.
+
+Where lines go: the ``kakehashi.access`` logger.  When its only handler is a
+:class:`~kakehashi.server.logfile.LogFileHandler` without formatter or filter (what
+``kakehashi serve`` installs), the line goes straight into that handler's buffer and no
+``logging`` record is made; otherwise (handlers of the user's, ``caplog``...) it is logged as
+an INFO record whose message is the line, so every ``logging`` setup keeps working.
+
+Requests refused before they reached the application (400, 408, 413, 414, 431, 505...) get
+a line too, with ``-`` for what was not parsed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii as _json_str
+from typing import Any
+
+from kakehashi.errors import ConfigError
+from kakehashi.http1 import Request
+from kakehashi.server.logfile import LogFileHandler
+
+__all__ = [
+    "DEFAULT_FORMAT",
+    "AccessLog",
+    "Entry",
+    "body_length",
+    "check_format",
+    "escape",
+    "escape_token",
+    "first_line",
+    "request_line",
+]
+
+DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s'
+JSON_FORMAT = "json"
+
+_logger = logging.getLogger("kakehashi.access")
+_INFO = logging.INFO
+# Everything but printable ASCII, the double quote and the backslash is escaped.
+_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+_ATOM_RE = re.compile(r"%\((\{[^}]{1,256}\}[ioe]|[a-zA-Z])\)s")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# Bytes of a default line besides its target, Referer and User-Agent (the buffer's bound).
+_LINE_OVERHEAD = 160
+# Longest request line kept from a refused request's bytes by default; longer ones log "-".
+_MAX_LINE = 8192
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == '"' or char == "\\":
+        return "\\" + char
+    code = ord(char)
+    if code < 256:
+        return f"\\x{code:02x}"
+    return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8"))
+
+
+def _is_safe(text: str) -> bool:
+    # Four C-level scans are cheaper than one regex search on short strings.
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+def escape(text: str) -> str:
+    """``text`` with quotes, backslashes, control and non-ASCII characters escaped."""
+    if _is_safe(text):
+        return text
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def escape_token(text: str) -> str:
+    """:func:`escape` for a field outside quotes (address, user): spaces too, as ``\\x20``."""
+    return escape(text).replace(" ", "\\x20")
+
+
+def body_length(response: bytes) -> int:
+    """The body size of a complete response made by ``task.error_response``."""
+    end = response.find(b"\r\n\r\n")
+    return len(response) - end - 4 if end >= 0 else 0
+
+
+def first_line(head: bytes, limit: int = _MAX_LINE) -> str:
+    """The request line of raw request bytes, escaped; ``-`` when none arrived whole within
+    ``limit`` bytes (a 414's line is not logged)."""
+    start = len(head) - len(head.lstrip(b"\r\n"))  # empty lines before a request are ignored
+    end = head.find(b"\n", start, start + limit + 2)
+    if end < 0:
+        return "-"
+    line = head[start:end].rstrip(b"\r")
+    return escape(line.decode("latin-1")) if line else "-"
+
+
+def request_line(request: Request) -> str:
+    """The request line of a parsed request head, escaped."""
+    line = b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)
+    return escape(line.decode("latin-1"))
+
+
+def basic_user(authorization: str | None) -> str:
+    """The user name of a ``Basic`` Authorization value, escaped; ``-`` for anything else."""
+    if not authorization or authorization[:6].lower() != "basic ":
+        return "-"
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return "-"
+    user, colon, _ = decoded.partition(b":")
+    if not colon or not user:
+        return "-"
+    return escape_token(user.decode("latin-1"))
+
+
+class _Clock:
+    """Timestamps for the log, formatted at most once a second."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self) -> None:
+        self.cache: tuple[float, float, str, str] = (0.0, 0.0, "", "")
+
+    def now(self) -> tuple[float, float, str, str]:
+        return self.at(time.time())
+
+    def at(self, when: float) -> tuple[float, float, str, str]:
+        """(second, next second, ``[01/Dec/2026:21:06:33 +0000]``, ``2026-12-01T21:06:33+00:00``)
+        for the wall-clock time ``when``."""
+        cache = self.cache
+        if cache[0] <= when < cache[1]:
+            return cache
+        second = int(when)
+        local = time.localtime(second)
+        offset = local.tm_gmtoff or 0
+        sign, offset = ("-", -offset) if offset < 0 else ("+", offset)
+        zone = f"{sign}{offset // 3600:02d}{offset // 60 % 60:02d}"
+        day = f"{local.tm_mday:02d}/{_MONTHS[local.tm_mon - 1]}/{local.tm_year}"
+        clf = f"[{day}:{time.strftime('%H:%M:%S', local)} {zone}]"
+        iso = time.strftime("%Y-%m-%dT%H:%M:%S", local) + zone[:3] + ":" + zone[3:]
+        cache = self.cache = (second, second + 1.0, clf, iso)  # one assignment: thread-safe
+        return cache
+
+
+Stamp = tuple[float, float, str, str]
+
+
+class Entry:
+    """What one access line is made of; ``environ`` is None for a refused request."""
+
+    __slots__ = ("environ", "headers_out", "remote", "request_line", "seconds", "sent", "status")
+
+    def __init__(
+        self,
+        remote: str,
+        request_line: str,
+        status: int,
+        sent: int,
+        seconds: float,
+        environ: dict[str, Any] | None = None,
+        headers_out: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.remote = remote or "-"
+        self.request_line = request_line
+        self.status = status
+        self.sent = sent
+        self.seconds = seconds
+        self.environ = environ
+        self.headers_out = headers_out
+
+    def env(self, key: str) -> str:
+        """An environ value, escaped, ``-`` when absent."""
+        environ = self.environ
+        value = environ.get(key) if environ is not None else None
+        return "-" if value is None or value == "" else escape(str(value))
+
+    def header_out(self, name: str) -> str:
+        raw = name.encode("latin-1").lower()
+        for key, value in self.headers_out or ():
+            if key.lower() == raw:
+                return escape(value.decode("latin-1"))
+        return "-"
+
+    def user(self) -> str:
+        environ = self.environ
+        return basic_user(environ.get("HTTP_AUTHORIZATION")) if environ is not None else "-"
+
+
+Atom = Callable[[Entry, Stamp], str]
+
+
+def _path(e: Entry) -> str:
+    return e.env("PATH_INFO") if e.environ is not None else "-"
+
+
+_ATOMS: dict[str, Atom] = {
+    "h": lambda e, t: e.remote,
+    "l": lambda e, t: "-",
+    "u": lambda e, t: e.user(),
+    "t": lambda e, t: t[2],
+    "r": lambda e, t: e.request_line,
+    "m": lambda e, t: e.env("REQUEST_METHOD"),
+    "U": lambda e, t: _path(e),
+    "q": lambda e, t: e.env("QUERY_STRING"),
+    "H": lambda e, t: e.env("SERVER_PROTOCOL"),
+    "s": lambda e, t: str(e.status),
+    "B": lambda e, t: str(e.sent),
+    "b": lambda e, t: str(e.sent),
+    "f": lambda e, t: e.env("HTTP_REFERER"),
+    "a": lambda e, t: e.env("HTTP_USER_AGENT"),
+    "T": lambda e, t: str(int(e.seconds)),
+    "M": lambda e, t: str(int(e.seconds * 1e3)),
+    "D": lambda e, t: str(int(e.seconds * 1e6)),
+    "L": lambda e, t: f"{e.seconds:.6f}",
+    "p": lambda e, t: f"<{os.getpid()}>",
+}
+
+
+def _environ_key(header: str) -> str:
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+
+def _compile_atom(name: str) -> Atom:
+    if not name.startswith("{"):
+        try:
+            return _ATOMS[name]
+        except KeyError:
+            raise ConfigError(f"--access-log-format: unknown atom %({name})s") from None
+    inner, kind = name[1:-2], name[-1]
+    if kind == "i":
+        key = _environ_key(inner)
+        return lambda e, t: e.env(key)
+    if kind == "o":
+        return lambda e, t: e.header_out(inner)
+    return lambda e, t: e.env(inner)
+
+
+def _compile(fmt: str) -> Callable[[Entry, Stamp], str]:
+    """A function making the line of ``fmt``; ``%%`` is a literal ``%``."""
+    literals: list[str] = []
+    atoms: list[Atom] = []
+    pos = 0
+    for match in _ATOM_RE.finditer(fmt):
+        literals.append(_literal(fmt[pos : match.start()]))
+        atoms.append(_compile_atom(match.group(1)))
+        pos = match.end()
+    tail = _literal(fmt[pos:])
+    pairs = list(zip(literals, atoms, strict=True))
+
+    def line(e: Entry, t: Stamp) -> str:
+        return "".join([lit + atom(e, t) for lit, atom in pairs]) + tail
+
+    return line
+
+
+def _literal(text: str) -> str:
+    if "%" in text.replace("%%", ""):
+        raise ConfigError(f"--access-log-format: stray % in {text!r} (write %% for a %)")
+    if "\n" in text or "\r" in text:
+        raise ConfigError("--access-log-format: a line may not contain a line break")
+    return text.replace("%%", "%")
+
+
+def check_format(fmt: str) -> None:
+    """Raise ConfigError if ``fmt`` is neither ``json`` nor a valid atom format."""
+    if len(fmt) > 4096:
+        raise ConfigError("--access-log-format is longer than 4096 characters")
+    if fmt != JSON_FORMAT:
+        _compile(fmt)
+
+
+def _default_line(e: Entry, t: Stamp) -> str:
+    if e.environ is not None:
+        return _combined_line(_facts(e.environ, e.status, e.sent, e.seconds, _Clock()))
+    return f'{e.remote} - - {t[2]} "{e.request_line}" {e.status} {e.sent} "-" "-" 0'
+
+
+def _facts(
+    environ: dict[str, Any], status: int, sent: int, seconds: float, clock: _Clock
+) -> tuple[Any, ...]:
+    """What the default line is made of, taken on the request's thread."""
+    return (
+        environ["REMOTE_ADDR"], environ["REQUEST_METHOD"], environ["RAW_URI"],
+        environ["SERVER_PROTOCOL"], environ.get("HTTP_REFERER") or "-",
+        environ.get("HTTP_USER_AGENT") or "-", environ.get("HTTP_AUTHORIZATION"),
+        status, sent, seconds, time.time(), clock,
+    )  # fmt: skip
+
+
+def _combined_line(facts: tuple[Any, ...]) -> str:
+    """The default line from :func:`_facts` (run by the flusher, for batches of lines)."""
+    remote, method, target, protocol, referer, agent, auth, status, sent, seconds, at, clock = facts
+    stamp = clock.cache
+    when = stamp[2] if stamp[0] <= at < stamp[1] else clock.at(at)[2]
+    # One check for the usual, clean request.  The method, protocol and address are checked
+    # too: middleware (ProxyFix, method overrides) may have set them from client headers.
+    raw = f"{remote}{method}{target}{protocol}{referer}{agent}"
+    if not (raw.isascii() and raw.isprintable() and '"' not in raw and "\\" not in raw) or (
+        " " in remote
+    ):
+        remote, method, protocol = escape_token(remote), escape(method), escape(protocol)
+        target, referer, agent = escape(target), escape(referer), escape(agent)
+    user = basic_user(auth) if auth else "-"
+    return (
+        f'{remote or "-"} - {user} {when} "{method} {target} {protocol}" {status} {sent} '
+        f'"{referer}" "{agent}" {int(seconds * 1e6)}'
+    )
+
+
+def _json_value(e: Entry, key: str) -> str:
+    value = e.environ.get(key) if e.environ is not None else None
+    return "null" if value is None else _json_str(str(value))
+
+
+def _json_text(text: str) -> str:
+    return "null" if text == "-" else _json_str(text)
+
+
+def _json_line(e: Entry, t: Stamp) -> str:
+    # Stable keys, always all of them; null for what is unknown (a refused request).
+    return (
+        f'{{"time":"{t[3]}","remote_addr":{_json_text(e.remote)},'
+        f'"user":{_json_text(e.user())},"request":{_json_text(e.request_line)},'
+        f'"method":{_json_value(e, "REQUEST_METHOD")},"path":{_json_value(e, "RAW_URI")},'
+        f'"query":{_json_value(e, "QUERY_STRING")},'
+        f'"protocol":{_json_value(e, "SERVER_PROTOCOL")},"status":{e.status},'
+        f'"bytes":{e.sent},"referer":{_json_value(e, "HTTP_REFERER")},'
+        f'"user_agent":{_json_value(e, "HTTP_USER_AGENT")},'
+        f'"duration_us":{int(e.seconds * 1e6)},"pid":{os.getpid()}}}'
+    )
+
+
+def _fast_handler() -> LogFileHandler | None:
+    """The LogFileHandler that may take lines directly: the only handler of the access
+    logger, without formatter or filter, and no parent to propagate to; else None."""
+    handlers = _logger.handlers
+    if len(handlers) != 1 or _logger.propagate or _logger.filters:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not LogFileHandler
+        or handler.formatter is not None
+        or handler.filters
+        or handler.level > _INFO
+    ):
+        return None
+    return handler
+
+
+class AccessLog:
+    """The access log of one server: formats lines and hands them to their destination."""
+
+    __slots__ = ("_clock", "_line", "enabled")
+
+    def __init__(self, fmt: str = DEFAULT_FORMAT, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._clock = _Clock()
+        if fmt == DEFAULT_FORMAT:
+            self._line: Callable[[Entry, Stamp], str] = _default_line
+        elif fmt == JSON_FORMAT:
+            self._line = _json_line
+        else:
+            self._line = _compile(fmt)
+
+    def is_enabled(self) -> bool:
+        # Asked per request (isEnabledFor is cached by logging), so a level set after the
+        # server started still takes effect.
+        return self.enabled and _logger.isEnabledFor(_INFO)
+
+    def response(
+        self,
+        environ: dict[str, Any],
+        status: int,
+        sent: int,
+        seconds: float,
+        headers_out: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Log a response to a request the application saw."""
+        if self._line is _default_line:
+            facts = _facts(environ, status, sent, seconds, self._clock)
+            handler = _fast_handler()
+            if handler is None:
+                _logger.info(_combined_line(facts))
+            else:  # the line is made by the flusher, off the request's thread
+                size = len(facts[2]) + len(facts[4]) + len(facts[5]) + _LINE_OVERHEAD
+                handler.queue((_combined_line, facts), size)
+            return
+        request_line = escape(
+            f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}"
+        )
+        remote = escape_token(str(environ["REMOTE_ADDR"]))
+        entry = Entry(remote, request_line, status, sent, seconds, environ, headers_out)
+        self._emit(self._line(entry, self._clock.now()))
+
+    def refused(self, remote: str, status: int, sent: int, request_line: str = "-") -> None:
+        """Log an error page sent without running the application (``sent``: its body bytes
+        that went out; ``request_line`` escaped, ``-`` when it was not parsed)."""
+        if not self.is_enabled():
+            return
+        entry = Entry(remote, request_line, status, sent, 0.0)
+        self._emit(self._line(entry, self._clock.now()))
+
+    def _emit(self, line: str) -> None:
+        handler = _fast_handler()
+        if handler is None:
+            _logger.info(line)
+        else:
+            handler.write_line(line)
+
+    def start(self) -> None:
+        """Start the flusher of a LogFileHandler on the access logger (from the thread that
+        starts the server, before any request)."""
+        if self.enabled:
+            for handler in _logger.handlers:
+                if isinstance(handler, LogFileHandler):
+                    handler.start()
+
+    def flush(self) -> None:
+        """Write out what the access log's handlers hold (at shutdown)."""
+        for handler in _logger.handlers:
+            handler.flush()
