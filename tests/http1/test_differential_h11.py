@@ -108,6 +108,11 @@ EXPECTED_DIFFERENCES: dict[str, Callable[[bytes], bool]] = {
         re.search(rb"\n[0-9a-fA-F]+[ \t]*;", raw) is not None
         or re.search(rb"\n[0-9a-fA-F]+[ \t]+[^\r \t]", raw) is not None
     ),
+    # RFC 9112 §7.1: no whitespace at the end of a chunk-size line (after the size or the
+    # extensions); h11 takes OWS before the CRLF.
+    "chunk-line-trailing-whitespace": lambda raw: (
+        re.search(rb"\n[0-9a-fA-F]+(?:[ \t]*;[^\r\n]*)?[ \t]\r\n", raw) is not None
+    ),
 }
 
 PINNED = {
@@ -125,6 +130,8 @@ PINNED = {
     "host-syntax": b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
     "chunk-ext-grammar": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"5 ;x\r\nhello\r\n0\r\n\r\n",
+    "chunk-line-trailing-whitespace": b"POST / HTTP/1.1\r\nHost: a\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
 }
 
 

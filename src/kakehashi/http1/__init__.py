@@ -33,6 +33,7 @@ from kakehashi.http1._head import maybe_parse_request_head, maybe_parse_response
 from kakehashi.http1._headers import Headers, validate_fields
 from kakehashi.http1._state import Role, State
 from kakehashi.http1._urls import (
+    absolute_authority,
     decode_path,
     decode_path_text,
     split_target,
@@ -74,6 +75,7 @@ __all__ = [
     "SentEvent",
     "Signal",
     "State",
+    "absolute_authority",
     "decode_path",
     "decode_path_text",
     "encode_chunk",
