@@ -72,6 +72,46 @@ def test_bad_percent_encoding_is_a_400() -> None:
     assert info.value.status_hint == 400
 
 
+def test_nul_in_the_decoded_path_is_a_400() -> None:
+    for target in (b"/a%00b", b"/a%00", b"/%00?x=1", b"http://h/a%00"):
+        with pytest.raises(RemoteProtocolError) as info:
+            build(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert info.value.status_hint == 400, target
+    assert build(b"GET /a?x=%00 HTTP/1.1\r\nHost: h\r\n\r\n")["QUERY_STRING"] == "x=%00"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"Content-Length: 5\r\nContent-Length: 5\r\n",
+        b"Content-Length: 5, 5\r\n",
+        b"Content-Length: 5,5\r\nContent-Length: 5\r\n",
+    ],
+)
+def test_repeated_equal_content_length_is_one_value(fields: bytes) -> None:
+    env = build(b"POST / HTTP/1.1\r\nHost: h\r\n" + fields + b"\r\n")
+    assert env["CONTENT_LENGTH"] == "5"
+
+
+def test_absolute_form_authority_is_the_host() -> None:
+    env = build(b"GET http://good.example:8000/x?q=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+    assert env["HTTP_HOST"] == "good.example:8000"
+    assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/x", "q=1")
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("example", "8080")
+    env = build(b"GET HTTPS://[::1] HTTP/1.0\r\n\r\n")  # HTTP/1.0 without Host
+    assert (env["HTTP_HOST"], env["PATH_INFO"]) == ("[::1]", "/")
+    assert build(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")["HTTP_HOST"] == "h"
+
+
+@pytest.mark.parametrize(
+    "target", [b"http://u@good.example/", b"http://u:pw@h/x", b"http://@h/", b"http://a<b/"]
+)
+def test_userinfo_or_bad_authority_in_the_target_is_a_400(target: bytes) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        build(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert info.value.status_hint == 400
+
+
 def test_base_environ_multiprocess_and_scheme() -> None:
     env = base_environ("h", 1, "https", True)
     assert env["wsgi.url_scheme"] == "https" and env["wsgi.multiprocess"] is True
@@ -114,7 +154,13 @@ def test_latin1_header_values_are_allowed() -> None:
         ("200 OK", [("X A", "1")]),
         ("200 OK", [("X-A", "a\r\nb")]),
         ("200 OK", [("X-A", "a\nb")]),
-        ("200 OK", [("X-A", " padded")]),
+        ("200 OK", [("X-A", " a\x00b")]),
+        ("200 OK", [("X-A", "a\x01 ")]),
+        ("100 Continue", []),
+        ("101 Switching Protocols", []),
+        ("103 Early Hints", []),
+        ("199 Whatever", []),
+        ("600 Beyond", []),
         ("200 OK", [("X-A", 1)]),
         ("200 OK", [("X-A", "日本")]),
         ("200 OK", [("Transfer-Encoding", "chunked")]),
@@ -126,6 +172,22 @@ def test_invalid_status_or_headers_raise(status: object, headers: object) -> Non
     sr, _ = start()
     with pytest.raises(LocalProtocolError):
         sr(status, headers)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        (" csrftoken=abc; Path=/", b"csrftoken=abc; Path=/"),  # Django's Set-Cookie
+        ("\tpadded \t", b"padded"),
+        ("inner  \t space", b"inner  \t space"),
+        ("   ", b""),
+    ],
+)
+def test_whitespace_around_a_value_is_trimmed(value: str, sent: bytes) -> None:
+    sr, _ = start()
+    sr("200 OK", [("Set-Cookie", value)])
+    assert sr.headers == [(b"Set-Cookie", sent)]
+    assert http1.validate_fields(sr.headers) == sr.headers  # what the wire rules accept
 
 
 def test_connection_header_is_allowed() -> None:

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol, TypeVar
 
 from kakehashi.errors import LocalProtocolError
-from kakehashi.http1 import Request, decode_path, split_target
+from kakehashi.http1 import Request, absolute_authority, decode_path, split_target
 
 __all__ = [
     "HOP_BY_HOP",
@@ -41,9 +41,12 @@ HOP_BY_HOP = frozenset(
     ["keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
      "transfer-encoding", "upgrade"]
 )  # fmt: skip
-_STATUS_RE = re.compile(r"[1-5][0-9][0-9] [\t \x21-\x7e\x80-\xff]*")
+# RFC 9110 §15: a 1xx is interim, never the final answer to a request, and the server sends
+# the only interim response it supports (100 Continue) itself: an application gives 2xx-5xx.
+_STATUS_RE = re.compile(r"[2-5][0-9][0-9] [\t \x21-\x7e\x80-\xff]*")
 _NAME_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
+# RFC 9110 §5.5: CR, LF, NUL and the other CTLs but HTAB are refused anywhere in a value.
+_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Caching the environ key of each header name is bounded, so a client sending endless new
 # names cannot grow it.
 _MAX_CACHED_KEYS = 512
@@ -98,15 +101,22 @@ class EnvironBuilder:
     def build(self, request: Request, body: InputStream, peer: tuple[str, int]) -> dict[str, Any]:
         """The environ for ``request``.
 
+        An absolute-form target (``GET http://host/x``) gives ``HTTP_HOST`` from its authority
+        (RFC 9112 §3.2.2); ``SERVER_NAME`` and ``SERVER_PORT`` stay the listening socket's, as
+        for every request.
+
         Raises:
-            RemoteProtocolError: 400 for a malformed target or percent-encoding.
+            RemoteProtocolError: 400 for a malformed target or percent-encoding, a ``%00`` in
+                the path, or userinfo in an absolute-form target.
         """
         target = request.target
+        authority = None
         if target[:1] == b"/" and b"%" not in target and b"?" not in target and b"#" not in target:
             path, query = target, b""  # the common case, without the general splitting
         else:
             path, query = split_target(request.method, target)
             path = decode_path(path)
+            authority = absolute_authority(target)
         environ = self._base.copy()
         environ["REQUEST_METHOD"] = request.method.decode("latin-1")
         environ["PATH_INFO"] = path.decode("latin-1")
@@ -128,6 +138,12 @@ class EnvironBuilder:
                 environ[key] += sep + value.decode("latin-1")
             else:
                 environ[key] = value.decode("latin-1")
+        if request.content_length is not None:
+            # RFC 9112 §6.3: a repeated, equal Content-Length ("5, 5", or two fields) is
+            # processed as that single value; the application never sees the list.
+            environ["CONTENT_LENGTH"] = str(request.content_length)
+        if authority is not None:
+            environ["HTTP_HOST"] = authority.decode("latin-1")  # RFC 9112 §3.2.2: not Host
         return environ
 
 
@@ -208,6 +224,9 @@ class StartResponse:
 
 def _check_status(status: object) -> tuple[int, bytes]:
     if type(status) is not str or _STATUS_RE.fullmatch(status) is None:
+        if type(status) is str and status[:1] == "1":
+            # Sent as the final response, it would leave the connection one answer behind.
+            raise LocalProtocolError(f"an application cannot answer with 1xx ({status!r})")
         raise LocalProtocolError(f"invalid status {status!r}: want a str like '200 OK'")
     return int(status[:3]), status[4:].encode("latin-1")
 
@@ -237,7 +256,9 @@ def _encode_headers(
         if type(value) is not str or _BAD_VALUE_RE.search(value):
             raise LocalProtocolError(f"invalid value {value!r} for header {name!r}")
         try:
-            out.append((bname, value.encode("latin-1")))
+            # RFC 9110 §5.5: whitespace around a value is not part of it.  Django writes
+            # every Set-Cookie as " name=value", so it is trimmed rather than refused.
+            out.append((bname, value.strip(" \t").encode("latin-1")))
         except UnicodeEncodeError:
             raise LocalProtocolError(f"header {name!r} is not latin-1") from None
         names.add(lname)

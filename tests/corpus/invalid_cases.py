@@ -169,6 +169,10 @@ INVALID: dict[str, tuple[bytes, int, dict[str, int] | None]] = {
     "chunk_ext_no_name": (CHUNKED_POST + b"5;=x\r\nhello\r\n0\r\n\r\n", 400, None),
     "chunk_ext_bad_quoting": (CHUNKED_POST + b'5;a="x\r\nhello\r\n0\r\n\r\n', 400, None),
     "chunk_ext_nul": (CHUNKED_POST + b"5;a=\x00\r\nhello\r\n0\r\n\r\n", 400, None),
+    "chunk_size_trailing_space": (CHUNKED_POST + b"5 \r\nhello\r\n0\r\n\r\n", 400, None),
+    "chunk_size_trailing_tab": (CHUNKED_POST + b"5\t\r\nhello\r\n0\r\n\r\n", 400, None),
+    "chunk_ext_trailing_space": (CHUNKED_POST + b"5;a=b \r\nhello\r\n0\r\n\r\n", 400, None),
+    "last_chunk_trailing_space": (CHUNKED_POST + b"5\r\nhello\r\n0 \r\n\r\n", 400, None),
     "chunk_line_too_long": (
         CHUNKED_POST + b"5;" + b"a" * 100 + b"\r\nhello\r\n0\r\n\r\n",
         400,
@@ -241,6 +245,10 @@ INVALID: dict[str, tuple[bytes, int, dict[str, int] | None]] = {
     "target_absolute_no_authority": (b"GET http:///x HTTP/1.1\r\n" + H + b"\r\n", 400, None),
     "percent_bad_hex": (b"GET /a%zz HTTP/1.1\r\n" + H + b"\r\n", 400, None),
     "percent_truncated": (b"GET /a%2 HTTP/1.1\r\n" + H + b"\r\n", 400, None),
+    "percent_nul_in_path": (b"GET /a%00.png HTTP/1.1\r\n" + H + b"\r\n", 400, None),
+    "target_absolute_userinfo": (b"GET http://u@example/ HTTP/1.1\r\n" + H + b"\r\n", 400, None),
+    "target_absolute_password": (b"GET http://u:p@example/ HTTP/1.1\r\n" + H + b"\r\n", 400, None),
+    "target_absolute_bad_host": (b"GET http://a<b/ HTTP/1.1\r\n" + H + b"\r\n", 400, None),
     # --- a valid request, then a smuggled one that must not be read as a body
     "pipelined_then_bad": (
         b"GET / HTTP/1.1\r\n" + H + b"\r\nGET / HTTP/1.1\r\nHost : evil\r\n\r\n",

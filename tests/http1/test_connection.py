@@ -380,3 +380,14 @@ def test_client_bad_response_is_remote_error() -> None:
     conn.receive_data(b"HTTP/1.1 099 Nope\r\n\r\n")
     with pytest.raises(RemoteProtocolError):
         conn.next_event()
+
+
+@pytest.mark.parametrize("size_line", [b"5 \r\n", b"5\t\r\n", b"5;a=b \r\n"])
+def test_client_refuses_whitespace_after_a_chunk_size(size_line: bytes) -> None:
+    # The client reads chunked responses with the server's reader: the same grammar holds.
+    conn, _ = client_sent(http1.Request(b"GET", b"/", H([(b"Host", b"a")])))
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size_line)
+    conn.receive_data(b"hello\r\n0\r\n\r\n")
+    assert isinstance(conn.next_event(), http1.Response)
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()

@@ -76,8 +76,12 @@ _HOST_OK = re.compile(
 # name -> a test of the raw request showing the difference.  Each is documented, with its
 # RFC section, in docs/http-conformance.md.
 EXPECTED_DIFFERENCES: dict[str, Callable[[bytes], bool]] = {
-    # RFC 9112 §2.2: we take only CRLF as a line end; h11 also takes a bare LF.
-    "bare-lf-line-end": lambda raw: re.search(rb"(?<!\r)\n", _head(raw) + b"\r\n\r\n") is not None,
+    # RFC 9112 §2.2: we take only CRLF as a line end; h11 also takes a bare LF (in the head,
+    # and in the chunk-size and trailer lines of a chunked body).
+    "bare-lf-line-end": lambda raw: (
+        re.search(rb"(?<!\r)\n", _head(raw) + b"\r\n\r\n") is not None
+        or (bool(_fields(raw, b"transfer-encoding")) and re.search(rb"(?<!\r)\n", raw) is not None)
+    ),
     # RFC 9112 §5.2: we refuse obs-fold; h11 unfolds it.
     "obs-fold": lambda raw: re.search(rb"\n[ \t]", _head(raw)) is not None,
     # RFC 9112 §2.2: we ignore empty lines before the request line; h11 refuses them.
@@ -108,6 +112,11 @@ EXPECTED_DIFFERENCES: dict[str, Callable[[bytes], bool]] = {
         re.search(rb"\n[0-9a-fA-F]+[ \t]*;", raw) is not None
         or re.search(rb"\n[0-9a-fA-F]+[ \t]+[^\r \t]", raw) is not None
     ),
+    # RFC 9112 §7.1: no whitespace at the end of a chunk-size line (after the size or the
+    # extensions); h11 takes OWS before the CRLF.
+    "chunk-line-trailing-whitespace": lambda raw: (
+        re.search(rb"\n[0-9a-fA-F]+(?:[ \t]*;[^\r\n]*)?[ \t]\r\n", raw) is not None
+    ),
 }
 
 PINNED = {
@@ -125,6 +134,8 @@ PINNED = {
     "host-syntax": b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
     "chunk-ext-grammar": b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"5 ;x\r\nhello\r\n0\r\n\r\n",
+    "chunk-line-trailing-whitespace": b"POST / HTTP/1.1\r\nHost: a\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
 }
 
 

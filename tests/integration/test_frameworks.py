@@ -1,5 +1,6 @@
 """Real Flask and Django applications served by kakehashi, driven by ``requests`` and
-``http.client``: forms, JSON, multipart uploads, chunked uploads, streaming responses."""
+``http.client``: forms, JSON, multipart uploads, chunked uploads, streaming responses, and a
+whole Django project (CSRF, sessions, the admin) served by ``kakehashi serve``."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import hashlib
 import http.client
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from kakehashi.server import Server
-from tests.conftest import StartServer, addr
+from tests.conftest import ServeProcess, StartServer, addr
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -236,3 +238,47 @@ def test_chunked_upload_past_the_buffer_streams_with_input_terminated(flask_url:
     pieces = [data[i : i + 65536] for i in range(0, len(data), 65536)]
     resp = requests.post(flask_url + "/raw", data=iter(pieces), timeout=10)
     assert resp.json() == {"size": len(data), "sha": hashlib.sha256(data).hexdigest()}
+
+
+# -- A whole Django project: sessions, CSRF and the admin (tests/django_site.py) --------------
+
+
+@pytest.fixture
+def django_site(
+    serve_process: Callable[..., ServeProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """``kakehashi serve`` running tests/django_site.py on a fresh SQLite database."""
+    monkeypatch.setenv("KAKEHASHI_DJANGO_DIR", str(tmp_path))
+    proc = serve_process("tests.django_site:application()", "-b", "127.0.0.1:0")
+    return f"http://{proc.address(timeout=40)}"
+
+
+@pytest.mark.timeout(60)
+def test_django_csrf_cookie_form_post_and_session(django_site: str) -> None:
+    with requests.Session() as s:
+        resp = s.get(django_site + "/token", timeout=10)
+        assert resp.status_code == 200, resp.text
+        token = resp.text
+        # Django writes Set-Cookie as " csrftoken=...": it must arrive, trimmed.
+        assert resp.raw.headers.getlist("Set-Cookie")[0].startswith("csrftoken=")
+        assert s.cookies["csrftoken"]
+        resp = s.post(django_site + "/submit", data={"name": "taro"}, timeout=10)
+        assert resp.status_code == 403  # the CSRF middleware is really on
+        form = {"name": "太郎", "csrfmiddlewaretoken": token}
+        resp = s.post(django_site + "/submit", data=form, timeout=10)
+        assert (resp.status_code, resp.content.decode()) == (200, "got 太郎")
+        assert [s.get(django_site + "/count", timeout=10).text for _ in range(2)] == ["1", "2"]
+        assert "sessionid" in s.cookies
+
+
+@pytest.mark.timeout(60)
+def test_django_admin_login(django_site: str) -> None:
+    with requests.Session() as s:
+        page = s.get(django_site + "/admin/login/?next=/admin/", timeout=10)
+        assert page.status_code == 200 and 'name="csrfmiddlewaretoken"' in page.text
+        token = page.text.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
+        form = {"username": "admin", "password": "secret", "csrfmiddlewaretoken": token}
+        resp = s.post(django_site + "/admin/login/?next=/admin/", data=form, timeout=10)
+        assert resp.status_code == 200 and resp.url == django_site + "/admin/"
+        assert "Site administration" in resp.text
+        assert [r.status_code for r in resp.history] == [302]

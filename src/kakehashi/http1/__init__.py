@@ -29,10 +29,15 @@ from kakehashi.http1._framing import (
     OutgoingFraming,
     outgoing_response_framing,
 )
-from kakehashi.http1._head import maybe_parse_request_head, maybe_parse_response_head
+from kakehashi.http1._head import (
+    HeadProgress,
+    maybe_parse_request_head,
+    maybe_parse_response_head,
+)
 from kakehashi.http1._headers import Headers, validate_fields
 from kakehashi.http1._state import Role, State
 from kakehashi.http1._urls import (
+    absolute_authority,
     decode_path,
     decode_path_text,
     split_target,
@@ -62,6 +67,7 @@ __all__ = [
     "Data",
     "EndOfMessage",
     "Framing",
+    "HeadProgress",
     "Headers",
     "InformationalResponse",
     "Limits",
@@ -74,6 +80,7 @@ __all__ = [
     "SentEvent",
     "Signal",
     "State",
+    "absolute_authority",
     "decode_path",
     "decode_path_text",
     "encode_chunk",

@@ -121,10 +121,16 @@ FRAMING_SPELLINGS = frozenset(n for n in KNOWN_NAMES if n.lower() in FRAMING_NAM
 
 # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
 # chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ); ext-val = token / quoted-string
+# Whitespace is allowed only where BWS stands: never at the end of the line ("5 \r\n"), where
+# a front end that reads the size differently could disagree on where the chunk ends.
 QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 CHUNK_EXT = rb"(?:[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + TOKEN + rb"|" + QUOTED_STRING
 CHUNK_EXT += rb"))?)*"
-CHUNK_HEADER_RE = re.compile(rb"([0-9A-Fa-f]+)(" + CHUNK_EXT + rb")[ \t]*\r\n")
+CHUNK_HEADER_RE = re.compile(rb"([0-9A-Fa-f]+)(" + CHUNK_EXT + rb")\r\n")
+
+# RFC 9112 §3.2: Host = uri-host [ ":" port ]; uri-host is an IP-literal or reg-name (RFC 3986
+# §3.2.2, either case).  The same rule checks the authority of an absolute-form target.
+HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[-A-Za-z0-9._~%!$&'()*+,;=]*)(?::[0-9]*)?")
 
 # RFC 9110 §8.6: Content-Length = 1*DIGIT
 DIGITS_RE = re.compile(rb"[0-9]+")

@@ -65,7 +65,8 @@ class ReceiveBuffer:
             return None
         return self.extract(end + 1 - self._pos)
 
-    def find(self, needle: bytes, start: int = 0) -> int:
-        """Offset of ``needle`` relative to the read position, or -1."""
-        i = self._data.find(needle, self._pos + start)
+    def find(self, needle: bytes, start: int = 0, end: int | None = None) -> int:
+        """Offset of ``needle`` in ``[start, end)`` relative to the read position, or -1."""
+        stop = len(self._data) if end is None else self._pos + end
+        i = self._data.find(needle, self._pos + start, stop)
         return -1 if i < 0 else i - self._pos

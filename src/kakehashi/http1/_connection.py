@@ -27,7 +27,11 @@ from kakehashi.http1._events import (
     Signal,
 )
 from kakehashi.http1._framing import outgoing_response_framing
-from kakehashi.http1._head import maybe_parse_request_head, maybe_parse_response_head
+from kakehashi.http1._head import (
+    HeadProgress,
+    maybe_parse_request_head,
+    maybe_parse_response_head,
+)
 from kakehashi.http1._headers import Headers
 from kakehashi.http1._state import Event, Role, State, transition
 from kakehashi.http1._writers import (
@@ -58,6 +62,9 @@ class Connection:
         self.our_state = State.IDLE
         self.their_state = State.IDLE
         self._buf = ReceiveBuffer()
+        # What the parser already examined of an incomplete head, so that each received byte
+        # is looked at once: a head fed one byte at a time must not be re-parsed per byte.
+        self._progress = HeadProgress()
         self._eof = False
         self._reader: BodyReader | None = None
         self._request: Request | None = None  # the request of the current cycle
@@ -114,11 +121,15 @@ class Connection:
     def _next_head(self) -> ReceivedEvent | Signal:
         buf = self._buf
         parsed: tuple[Request | Response, int] | None
+        progress = self._progress
+        if len(buf) == progress.checked and not self._eof:
+            return Signal.NEED_DATA  # nothing new since the last look
         if self.role is Role.SERVER:
-            parsed = maybe_parse_request_head(buf.raw, buf.pos, self.limits)
+            parsed = maybe_parse_request_head(buf.raw, buf.pos, self.limits, progress)
         else:
             assert self._request is not None
-            parsed = maybe_parse_response_head(buf.raw, buf.pos, self._request.method, self.limits)
+            method = self._request.method
+            parsed = maybe_parse_response_head(buf.raw, buf.pos, method, self.limits, progress)
         if parsed is None:
             if self._eof:
                 # RFC 9112 §2.2: empty lines before a request are ignored, also at the end.
@@ -129,6 +140,7 @@ class Connection:
             return Signal.NEED_DATA
         head, end = parsed
         buf.advance_to(end)
+        self._progress = HeadProgress()
         if isinstance(head, Response) and head.status_code < 200:
             return InformationalResponse(head.status_code, head.headers, head.reason)
         self.their_state = transition(self.their_state, Event.HEAD)

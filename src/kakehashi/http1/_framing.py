@@ -8,11 +8,10 @@ because two parties guessing differently is how request smuggling works.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from kakehashi.errors import LocalProtocolError, RemoteProtocolError
-from kakehashi.http1._abnf import DIGITS_RE
+from kakehashi.http1._abnf import DIGITS_RE, HOST_RE
 from kakehashi.http1._events import Framing, Limits
 
 __all__ = [
@@ -23,8 +22,6 @@ __all__ = [
     "response_info",
 ]
 
-# RFC 9112 §3.2: Host = uri-host [ ":" port ]; uri-host is an IP-literal or reg-name.
-_HOST_RE = re.compile(rb"(?:\[[0-9a-f:.]+\]|[-a-z0-9._~%!$&'()*+,;=]*)(?::[0-9]*)?")
 # More digits than this cannot be a length we would accept; refuse before int() sees them.
 _MAX_LENGTH_DIGITS = 18
 
@@ -120,7 +117,7 @@ def request_info(
     """
     hosts = found.get(b"host", ())
     if (len(hosts) != 1 if http_version == b"1.1" else len(hosts) > 1) or (
-        hosts and _HOST_RE.fullmatch(hosts[0].lower()) is None
+        hosts and HOST_RE.fullmatch(hosts[0]) is None
     ):
         raise RemoteProtocolError("a request needs exactly one valid Host header")
     keep_alive = _keep_alive(http_version, found.get(b"connection"))

@@ -8,12 +8,15 @@ agree on every input.
 
 Invariants: a head is never accepted until its terminating empty line has arrived, and a
 partial head is checked against the limits as it grows, so a peer that sends an endless head
-is refused at the limit rather than buffered.
+is refused at the limit rather than buffered.  A caller that passes a :class:`HeadProgress`
+back on every call has each byte of a partial head examined once, so a head fed one byte at a
+time costs linear work, not one rescan of the whole head per byte.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from kakehashi.errors import RemoteProtocolError
 from kakehashi.http1._abnf import (
@@ -30,7 +33,12 @@ from kakehashi.http1._events import Limits, Request, Response
 from kakehashi.http1._framing import request_info, response_info
 from kakehashi.http1._headers import Headers
 
-__all__ = ["maybe_parse_request_head", "maybe_parse_response_head", "parse_fields"]
+__all__ = [
+    "HeadProgress",
+    "maybe_parse_request_head",
+    "maybe_parse_response_head",
+    "parse_fields",
+]
 
 _TOKEN_RE = re.compile(TOKEN)
 _SUPPORTED_VERSIONS = (b"1.0", b"1.1")
@@ -42,10 +50,28 @@ _SUPPORTED_VERSIONS = (b"1.0", b"1.1")
 _EMPTY_LINES_RE = re.compile(rb"(?:\r\n)*")
 
 
+@dataclass(slots=True)
+class HeadProgress:
+    """What earlier calls learned about an incomplete head at the front of a buffer.
+
+    Offsets count from the head's first byte; the buffer must only have grown at its end since
+    (a new head needs a new HeadProgress).  ``checked`` bytes were examined and complete no
+    head and break no rule yet; the request line starts at ``line_start``, past empty lines,
+    and ``line_done`` says it has its LF and was checked.
+    """
+
+    checked: int = 0
+    line_start: int = 0
+    line_done: bool = False
+
+
 def maybe_parse_request_head(
-    buf: bytes | bytearray, pos: int, limits: Limits
+    buf: bytes | bytearray, pos: int, limits: Limits, progress: HeadProgress | None = None
 ) -> tuple[Request, int] | None:
     """Parse one request head starting at ``buf[pos]``.
+
+    ``progress``, if given, is read to skip bytes examined by earlier calls and updated when
+    the head is still incomplete.
 
     Returns:
         ``(request, end)`` where ``end`` is the offset just past the head, or None if the head
@@ -56,16 +82,25 @@ def maybe_parse_request_head(
             unsupported version (505), or its framing is refused (400, 413, 417, 501).
     """
     start = pos
+    if progress is not None:
+        pos += progress.line_start
     if buf.startswith(b"\r\n", pos):
         # The skipped lines count against max_header_bytes (from ``start``), so an endless
         # stream of CRLFs is refused rather than buffered.
         skipped = _EMPTY_LINES_RE.match(buf, pos)
         assert skipped is not None  # a starred pattern always matches
         pos = skipped.end()
-    end = buf.find(b"\r\n\r\n", pos)
+    if progress is None or start + progress.checked - 3 <= pos:
+        end = buf.find(b"\r\n\r\n", pos)
+    else:  # the end of what was checked may hold the start of the blank line
+        end = buf.find(b"\r\n\r\n", start + progress.checked - 3)
     if end < 0 or end + 4 - start > limits.max_header_bytes:
         # Raises 431 itself for a complete head over the limit: the buffer is longer still.
-        _check_partial_head(buf, pos, start, limits)
+        if progress is None:
+            _check_partial_head(buf, pos, start, limits, HeadProgress())
+        else:
+            _check_partial_head(buf, pos, start, limits, progress)
+            progress.checked, progress.line_start = len(buf) - start, pos - start
         return None
     line_end = buf.find(b"\r\n", pos)
     m = REQUEST_LINE_RE.fullmatch(buf, pos, line_end + 2)
@@ -159,21 +194,31 @@ def _check_line_lengths(lines: list[bytes], limits: Limits) -> None:
         raise RemoteProtocolError("header field too large", 431)
 
 
-def _check_partial_head(buf: bytes | bytearray, pos: int, start: int, limits: Limits) -> None:
+def _check_partial_head(
+    buf: bytes | bytearray, pos: int, start: int, limits: Limits, progress: HeadProgress
+) -> None:
     """Refuse an incomplete (or oversized) head as early as a rule is sure to be broken.
 
     Each check looks only at bytes that every later arrival keeps, so a head fed in pieces
     of any size is refused with the same status as the whole head: a bad method or request
-    line first, then a bare CR or LF within the head limit, then the size limits.
+    line first, then a bare CR or LF within the head limit, then the size limits.  Bytes
+    that ``progress`` says were checked are not looked at again; it records the line check.
     """
-    line_end = buf.find(b"\n", pos)
-    if line_end < 0:
-        _check_line_prefix(bytes(buf[pos : pos + 32]))
-        if len(buf) - pos > limits.max_request_line_bytes:
-            raise RemoteProtocolError("request line too long", 414)
+    stop = min(len(buf), start + limits.max_header_bytes)
+    if progress.line_done:
+        # A CR at the end of what was checked may pair with an LF that arrived since.
+        lo = max(pos, start + progress.checked)
+        _check_line_endings(buf, lo - (buf[lo - 1 : lo] == b"\r"), stop)
     else:
-        _check_request_line(bytes(buf[pos : line_end + 1]), limits)
-        _check_line_endings(buf, pos, min(len(buf), start + limits.max_header_bytes))
+        line_end = buf.find(b"\n", max(pos, start + progress.checked))
+        if line_end < 0:
+            _check_line_prefix(bytes(buf[pos : pos + 32]))
+            if len(buf) - pos > limits.max_request_line_bytes:
+                raise RemoteProtocolError("request line too long", 414)
+        else:
+            _check_request_line(bytes(buf[pos : line_end + 1]), limits)
+            _check_line_endings(buf, pos, stop)
+            progress.line_done = True
     if len(buf) - start > limits.max_header_bytes:
         raise RemoteProtocolError("request head too large", 431)
 
@@ -250,9 +295,15 @@ def _field_problem(line: bytes) -> str:
 
 
 def maybe_parse_response_head(
-    buf: bytes | bytearray, pos: int, request_method: bytes, limits: Limits
+    buf: bytes | bytearray,
+    pos: int,
+    request_method: bytes,
+    limits: Limits,
+    progress: HeadProgress | None = None,
 ) -> tuple[Response, int] | None:
     """Parse one response head (final or 1xx) at ``buf[pos]``, for the client.
+
+    ``progress`` works as for :func:`maybe_parse_request_head`.
 
     Returns:
         ``(response, end)`` or None if incomplete.  A 1xx comes back as a Response with
@@ -261,10 +312,12 @@ def maybe_parse_response_head(
     Raises:
         RemoteProtocolError: malformed, too large, or ambiguous framing.
     """
-    end = buf.find(b"\r\n\r\n", pos)
+    end = buf.find(b"\r\n\r\n", max(pos, pos + (progress.checked if progress else 0) - 3))
     if end < 0 or end + 4 - pos > limits.max_header_bytes:
         if end >= 0 or len(buf) - pos > limits.max_header_bytes:
             raise RemoteProtocolError("response head too large", 431)
+        if progress is not None:
+            progress.checked = len(buf) - pos
         return None
     line_end = buf.find(b"\r\n", pos)
     m = STATUS_LINE_RE.fullmatch(buf, pos, line_end + 2)

@@ -3,7 +3,8 @@
 No I/O here.  RFC 9112 §3.2 allows four forms of request-target; each is recognised and
 split into path and query here, and a target of the wrong form for its method is refused.
 Percent-decoding is strict: a ``%`` not followed by two hex digits is an error (400), never
-passed through, so ``/a%2`` and ``/a%zz`` cannot mean different things to different layers.
+passed through, so ``/a%2`` and ``/a%zz`` cannot mean different things to different layers;
+nor does a decoded path ever hold a NUL, which C-level file APIs read as the end of a string.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import re
 from urllib.parse import unquote_to_bytes
 
 from kakehashi.errors import RemoteProtocolError
+from kakehashi.http1._abnf import HOST_RE
 
-__all__ = ["decode_path", "decode_path_text", "split_target"]
+__all__ = ["absolute_authority", "decode_path", "decode_path_text", "split_target"]
 
 # RFC 9112 §3.2.2: absolute-form = absolute-URI, here only http and https.
 _ABSOLUTE_RE = re.compile(rb"[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*)([^?#]*)(?:\?([^#]*))?")
@@ -51,20 +53,49 @@ def split_target(method: bytes, target: bytes) -> tuple[bytes, bytes]:
     m = _ABSOLUTE_RE.fullmatch(target)
     if m is None or not m.group(1):
         raise RemoteProtocolError(f"malformed request target {target[:80]!r}")
+    _check_authority(m.group(1))
     return m.group(2) or b"/", m.group(3) or b""
+
+
+def absolute_authority(target: bytes) -> bytes | None:
+    """The authority (``host[:port]``) of an absolute-form target, None for any other form.
+
+    RFC 9112 §3.2.2: a server MUST use this authority as the request's host, and ignore the
+    Host field.
+
+    Raises:
+        RemoteProtocolError: 400 for userinfo (``http://user@host/``) or an invalid host.
+    """
+    m = _ABSOLUTE_RE.fullmatch(target)
+    if m is None or not m.group(1):
+        return None
+    _check_authority(m.group(1))
+    return m.group(1)
+
+
+def _check_authority(authority: bytes) -> None:
+    if b"@" in authority:
+        # RFC 9110 §4.2.4: userinfo is deprecated and a recipient SHOULD treat it as an error
+        # (it is how "http://good.example@evil.example/" misleads a reader).
+        raise RemoteProtocolError("a request target cannot carry userinfo")
+    if HOST_RE.fullmatch(authority) is None:
+        raise RemoteProtocolError(f"malformed authority {authority[:80]!r} in the target")
 
 
 def decode_path(path: bytes) -> bytes:
     """Percent-decode a path to raw bytes (``%2F`` becomes ``/``, as WSGI servers do).
 
     Raises:
-        RemoteProtocolError: 400 for a ``%`` not followed by two hex digits.
+        RemoteProtocolError: 400 for a ``%`` not followed by two hex digits, or a ``%00``.
     """
     if b"%" not in path:
         return path
     if _BAD_ESCAPE_RE.search(path):
         raise RemoteProtocolError(f"malformed percent-encoding in {path[:80]!r}")
-    return unquote_to_bytes(path)
+    decoded = unquote_to_bytes(path)
+    if b"\x00" in decoded:
+        raise RemoteProtocolError("a NUL (%00) in the path")
+    return decoded
 
 
 def decode_path_text(path: bytes) -> str:

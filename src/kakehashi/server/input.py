@@ -70,7 +70,14 @@ class StreamingInput(_Lines):
         self._timeout = timeout
         self._must_continue = expect_continue
         self.continue_sent = False
-        self._pending = prefix  # body bytes read (and decoded) before the application ran
+        # Body bytes received and not yet returned, and how many of them are known to hold no
+        # LF: each byte is appended, searched and copied out once, so reading a body that
+        # arrives in tiny pieces stays linear (issue 8: 1 MiB of one-byte chunks through
+        # readline() used to cost 25 s, rescanning and re-joining a growing bytes object).
+        self._pending = ReceiveBuffer()
+        if prefix:  # body bytes read (and decoded) before the application ran
+            self._pending.append(prefix)
+        self._scanned = 0
         self.done = False
         self.error: RemoteProtocolError | None = None
         self.bytes_read = len(prefix)
@@ -107,27 +114,34 @@ class StreamingInput(_Lines):
             self.bytes_read += len(event.data)
             return event.data
 
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            parts = [self._pending]
-            while piece := self._next():
-                parts.append(piece)
-            self._pending = b""
-            return b"".join(parts)
-        while len(self._pending) < size and not self.done:
-            self._pending += self._next()
-        out, self._pending = self._pending[:size], self._pending[size:]
+    def _take(self, count: int) -> bytes:
+        out = self._pending.extract(count)
+        self._scanned = max(0, self._scanned - len(out))
         return out
 
+    def read(self, size: int | None = -1) -> bytes:
+        pending = self._pending
+        if size is None or size < 0:
+            parts = [self._take(len(pending))]
+            while piece := self._next():
+                parts.append(piece)
+            return b"".join(parts)
+        while len(pending) < size and not self.done:
+            pending.append(self._next())
+        return self._take(size)
+
     def readline(self, size: int | None = -1) -> bytes:
-        limit = size if size is not None and size >= 0 else None
+        pending = self._pending
+        limit = size if size is not None and size >= 0 else -1
         while True:
-            end = self._pending.find(b"\n")
-            if end >= 0 and (limit is None or end < limit):
-                return self.read(end + 1)
-            if (limit is not None and len(self._pending) >= limit) or self.done:
-                return self.read(limit if limit is not None else len(self._pending))
-            self._pending += self._next()
+            stop = len(pending) if limit < 0 else min(limit, len(pending))
+            end = pending.find(b"\n", self._scanned, stop)
+            if end >= 0:
+                return self._take(end + 1)
+            self._scanned = stop  # only bytes that arrive later are searched next time
+            if stop == limit or self.done:
+                return self._take(stop)
+            pending.append(self._next())
 
     def drain(self, max_bytes: int) -> bool:
         """Read and drop the rest of the body, at most ``max_bytes``; True if it ended.
@@ -138,7 +152,7 @@ class StreamingInput(_Lines):
         """
         if self._must_continue:
             return False
-        self._pending = b""
+        self._take(len(self._pending))
         try:
             while not self.done and max_bytes > 0:
                 max_bytes -= len(self._next())
