@@ -22,38 +22,62 @@ _BIND_RE = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<p
 
 
 def _opt(flag: str, help: str, section: str, **extra: Any) -> dict[str, Any]:
+    """A field's metadata.  A number takes ``most`` (its upper bound, said in its help) and
+    ``zero`` (True when 0 is allowed, meaning "off"); otherwise it must be positive."""
+    if "most" in extra:
+        help = f"{help} (at most {extra['most']:,})"
     return {"flag": flag, "help": help, "section": section, **extra}
 
 
 @dataclass(frozen=True)
 class Address:
-    """Where to listen: a TCP (host, port) or a Unix socket path."""
+    """Where to listen: a TCP (host, port), a Unix socket path, or an inherited descriptor."""
 
     host: str = ""
     port: int = 0
     unix_path: str = ""
+    fd: int = -1  # a listening socket this process was given (fd://N, systemd)
 
     def __str__(self) -> str:
+        if self.fd >= 0:
+            return f"fd://{self.fd}"
         if self.unix_path:
             return f"unix:{self.unix_path}"
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 def parse_bind(text: str) -> Address:
-    """``HOST:PORT``, ``[::1]:PORT``, ``:PORT`` (all interfaces) or ``unix:/path``.
+    """``HOST:PORT``, ``[::1]:PORT``, ``:PORT`` (all interfaces), ``unix:/path`` or ``fd://N``.
 
     Raises:
         ConfigError: anything else.
     """
+    if text.startswith("fd://"):
+        if not text[5:].isdigit() or int(text[5:]) > 65535:
+            raise ConfigError(f"cannot bind to {text!r}: want fd://N, N a file descriptor")
+        return Address(fd=int(text[5:]))
     if text.startswith("unix:"):
         if len(text) == 5:
             raise ConfigError("unix: needs a path, as in unix:/run/app.sock")
         return Address(unix_path=text[5:])
     m = _BIND_RE.fullmatch(text)
     if m is None or int(m["port"]) > 65535:
-        raise ConfigError(f"cannot bind to {text!r}: want HOST:PORT, [::1]:PORT or unix:/path")
+        raise ConfigError(
+            f"cannot bind to {text!r}: want HOST:PORT, [::1]:PORT, unix:/path or fd://N"
+        )
     host = m["v6"] if m["v6"] is not None else (m["host"] or "0.0.0.0")
     return Address(host, int(m["port"]))
+
+
+def _check_number(f: dataclasses.Field[Any], value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    flag = f.metadata["flag"]
+    if value != value or value < 0 or (value == 0 and not f.metadata.get("zero")):  # NaN too
+        least = "0 (off) or more" if f.metadata.get("zero") else "positive"
+        raise ConfigError(f"{flag} must be {least}, not {value}")
+    if value > f.metadata["most"]:
+        raise ConfigError(f"{flag} must be at most {f.metadata['most']:,}, not {value:,}")
 
 
 @dataclass(frozen=True)
@@ -63,81 +87,87 @@ class ServerConfig:
     bind: tuple[str, ...] = field(
         default=("127.0.0.1:8000",),
         metadata=_opt("--bind", "address to listen on, repeatable: HOST:PORT, [::1]:PORT, "
-                      "unix:/path (default 127.0.0.1:8000)", "binding", short="-b"),
+                      "unix:/path, fd://N (default 127.0.0.1:8000)", "binding", short="-b"),
     )  # fmt: skip
     threads: int = field(
         # waitress's default: enough for an app that sometimes waits on a database, small
         # enough that the GIL is not fought over.
         default=4,
-        metadata=_opt("--threads", "threads running the application", "workers"),
+        metadata=_opt("--threads", "threads running the application", "workers", most=1024),
     )
     workers: int = field(
         default=1,
-        metadata=_opt("--workers", "processes, each with its own threads (pre-fork)", "workers"),
+        metadata=_opt(
+            "--workers", "processes, each with its own threads (pre-fork)", "workers", most=256
+        ),
     )
     backlog: int = field(
         # The kernel caps it at net.core.somaxconn; 2048 is gunicorn's default.
         default=2048,
-        metadata=_opt("--backlog", "pending connections the kernel may queue", "binding"),
+        metadata=_opt(
+            "--backlog", "pending connections the kernel may queue", "binding", most=65535
+        ),
     )
     connection_limit: int = field(
         # Parked connections cost ~1 KiB each and no thread; the bound is on file descriptors.
         default=15000,
         metadata=_opt("--connection-limit", "open connections at most; more wait in the "
-                      "kernel's backlog", "binding"),
+                      "kernel's backlog", "binding", most=1_000_000),
     )  # fmt: skip
     keep_alive: float = field(
         # uvicorn's 5 s: long enough for a browser's next click, short enough to free slots.
         default=5.0,
         metadata=_opt("--keep-alive", "seconds an idle keep-alive connection is kept",
-                      "timeouts"),
+                      "timeouts", most=3600),
     )  # fmt: skip
     header_timeout: float = field(
         # Go's lesson: a zero default lets a silent client hold a connection forever.
         default=10.0,
         metadata=_opt("--header-timeout", "seconds a client has to send a complete request "
                       "head (a silent connection is closed, a partial head gets 408)",
-                      "timeouts"),
+                      "timeouts", most=3600),
     )  # fmt: skip
     body_timeout: float = field(
         default=30.0,
         metadata=_opt("--body-timeout", "seconds the body may go without a byte arriving",
-                      "timeouts"),
+                      "timeouts", most=3600),
     )  # fmt: skip
     send_timeout: float = field(
         default=30.0,
         metadata=_opt("--send-timeout", "seconds a slow reader may go without taking a byte "
-                      "of the response", "timeouts"),
+                      "of the response", "timeouts", most=3600),
     )  # fmt: skip
     graceful_timeout: float = field(
         # gunicorn's default: requests in flight get this long to finish on shutdown.
         default=30.0,
         metadata=_opt("--graceful-timeout", "seconds requests in flight get to finish on "
-                      "shutdown", "timeouts"),
+                      "shutdown", "timeouts", most=3600),
     )  # fmt: skip
     limit_request_line: int = field(
         default=DEFAULT_LIMITS.max_request_line_bytes,
         metadata=_opt("--limit-request-line", "longest request line in bytes (414 beyond)",
-                      "limits"),
+                      "limits", most=1 << 20),
     )  # fmt: skip
     limit_request_fields: int = field(
         default=DEFAULT_LIMITS.max_fields,
-        metadata=_opt("--limit-request-fields", "most header fields (431 beyond)", "limits"),
+        metadata=_opt(
+            "--limit-request-fields", "most header fields (431 beyond)", "limits", most=10_000
+        ),
     )
     limit_request_field_size: int = field(
         default=DEFAULT_LIMITS.max_field_bytes,
         metadata=_opt("--limit-request-field-size", "longest header field in bytes "
-                      "(431 beyond)", "limits"),
+                      "(431 beyond)", "limits", most=1 << 20),
     )  # fmt: skip
     limit_request_head: int = field(
         default=DEFAULT_LIMITS.max_header_bytes,
         metadata=_opt("--limit-request-head", "largest request head in bytes (431 beyond)",
-                      "limits"),
+                      "limits", most=16 << 20),
     )  # fmt: skip
     max_body_size: int = field(
         default=DEFAULT_LIMITS.max_body_bytes,
         metadata=_opt("--max-body-size", "largest request body in bytes (413 beyond)",
-                      "limits"),
+                      "limits", most=1 << 40),
     )  # fmt: skip
     buffer_body_size: int = field(
         # Bodies up to this size are read before the application runs, while the connection
@@ -145,7 +175,7 @@ class ServerConfig:
         # ones and 100-continue requests are streamed to the application instead.
         default=1 << 20,
         metadata=_opt("--buffer-body-size", "bodies up to this many bytes are read in full "
-                      "before the application runs", "limits"),
+                      "before the application runs", "limits", most=1 << 30),
     )  # fmt: skip
     access_log: bool = field(
         default=True,
@@ -162,11 +192,55 @@ class ServerConfig:
         metadata=_opt("--url-scheme", "wsgi.url_scheme (https behind a TLS proxy)", "binding"),
     )
 
+    max_requests: int = field(
+        # Off by default: recycling is a remedy for leaking applications, not a need.
+        default=0,
+        metadata=_opt("--max-requests", "a worker process that served this many requests is "
+                      "replaced, without losing one (0 = never)", "workers", most=10**9,
+                      zero=True),
+    )  # fmt: skip
+    max_requests_jitter: int = field(
+        # Spreads the recycling of workers started together, so they do not all go at once.
+        default=0,
+        metadata=_opt("--max-requests-jitter", "add a random 0..N to each worker's "
+                      "--max-requests", "workers", most=10**9, zero=True),
+    )  # fmt: skip
+    timeout: float = field(
+        # gunicorn's default and meaning: a worker silent this long is stuck and replaced.
+        default=30.0,
+        metadata=_opt("--timeout", "seconds a worker process may go without a heartbeat "
+                      "(all its threads stuck, or the GIL held) before it is killed and "
+                      "replaced (0 = off)", "workers", most=86400, zero=True),
+    )  # fmt: skip
+    preload: bool = field(
+        default=False,
+        metadata=_opt("--preload", "import the application once in the parent before "
+                      "forking (default: each worker imports it)", "workers"),
+    )  # fmt: skip
+    reuse_port: bool = field(
+        default=False,
+        metadata=_opt("--reuse-port", "set SO_REUSEPORT on the listening sockets", "binding"),
+    )
+    shutdown_delay: float = field(
+        # Load balancers may send traffic for a while after SIGTERM; 0 drains at once.
+        default=0.0,
+        metadata=_opt("--shutdown-delay", "seconds to keep serving after SIGTERM, before "
+                      "the drain starts", "timeouts", most=3600, zero=True),
+    )  # fmt: skip
+    pid: str = field(
+        default="",
+        metadata=_opt("--pid", "write the process id to this file once listening; removed "
+                      "on exit", "process"),
+    )  # fmt: skip
+    chdir: str = field(
+        default="",
+        metadata=_opt("--chdir", "change to this directory before importing the application",
+                      "process"),
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-                raise ConfigError(f"{f.metadata['flag']} must be positive, not {value}")
+            _check_number(f, getattr(self, f.name))
         if not self.bind:
             raise ConfigError("nothing to bind to")
         for text in self.bind:
