@@ -4,7 +4,7 @@ The flags are generated from the fields of ServerConfig (one declaration per set
 gunicorn's and uvicorn's spellings users already know: ``--host``/``--port``,
 ``--access-logfile`` and ``--log-level``.  This is the only place that installs signal
 handlers: SIGINT or SIGTERM asks the server to shut down gracefully, a second SIGINT forces
-the exit.
+the exit (cli/lifecycle.py); with several workers the arbiter (server/arbiter.py) does.
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ import logging
 import os
 import re
 import resource
-import signal
 import sys
 import types
 from typing import Any, get_type_hints
 
 from kakehashi import __version__
+from kakehashi.cli.lifecycle import PidFile, needs_manager, reopen_logs, serve_in_process
 from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server import Server, ServerConfig
+from kakehashi.server.arbiter import Arbiter
 from kakehashi.server.server import bind_sockets
-from kakehashi.server.supervisor import Supervisor
+from kakehashi.server.systemd import listen_fds
+from kakehashi.server.worker import WorkerHooks
 from kakehashi.wsgi import WSGIApp
 
 __all__ = ["add_arguments", "load_app", "run"]
@@ -170,33 +172,46 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         _configure_logging(args, config)
-        app = load_app(args.app)
+        config = _prepare(config)
         sockets = bind_sockets(config)
+        managed = needs_manager(config)
+        app = load_app(args.app) if config.preload or not managed else None
+        pid_file = PidFile(config.pid)
+        pid_file.write()
     except ConfigError as exc:
         print(f"kakehashi: {exc}", file=sys.stderr)
         return 2
     log = logging.getLogger("kakehashi.error")
-    server: Server | Supervisor
-    if config.workers > 1:
-        server = Supervisor(app, config, sockets)
-    else:
-        server = Server(app, config, sockets=sockets)
     for sock in sockets:
         log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock))
     log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads, config.workers)
-    previous = _install_signals(server)
     try:
-        if isinstance(server, Supervisor):
-            return server.run()
-        server.serve_forever()
-        return 0
-    except KeyboardInterrupt:
-        log.warning("forced exit")
-        return 1
+        if not managed:
+            assert app is not None
+            return serve_in_process(Server(app, config, sockets=sockets))
+        hooks = WorkerHooks(load_app=lambda: load_app(args.app), reopen_logs=reopen_logs)
+        return Arbiter(config, sockets, hooks, app=app).run()
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        pid_file.remove()
         _remove_unix_sockets(config)
+
+
+def _prepare(config: ServerConfig) -> ServerConfig:
+    """``--chdir``, then the sockets systemd passed (they replace ``--bind``).
+
+    Raises:
+        ConfigError: the directory cannot be entered.
+    """
+    if config.chdir:
+        try:
+            os.chdir(config.chdir)
+        except OSError as exc:
+            raise ConfigError(f"cannot --chdir {config.chdir}: {exc.strerror or exc}") from exc
+    fds = listen_fds()
+    if fds:
+        logging.getLogger("kakehashi.error").info("%d socket(s) from systemd", len(fds))
+        config = config.replace(bind=tuple(f"fd://{fd}" for fd in fds))
+    return config
 
 
 def _remove_unix_sockets(config: ServerConfig) -> None:
@@ -215,22 +230,3 @@ def _where(sock: Any) -> str:
         return f"unix:{name}"
     host = f"[{name[0]}]" if ":" in name[0] else name[0]
     return f"http://{host}:{name[1]}/"
-
-
-def _install_signals(server: Server | Supervisor) -> dict[int, Any]:
-    """First SIGINT/SIGTERM: graceful shutdown.  A second SIGINT: forced exit."""
-    asked: list[int] = []
-
-    def handler(signum: int, frame: object) -> None:
-        if asked and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        asked.append(signum)
-        logging.getLogger("kakehashi.error").info(
-            "%s: shutting down gracefully", signal.Signals(signum).name
-        )
-        server.request_shutdown()
-
-    previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, handler)
-    return previous

@@ -18,6 +18,7 @@ from kakehashi.errors import ConfigError
 from kakehashi.server.config import Address, ServerConfig
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.poller import Poller
+from kakehashi.server.systemd import adopt_socket
 from kakehashi.wsgi import EnvironBuilder, WSGIApp, base_environ
 
 __all__ = ["Server", "bind_sockets", "serve"]
@@ -32,7 +33,7 @@ def bind_sockets(config: ServerConfig) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for address in config.addresses:
-            sockets.append(_bind_one(address, config.backlog))
+            sockets.append(_bind_one(address, config.backlog, config.reuse_port))
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -40,7 +41,9 @@ def bind_sockets(config: ServerConfig) -> list[socket.socket]:
     return sockets
 
 
-def _bind_one(address: Address, backlog: int) -> socket.socket:
+def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socket.socket:
+    if address.fd >= 0:
+        return adopt_socket(address.fd)
     if address.unix_path:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
@@ -50,6 +53,8 @@ def _bind_one(address: Address, backlog: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if hasattr(socket, "TCP_DEFER_ACCEPT"):
             # Linux hands a connection to accept() only once its first bytes arrived (or after
             # about a second), as nginx's "deferred": the request is then there to read at once,
