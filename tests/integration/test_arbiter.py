@@ -35,7 +35,7 @@ APP = "tests.integration.manager_apps:app"
         ("--workers", "100000", "--workers must be at most 256, not 100,000"),
         ("--threads", "100000", "--threads must be at most 1,024, not 100,000"),
         ("--backlog", "10000000", "--backlog must be at most 65,535, not 10,000,000"),
-        ("--max-requests", "-5", "--max-requests must be 0 (off) or more, not -5"),
+        ("--max-requests", "-5", "--max-requests must be 0 or more, not -5"),
     ],
 )
 def test_counts_above_their_bound_are_refused_in_one_line(

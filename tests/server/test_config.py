@@ -100,7 +100,7 @@ def test_bind_in_use_is_a_config_error() -> None:
         ({"max_body_size": 1 << 50}, "--max-body-size must be at most"),
         ({"keep_alive": float("inf")}, "--keep-alive must be at most"),
         ({"graceful_timeout": float("nan")}, "--graceful-timeout must be positive"),
-        ({"max_requests": -1}, "--max-requests must be 0 (off) or more"),
+        ({"max_requests": -1}, "--max-requests must be 0 or more"),
         ({"timeout": 1e9}, "--timeout must be at most 86,400"),
     ],
 )

@@ -23,7 +23,7 @@ _BIND_RE = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<p
 
 def _opt(flag: str, help: str, section: str, **extra: Any) -> dict[str, Any]:
     """A field's metadata.  A number takes ``most`` (its upper bound, said in its help) and
-    ``zero`` (True when 0 is allowed, meaning "off"); otherwise it must be positive."""
+    ``off`` (True when 0 is allowed, meaning "off"); otherwise it must be positive."""
     if "most" in extra:
         help = f"{help} (at most {extra['most']:,})"
     return {"flag": flag, "help": help, "section": section, **extra}
@@ -73,8 +73,8 @@ def _check_number(f: dataclasses.Field[Any], value: object) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
     flag = f.metadata["flag"]
-    if value != value or value < 0 or (value == 0 and not f.metadata.get("zero")):  # NaN too
-        least = "0 (off) or more" if f.metadata.get("zero") else "positive"
+    if value != value or value < 0 or (value == 0 and not f.metadata.get("off")):  # NaN too
+        least = "0 or more" if f.metadata.get("off") else "positive"
         raise ConfigError(f"{flag} must be {least}, not {value}")
     if value > f.metadata["most"]:
         raise ConfigError(f"{flag} must be at most {f.metadata['most']:,}, not {value:,}")
@@ -197,20 +197,20 @@ class ServerConfig:
         default=0,
         metadata=_opt("--max-requests", "a worker process that served this many requests is "
                       "replaced, without losing one (0 = never)", "workers", most=10**9,
-                      zero=True),
+                      off=True),
     )  # fmt: skip
     max_requests_jitter: int = field(
         # Spreads the recycling of workers started together, so they do not all go at once.
         default=0,
         metadata=_opt("--max-requests-jitter", "add a random 0..N to each worker's "
-                      "--max-requests", "workers", most=10**9, zero=True),
+                      "--max-requests", "workers", most=10**9, off=True),
     )  # fmt: skip
     timeout: float = field(
         # gunicorn's default and meaning: a worker silent this long is stuck and replaced.
         default=30.0,
         metadata=_opt("--timeout", "seconds a worker process may go without a heartbeat "
                       "(all its threads stuck, or the GIL held) before it is killed and "
-                      "replaced (0 = off)", "workers", most=86400, zero=True),
+                      "replaced (0 = off)", "workers", most=86400, off=True),
     )  # fmt: skip
     preload: bool = field(
         default=False,
@@ -225,7 +225,7 @@ class ServerConfig:
         # Load balancers may send traffic for a while after SIGTERM; 0 drains at once.
         default=0.0,
         metadata=_opt("--shutdown-delay", "seconds to keep serving after SIGTERM, before "
-                      "the drain starts", "timeouts", most=3600, zero=True),
+                      "the drain starts", "timeouts", most=3600, off=True),
     )  # fmt: skip
     pid: str = field(
         default="",
