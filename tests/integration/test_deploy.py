@@ -1,0 +1,169 @@
+"""What a deployment relies on, with real processes: ``--pid``, ``--chdir``, ``--reuse-port``,
+``--version``, ``--bind fd://N``, systemd socket activation and ``sd_notify``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SRC, ServeProcess
+from tests.integration.processes import cli, ready_workers
+from tests.wire import get, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(40)]
+
+Spawn = Callable[..., ServeProcess]
+APP = "tests.integration.manager_apps:app"
+
+
+def test_version() -> None:
+    done = cli("--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith("kakehashi ") and done.stdout.strip()[-1].isdigit()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_pid_file_written_once_listening_and_removed_on_exit(
+    serve_process: Spawn, tmp_path: Path, workers: str
+) -> None:
+    pid_file = tmp_path / "run" / "k.pid"
+    pid_file.parent.mkdir()
+    proc = serve_process(APP, "--port", "0", "--workers", workers, "--pid", str(pid_file))
+    where = proc.address()
+    assert pid_file.read_text() == f"{proc.proc.pid}\n"
+    if workers == "2":
+        ready_workers(proc, 2)
+    assert get(where, "/").status == 200
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert not pid_file.exists()
+
+
+def test_pid_file_that_cannot_be_written_exits_2(tmp_path: Path) -> None:
+    done = cli("serve", APP, "--port", "0", "--pid", str(tmp_path / "no" / "such" / "dir.pid"))
+    assert done.returncode == 2
+    assert "cannot write --pid" in done.stderr
+
+
+def test_chdir_imports_the_app_from_there(serve_process: Spawn, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere_app.py").write_text(
+        "import os\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [os.getcwd().encode()]\n"
+    )
+    proc = serve_process("elsewhere_app:app", "--port", "0", "--chdir", str(tmp_path))
+    assert get(proc.address(), "/").body == str(tmp_path).encode()
+    done = cli("serve", APP, "--chdir", str(tmp_path / "missing"))
+    assert done.returncode == 2 and "cannot --chdir" in done.stderr
+
+
+def test_reuse_port_lets_two_servers_share_a_port(serve_process: Spawn) -> None:
+    first = serve_process(APP, "--port", "0", "--reuse-port")
+    where = first.address()
+    port = where.rpartition(":")[2]
+    second = serve_process(APP, "--port", port, "--reuse-port")
+    assert second.address() == where
+    assert get(where, "/").status == 200
+    without = cli("serve", APP, "--port", port)
+    assert without.returncode == 2 and "in use" in without.stderr
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield sock
+    sock.close()
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(ROOT)]), PYTHONUNBUFFERED="1")
+
+
+def test_bind_fd_serves_an_inherited_socket(listener: socket.socket) -> None:
+    fd = listener.fileno()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kakehashi", "serve", APP, "--bind", f"fd://{fd}"],
+        pass_fds=(fd,), stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT,
+    )  # fmt: skip
+    try:
+        where = f"127.0.0.1:{listener.getsockname()[1]}"
+        assert wait_until(lambda: _answers(where), 10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        proc.communicate(timeout=5)
+    done = cli("serve", APP, "--bind", "fd://97")
+    assert done.returncode == 2 and "fd://97" in done.stderr
+
+
+def _answers(where: str) -> bool:
+    try:
+        return get(where, "/", timeout=1).status == 200
+    except OSError:
+        return False
+
+
+# systemd starts the service with the socket as fd 3 and LISTEN_PID set to the service's own
+# pid; this wrapper does the same: move the socket to fd 3, set the variables, exec.
+_ACTIVATE = (
+    "import os, sys\n"
+    "fd = int(sys.argv[1])\n"
+    "os.dup2(fd, 3); os.close(fd)\n"
+    "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'kakehashi', 'serve', *sys.argv[2:]])\n"
+)
+
+
+def _notifications(sock: socket.socket, until: str, timeout: float = 10) -> list[str]:
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(until in m for m in got):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+    return got
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_socket_activation_and_sd_notify(
+    listener: socket.socket, tmp_path: Path, workers: str
+) -> None:
+    notify_path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(notify_path)
+        fd = listener.fileno()
+        env = dict(_env(), NOTIFY_SOCKET=notify_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _ACTIVATE, str(fd), APP, "--workers", workers,
+             "--bind", "127.0.0.1:1"],  # ignored: systemd's sockets replace --bind
+            pass_fds=(fd,), stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        )  # fmt: skip
+        try:
+            assert any("READY=1" in m for m in _notifications(notify, "READY=1"))
+            where = f"127.0.0.1:{listener.getsockname()[1]}"
+            assert get(where, "/").status == 200
+            if workers == "2":
+                proc.send_signal(signal.SIGHUP)
+                reload = _notifications(notify, "READY=1")
+                assert "RELOADING=1" in reload[0] and "READY=1" in reload[-1], reload
+            proc.send_signal(signal.SIGTERM)
+            assert any("STOPPING=1" in m for m in _notifications(notify, "STOPPING=1"))
+            assert proc.wait(10) == 0
+        finally:
+            proc.kill()
+            _, stderr = proc.communicate(timeout=5)
+    assert "1 socket(s) from systemd" in stderr
