@@ -33,8 +33,8 @@ def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
 
 
 def fragile() -> Callable[[Environ, StartResponse], list[bytes]]:
-    """A factory that fails once the file named by ``$KAKEHASHI_TEST_BREAK`` exists: workers
+    """A factory that fails once the file named by ``$MANAGER_APPS_BREAK`` exists: workers
     booted before it serve, later ones crash at boot."""
-    if Path(os.environ["KAKEHASHI_TEST_BREAK"]).exists():
+    if Path(os.environ["MANAGER_APPS_BREAK"]).exists():
         raise RuntimeError("the database is down (on purpose)")
     return app

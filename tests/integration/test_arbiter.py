@@ -222,7 +222,7 @@ def test_workers_failing_at_boot_back_off_then_exit_1(
     serve_process: Spawn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "broken"
-    monkeypatch.setenv("KAKEHASHI_TEST_BREAK", str(marker))
+    monkeypatch.setenv("MANAGER_APPS_BREAK", str(marker))
     proc = serve_process(
         "tests.integration.manager_apps:fragile()", "--port", "0", "--workers", "2"
     )

@@ -167,3 +167,52 @@ def test_socket_activation_and_sd_notify(
             proc.kill()
             _, stderr = proc.communicate(timeout=5)
     assert "1 socket(s) from systemd" in stderr
+
+
+def test_print_config_merges_file_environment_and_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "k.toml"
+    path.write_text("workers = 3\nthreads = 7\nmax-requests = 100\n")
+    monkeypatch.setenv("KAKEHASHI_THREADS", "5")
+    done = cli("serve", "--config", str(path), "--max-requests", "50", "--print-config")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert {"workers = 3", "threads = 5", "max-requests = 50"} <= set(lines)
+    again = tmp_path / "printed.toml"
+    again.write_text(done.stdout)  # what it prints, it reads back
+    monkeypatch.delenv("KAKEHASHI_THREADS")
+    assert cli("serve", "--config", str(again), "--print-config").stdout == done.stdout
+
+
+def test_check_config_imports_the_app(tmp_path: Path) -> None:
+    good = cli("serve", APP, "--check-config")
+    assert good.returncode == 0 and "fine" in good.stderr
+    bad_app = cli("serve", "tests.integration.manager_apps:nothing", "--check-config")
+    assert bad_app.returncode == 2 and "has no attribute" in bad_app.stderr
+    path = tmp_path / "bad.toml"
+    path.write_text("threads = 0\n")
+    bad_value = cli("serve", APP, "--config", str(path), "--check-config")
+    assert bad_value.returncode == 2
+    assert (
+        bad_value.stderr.strip() == f"kakehashi: {path}: threads: --threads must be positive, not 0"
+    )
+
+
+def test_sighup_rereads_the_config_file(serve_process: Spawn, tmp_path: Path) -> None:
+    path = tmp_path / "k.toml"
+    path.write_text("workers = 2\nthreads = 1\n")
+    proc = serve_process(APP, "--port", "0", "--config", str(path))
+    where = proc.address()
+    ready_workers(proc, 2)
+    path.write_text("workers = 3\nthreads = 1\n")
+    proc.signal(signal.SIGHUP)
+    assert proc.wait_for("reload done", 10)
+    assert wait_until(lambda: len(ready_workers(proc, 5)) >= 5, 5)  # 2 replaced, 1 added
+    path.write_text("workers = 1000\n")
+    proc.signal(signal.SIGHUP)
+    assert proc.wait_for("configuration not reloaded", 5)
+    assert f"{path}: workers: --workers must be at most 256" in proc.stderr
+    assert get(where, "/").status == 200
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0

@@ -19,6 +19,7 @@ import re
 import resource
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any, get_type_hints
 
 from kakehashi import __version__
@@ -26,6 +27,7 @@ from kakehashi.cli.lifecycle import PidFile, needs_manager, reopen_logs, serve_i
 from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server import Server, ServerConfig
 from kakehashi.server.arbiter import Arbiter
+from kakehashi.server.config_sources import from_env, from_toml, merge, to_toml
 from kakehashi.server.server import bind_sockets
 from kakehashi.server.systemd import listen_fds
 from kakehashi.server.worker import WorkerHooks
@@ -63,6 +65,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(*flags, dest="bind", action="append", help=meta["help"])
         else:
             group.add_argument(*flags, dest=f.name, type=kind, metavar="N", help=help_text)
+    files = parser.add_argument_group("configuration file")
+    files.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read settings from a TOML file (keys are the long flag names); the environment "
+        "(KAKEHASHI_<NAME>) and the command line override it",
+    )
+    files.add_argument(
+        "--print-config", action="store_true", help="print the merged settings as TOML and exit"
+    )
+    files.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the settings and import the application, then exit (0 ok, 2 not)",
+    )
     aliases = parser.add_argument_group("aliases and logging")
     aliases.add_argument("--host", help="uvicorn-style host (with --port, instead of --bind)")
     aliases.add_argument("--port", type=int, help="uvicorn-style port")
@@ -81,24 +98,30 @@ def _default_text(f: dataclasses.Field[Any]) -> str:
     return str(f.default)
 
 
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """A ServerConfig from parsed flags; flags not given keep the config's defaults.
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """The settings: defaults < ``--config`` file < ``KAKEHASHI_*`` variables < flags.
 
     Raises:
-        ConfigError: a bad value, or --host/--port mixed with --bind.
+        ConfigError: a bad value (naming its key and source), or --host/--port mixed with
+            --bind.
     """
-    settings: dict[str, Any] = {}
+    settings: dict[str, tuple[str, Any]] = {}
     for f in dataclasses.fields(ServerConfig):
         value = getattr(args, f.name, None)
         if value is not None:
-            settings[f.name] = tuple(value) if f.name == "bind" else value
+            settings[f.name] = (f.metadata["flag"], tuple(value) if f.name == "bind" else value)
     if args.host is not None or args.port is not None:
         if args.bind:
             raise ConfigError("use either --bind or --host/--port, not both")
         host = args.host or "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
-        settings["bind"] = (f"{host}:{args.port if args.port is not None else 8000}",)
-    return ServerConfig(**settings)
+        settings["bind"] = ("--port", (f"{host}:{args.port if args.port is not None else 8000}",))
+    layers = [from_toml(args.config)] if getattr(args, "config", None) else []
+    layers.append(from_env(os.environ if environ is None else environ))
+    layers.append(("command line", settings))
+    return merge(layers)
 
 
 def load_app(reference: str) -> WSGIApp:
@@ -171,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
     _raise_fd_limit()
     try:
         config = config_from_args(args)
+        if args.print_config or args.check_config:
+            return _inspect(args, config)
         _configure_logging(args, config)
         config = _prepare(config)
         sockets = bind_sockets(config)
@@ -189,11 +214,38 @@ def run(args: argparse.Namespace) -> int:
         if not managed:
             assert app is not None
             return serve_in_process(Server(app, config, sockets=sockets))
-        hooks = WorkerHooks(load_app=lambda: load_app(args.app), reopen_logs=reopen_logs)
+        hooks = WorkerHooks(
+            load_app=lambda: load_app(args.app),
+            reopen_logs=reopen_logs,
+            reload_config=lambda: config_from_args(args),
+        )
         return Arbiter(config, sockets, hooks, app=app).run()
     finally:
         pid_file.remove()
         _remove_unix_sockets(config)
+
+
+def _inspect(args: argparse.Namespace, config: ServerConfig) -> int:
+    """``--print-config`` / ``--check-config``: nothing is bound.
+
+    Raises:
+        ConfigError: --check-config, and the directory or the application is wrong.
+    """
+    if args.print_config:
+        print(to_toml(config), end="")
+    if args.check_config:
+        if config.chdir:
+            _enter(config.chdir)
+        load_app(args.app)
+        print(f"kakehashi: the configuration and {args.app} are fine", file=sys.stderr)
+    return 0
+
+
+def _enter(directory: str) -> None:
+    try:
+        os.chdir(directory)
+    except OSError as exc:
+        raise ConfigError(f"cannot --chdir {directory}: {exc.strerror or exc}") from exc
 
 
 def _prepare(config: ServerConfig) -> ServerConfig:
@@ -203,10 +255,7 @@ def _prepare(config: ServerConfig) -> ServerConfig:
         ConfigError: the directory cannot be entered.
     """
     if config.chdir:
-        try:
-            os.chdir(config.chdir)
-        except OSError as exc:
-            raise ConfigError(f"cannot --chdir {config.chdir}: {exc.strerror or exc}") from exc
+        _enter(config.chdir)
     fds = listen_fds()
     if fds:
         logging.getLogger("kakehashi.error").info("%d socket(s) from systemd", len(fds))
