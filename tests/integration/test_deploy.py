@@ -216,3 +216,22 @@ def test_sighup_rereads_the_config_file(serve_process: Spawn, tmp_path: Path) ->
     assert get(where, "/").status == 200
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_shutdown_delay_keeps_serving_then_drains(serve_process: Spawn, workers: str) -> None:
+    proc = serve_process(APP, "--port", "0", "--workers", workers, "--shutdown-delay", "1.5")
+    where = proc.address()
+    if workers == "2":
+        ready_workers(proc, 2)
+    proc.signal(signal.SIGTERM)
+    asked = time.monotonic()
+    assert proc.wait_for("before draining (--shutdown-delay)", 5)
+    answered = 0
+    while time.monotonic() - asked < 1.0:  # new connections are still served
+        assert get(where, "/", timeout=2).status == 200
+        answered += 1
+        time.sleep(0.05)
+    assert answered >= 5
+    assert proc.wait(10) == 0
+    assert time.monotonic() - asked >= 1.4

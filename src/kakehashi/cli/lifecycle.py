@@ -19,6 +19,7 @@ from typing import Any
 from kakehashi.errors import ConfigError
 from kakehashi.server import Server, ServerConfig
 from kakehashi.server.systemd import notify
+from kakehashi.server.worker import shutdown_after_delay
 
 __all__ = ["PidFile", "needs_manager", "reopen_logs", "serve_in_process"]
 
@@ -98,10 +99,10 @@ def _install_signals(server: Server) -> dict[int, Any]:
     def stop(signum: int, frame: object) -> None:
         if asked and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        asked.append(signum)
         log.info("%s: shutting down gracefully", signal.Signals(signum).name)
         notify("STOPPING=1")
-        server.request_shutdown()
+        shutdown_after_delay(server, bool(asked))
+        asked.append(signum)
 
     def reopen(signum: int, frame: object) -> None:
         log.info("SIGUSR1: reopened %d log file(s)", reopen_logs())

@@ -37,7 +37,13 @@ from kakehashi.server.context import error_logger
 from kakehashi.server.server import Server
 from kakehashi.wsgi import FileWrapper, WSGIApp
 
-__all__ = ["WorkerHooks", "WorkerSpec", "run_worker", "set_parent_death_signal"]
+__all__ = [
+    "WorkerHooks",
+    "WorkerSpec",
+    "run_worker",
+    "set_parent_death_signal",
+    "shutdown_after_delay",
+]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -254,9 +260,26 @@ def _serve(spec: WorkerSpec) -> int:
     return 0
 
 
-def _install_signals(server: Server, hooks: WorkerHooks) -> None:
-    def stop(signum: int, frame: object) -> None:
+def shutdown_after_delay(server: Server, asked_before: bool) -> None:
+    """SIGTERM: drain now, or after ``--shutdown-delay`` seconds of serving as usual (for load
+    balancers that stop sending traffic late).  A second SIGTERM drains at once."""
+    delay = server.config.shutdown_delay
+    if not delay or asked_before:
         server.request_shutdown()
+        return
+    error_logger.info("serving %gs more before draining (--shutdown-delay)", delay)
+    timer = threading.Timer(delay, server.request_shutdown)
+    timer.name = "kakehashi-shutdown-delay"
+    timer.daemon = True
+    timer.start()
+
+
+def _install_signals(server: Server, hooks: WorkerHooks) -> None:
+    asked: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        shutdown_after_delay(server, bool(asked))
+        asked.append(signum)
 
     def quit_now(signum: int, frame: object) -> None:
         os._exit(0)
