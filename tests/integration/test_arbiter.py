@@ -174,6 +174,7 @@ def test_sigusr1_reopens_the_access_log_in_one_process(
     proc = serve_process(APP, "--port", "0", "--access-logfile", str(log))
     where = proc.address()
     assert get(where, "/first").status == 200
+    assert wait_until(lambda: "/first" in log.read_text(), 5)  # logged after it is sent
     log.rename(tmp_path / "old.log")
     proc.signal(signal.SIGUSR1)
     assert proc.wait_for("SIGUSR1: reopened")

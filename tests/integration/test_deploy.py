@@ -235,3 +235,42 @@ def test_shutdown_delay_keeps_serving_then_drains(serve_process: Spawn, workers:
     assert answered >= 5
     assert proc.wait(10) == 0
     assert time.monotonic() - asked >= 1.4
+
+
+def _write_module(path: Path, body: str, bump: float) -> None:
+    path.write_text(body)
+    stamp = time.time() + bump  # a new mtime even within the same second (and .pyc check)
+    os.utime(path, (stamp, stamp))
+
+
+def test_reload_serves_the_edited_module_and_survives_a_syntax_error(
+    serve_process: Spawn, tmp_path: Path
+) -> None:
+    module = tmp_path / "edited_app.py"
+    template = (
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'%s']\n"
+    )
+    _write_module(module, template % "one", 0)
+    proc = serve_process("edited_app:app", "--port", "0", "--chdir", str(tmp_path), "--reload")
+    where = proc.address()
+    ready_workers(proc, 1)
+    assert get(where, "/").body == b"one"
+    _write_module(module, template % "second", 2)
+    assert wait_until(lambda: get(where, "/").body == b"second", 10), proc.stderr
+    assert "edited_app.py changed (--reload)" in proc.stderr
+    _write_module(module, "def app(:\n", 4)
+    assert proc.wait_for("new worker failed to boot", 10), proc.stderr
+    assert "SyntaxError" in proc.stderr or "invalid syntax" in proc.stderr
+    for _ in range(5):  # the old worker keeps serving
+        assert get(where, "/").body == b"second"
+    _write_module(module, template % "third!", 6)
+    assert wait_until(lambda: get(where, "/").body == b"third!", 10), proc.stderr
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
+def test_reload_with_preload_is_refused() -> None:
+    done = cli("serve", APP, "--reload", "--preload")
+    assert done.returncode == 2 and "not with --preload" in done.stderr

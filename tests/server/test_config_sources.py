@@ -75,7 +75,7 @@ def _toml(text: str) -> dict[str, object]:
         ('workers = "two"\n', "kakehashi.toml: workers: want int, not str 'two'"),
         ("workers = 1000\n", "kakehashi.toml: workers: --workers must be at most 256, not 1,000"),
         ("preload = 1\n", "kakehashi.toml: preload: want bool, not int 1"),
-        ("bind = 8000\n", "kakehashi.toml: bind: want an address or a list of addresses"),
+        ("bind = 8000\n", "kakehashi.toml: bind: want a string or a list of strings"),
         ("workers = \n", "kakehashi.toml: not valid TOML"),
     ],
 )

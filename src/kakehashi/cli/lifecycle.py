@@ -27,8 +27,9 @@ log = logging.getLogger("kakehashi.error")
 
 
 def needs_manager(config: ServerConfig) -> bool:
-    """True when the settings call for the arbiter (several workers, or recycling them)."""
-    return config.workers > 1 or config.max_requests > 0
+    """True when the settings call for the arbiter (several workers, recycling or reloading
+    them)."""
+    return config.workers > 1 or config.max_requests > 0 or config.reload
 
 
 def reopen_logs() -> int:

@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(
                 *flags, dest=f.name, action=argparse.BooleanOptionalAction, help=meta["help"]
             )
-        elif f.name == "bind":
-            group.add_argument(*flags, dest="bind", action="append", help=meta["help"])
+        elif kind == tuple[str, ...]:  # repeatable
+            group.add_argument(*flags, dest=f.name, action="append", help=meta["help"])
         else:
             group.add_argument(*flags, dest=f.name, type=kind, metavar="N", help=help_text)
     files = parser.add_argument_group("configuration file")
@@ -111,7 +111,7 @@ def config_from_args(
     for f in dataclasses.fields(ServerConfig):
         value = getattr(args, f.name, None)
         if value is not None:
-            settings[f.name] = (f.metadata["flag"], tuple(value) if f.name == "bind" else value)
+            settings[f.name] = (f.metadata["flag"], tuple(value) if type(value) is list else value)
     if args.host is not None or args.port is not None:
         if args.bind:
             raise ConfigError("use either --bind or --host/--port, not both")

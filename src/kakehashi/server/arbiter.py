@@ -161,7 +161,8 @@ class Arbiter:
         while self._signals:
             signum = self._signals.pop(0)
             if signum == signal.SIGHUP and not self._stopping:
-                self._reload()
+                error_logger.info("SIGHUP: replacing every worker, one at a time")
+                self._reload(reread=self.hooks.reload_config is not None)
             elif signum == signal.SIGTTIN and not self._stopping:
                 self.target = min(self.target + 1, 256)
                 error_logger.info("SIGTTIN: %d worker(s)", self.target)
@@ -199,6 +200,9 @@ class Arbiter:
                 "worker %d served %s requests (--max-requests); replacing it", worker.pid, rest
             )
             self._replace(worker.pid)
+        elif kind == "changed" and not self._reloading:
+            error_logger.info("%s changed (--reload)", rest)
+            self._reload(reread=False)
         elif kind == "stuck":
             self._abort(worker, f"every thread is stuck: {rest}")
         elif kind == "error":
@@ -225,9 +229,13 @@ class Arbiter:
 
     def _spawn(self, replaces: int = 0) -> _Worker | None:
         read_end, write_end = os.pipe()
+        # Signals wait until the child has dropped our handlers (a SIGTERM caught by a copy
+        # of the arbiter's handler would be lost, and the worker would serve on).
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             pid = os.fork()
         except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             os.close(read_end)
             os.close(write_end)
             error_logger.error("cannot start a worker process: %s; stopping", exc.strerror or exc)
@@ -248,6 +256,7 @@ class Arbiter:
                     close_fds=parent_fds + [w.fd for w in self.workers.values()],
                 )
             )
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         os.close(write_end)
         os.set_blocking(read_end, False)
         now = time.monotonic()
@@ -282,10 +291,9 @@ class Arbiter:
         if pid not in self._queue:
             self._queue.append(pid)
 
-    def _reload(self) -> None:
+    def _reload(self, reread: bool) -> None:
         notify("RELOADING=1")
-        error_logger.info("SIGHUP: replacing every worker, one at a time")
-        if self.hooks.reload_config is not None:
+        if reread and self.hooks.reload_config is not None:
             try:
                 config = self.hooks.reload_config()
             except ConfigError as exc:

@@ -238,6 +238,18 @@ class ServerConfig:
                       "process"),
     )  # fmt: skip
 
+    reload: bool = field(
+        default=False,
+        metadata=_opt("--reload", "development: replace the workers when a file of an imported "
+                      "module changes (a worker that fails to import keeps the old one serving)",
+                      "development"),
+    )  # fmt: skip
+    reload_extra_file: tuple[str, ...] = field(
+        default=(),
+        metadata=_opt("--reload-extra-file", "with --reload, also watch this file (repeatable)",
+                      "development"),
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_number(f, getattr(self, f.name))
@@ -247,6 +259,10 @@ class ServerConfig:
             parse_bind(text)
         if self.url_scheme not in ("http", "https"):
             raise ConfigError("--url-scheme must be http or https")
+        if self.reload and self.preload:
+            raise ConfigError(
+                "--reload re-imports the application in new workers; not with --preload"
+            )
 
     @property
     def addresses(self) -> list[Address]:

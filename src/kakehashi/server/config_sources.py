@@ -58,11 +58,11 @@ def from_toml(path: str) -> Layer:
 
 def _checked_type(name: str, value: Any, where: str) -> Any:
     kind = _TYPES[name]
-    if name == "bind":
+    if kind == tuple[str, ...]:  # bind, reload-extra-file: one string or a list of them
         value = [value] if isinstance(value, str) else value
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        raise ConfigError(f"{where}: want an address or a list of addresses")
+        raise ConfigError(f"{where}: want a string or a list of strings")
     ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -72,7 +72,8 @@ def _checked_type(name: str, value: Any, where: str) -> Any:
 
 
 def from_env(environ: Mapping[str, str]) -> Layer:
-    """The settings in ``KAKEHASHI_<NAME>`` variables (``KAKEHASHI_BIND`` splits on commas).
+    """The settings in ``KAKEHASHI_<NAME>`` variables (lists, as ``KAKEHASHI_BIND``, split on
+    commas).
 
     Other ``KAKEHASHI_`` variables are left alone (``KAKEHASHI_APP_*`` are the application's),
     unless the name is a near miss of a setting's, which is taken for a typo.
@@ -98,7 +99,7 @@ def from_env(environ: Mapping[str, str]) -> Layer:
 def _parse_text(name: str, text: str, where: str) -> Any:
     kind = _TYPES[name]
     text = text.strip()
-    if name == "bind":
+    if kind == tuple[str, ...]:
         return tuple(part.strip() for part in text.split(",") if part.strip())
     if kind is bool:
         if text.lower() in _TRUE | _FALSE:

@@ -3,8 +3,9 @@
 Runs in the child after ``fork()`` and never returns (``os._exit``).  The worker talks to
 its parent through one pipe, one short line per message (each write is below PIPE_BUF, so
 atomic): ``ready`` once it accepts connections, ``beat`` every tick while it is healthy,
-``recycle N`` once it served its ``--max-requests``, ``stuck ...`` when every thread has run
-one request for longer than ``--timeout``, and ``error CODE TEXT`` when it cannot boot.
+``recycle N`` once it served its ``--max-requests``, ``changed PATH`` when a watched file
+changed (``--reload``), ``stuck ...`` when every thread has run one request for longer than
+``--timeout``, and ``error CODE TEXT`` when it cannot boot.
 
 A heartbeat thread sends the beats.  It also watches the parent: Linux delivers SIGTERM
 when the parent dies (``PR_SET_PDEATHSIG``), and elsewhere the parent-pid check at each tick
@@ -34,6 +35,7 @@ from typing import Any, NoReturn
 from kakehashi.errors import ConfigError
 from kakehashi.server.config import ServerConfig
 from kakehashi.server.context import error_logger
+from kakehashi.server.reloader import FileWatcher
 from kakehashi.server.server import Server
 from kakehashi.wsgi import FileWrapper, WSGIApp
 
@@ -167,6 +169,7 @@ class _Heartbeat:
         self.max_requests = config.max_requests + jitter
         self._recycle_asked = False
         self._stuck_told = False
+        self.watcher: FileWatcher | None = None
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="kakehashi-heartbeat", daemon=True).start()
@@ -192,6 +195,9 @@ class _Heartbeat:
             return
         self._stuck_told = False
         self.report.send("beat")
+        changed = self.watcher.changed() if self.watcher is not None else None
+        if changed:
+            self.report.send(f"changed {changed}")
         if self.max_requests and not self._recycle_asked and tracker.started >= self.max_requests:
             self._recycle_asked = True
             self.report.send(f"recycle {tracker.started}")
@@ -213,13 +219,17 @@ def run_worker(spec: WorkerSpec) -> NoReturn:
 def _reset_inherited(spec: WorkerSpec) -> None:
     """Drop what the child inherited from the arbiter: its signal handlers and its fds."""
     signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR1):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
-    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-        signal.signal(signum, signal.SIG_IGN)  # the arbiter's business, not ours
+    # The arbiter's business, not ours (SIGUSR1 gets its handler once the worker serves).
+    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
     for fd in spec.close_fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+    # The arbiter blocked signals around fork(); what arrived meanwhile is delivered now,
+    # to the default handlers (a SIGTERM ends a worker that is still booting).
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 def _serve(spec: WorkerSpec) -> int:
@@ -246,6 +256,8 @@ def _serve(spec: WorkerSpec) -> int:
     tracker = RequestTracker(app)
     server = Server(tracker, spec.config, sockets=spec.sockets)
     _install_signals(server, spec.hooks)
+    if spec.config.reload:
+        heartbeat.watcher = FileWatcher(spec.config.reload_extra_file)
     heartbeat.tracker = tracker
     # Ready before the threads start: connections wait in the kernel's queue meanwhile, and
     # the arbiter never sees a worker that already served a request as one still booting.
