@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ def _text(start_response: StartResponse, body: bytes) -> list[bytes]:
 
 def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
     """``/pid``: the worker's pid; ``/imported``: who imported the app; ``/block``: sleeps
-    (a thread held for ``?seconds``); anything else: hello."""
+    (a thread held for ``?seconds``); ``/spin``: holds the GIL for ever; anything else: hello."""
     path = environ["PATH_INFO"]
     if path == "/pid":
         return _text(start_response, b"%d" % os.getpid())
@@ -29,6 +30,8 @@ def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         return _text(start_response, b"%d %d" % (IMPORTED_BY, os.getpid()))
     if path == "/block":
         time.sleep(float(environ["QUERY_STRING"] or "30"))
+    if path == "/spin":  # catastrophic backtracking: one C call that never lets go of the GIL
+        re.match(r"(a+)+b", "a" * 64)
     return _text(start_response, b"hello")
 
 

@@ -219,6 +219,24 @@ def test_timeout_replaces_a_worker_whose_threads_are_all_stuck(serve_process: Sp
     assert proc.wait(10) == 0
 
 
+def test_timeout_replaces_a_worker_that_holds_the_gil(serve_process: Spawn) -> None:
+    proc = serve_process(APP, "--port", "0", "--workers", "2", "--threads", "2", "--timeout", "2")
+    where = proc.address()
+    pids = ready_workers(proc, 2)
+    with connect(where, timeout=15) as spinning:
+        spinning.sendall(b"GET /spin HTTP/1.1\r\nHost: x\r\n\r\n")
+        spun_at = time.monotonic()
+        assert proc.wait_for("no heartbeat for", 6), proc.stderr
+        assert time.monotonic() - spun_at < 5
+        assert spinning.recv(100) == b""  # that worker is gone
+    assert wait_until(lambda: sum(alive(pid) for pid in pids) == 1, 3)
+    assert "Fatal Python error: Aborted" in proc.stderr and "manager_apps.py" in proc.stderr
+    assert wait_until(lambda: len(ready_workers(proc, 3)) == 3, 5)
+    assert get(where, "/").status == 200
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
 def test_workers_failing_at_boot_back_off_then_exit_1(
     serve_process: Spawn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
