@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT, SRC, ServeProcess
 from tests.integration.processes import cli, ready_workers
-from tests.wire import get, wait_until
+from tests.wire import exchange, get, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(40)]
 
@@ -224,12 +224,15 @@ def test_shutdown_delay_keeps_serving_then_drains(serve_process: Spawn, workers:
     where = proc.address()
     if workers == "2":
         ready_workers(proc, 2)
+    keep_alive = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert exchange(where, keep_alive)[0].header("connection") is None  # kept alive
     proc.signal(signal.SIGTERM)
     asked = time.monotonic()
     assert proc.wait_for("before draining (--shutdown-delay)", 5)
     answered = 0
-    while time.monotonic() - asked < 1.0:  # new connections are still served
-        assert get(where, "/", timeout=2).status == 200
+    while time.monotonic() - asked < 1.0:  # new connections are still served, and closed
+        response = exchange(where, keep_alive, timeout=2)[0]
+        assert (response.status, response.header("connection")) == (200, "close")
         answered += 1
         time.sleep(0.05)
     assert answered >= 5

@@ -30,7 +30,7 @@ from kakehashi.server.arbiter import Arbiter
 from kakehashi.server.config_sources import from_env, from_toml, merge, to_toml
 from kakehashi.server.server import bind_sockets
 from kakehashi.server.systemd import listen_fds
-from kakehashi.server.worker import WorkerHooks
+from kakehashi.server.worker import RequestTracker, WorkerHooks
 from kakehashi.wsgi import WSGIApp
 
 __all__ = ["add_arguments", "load_app", "run"]
@@ -213,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not managed:
             assert app is not None
+            if config.shutdown_delay:  # to answer with Connection: close during the delay
+                app = RequestTracker(app)
             return serve_in_process(Server(app, config, sockets=sockets))
         hooks = WorkerHooks(
             load_app=lambda: load_app(args.app),

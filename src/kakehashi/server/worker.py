@@ -40,6 +40,7 @@ from kakehashi.server.server import Server
 from kakehashi.wsgi import FileWrapper, WSGIApp
 
 __all__ = [
+    "RequestTracker",
     "WorkerHooks",
     "WorkerSpec",
     "run_worker",
@@ -109,8 +110,11 @@ class RequestTracker:
         self._ids = itertools.count(1)
         self.started = 0
         self.running: dict[int, tuple[str, float]] = {}  # single dict operations only
+        self.closing = False  # set once (--shutdown-delay): responses ask for a new connection
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self.closing:
+            start_response = _closing(start_response)
         key = self.started = next(self._ids)
         line = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
         self.running[key] = (line, time.monotonic())
@@ -133,6 +137,17 @@ class RequestTracker:
         if all(now - since > timeout for _, since in running):
             return [f"{line} ({now - since:.1f}s)" for line, since in running]
         return []
+
+
+def _closing(start_response: Callable[..., Any]) -> Callable[..., Any]:
+    """``start_response`` that adds ``Connection: close`` (the framing then closes after it)."""
+
+    def closing(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+        if not any(name.lower() == "connection" for name, _ in headers):
+            headers = [*headers, ("Connection", "close")]
+        return start_response(status, headers, *exc_info)
+
+    return closing
 
 
 class _Finishing:
@@ -273,12 +288,15 @@ def _serve(spec: WorkerSpec) -> int:
 
 
 def shutdown_after_delay(server: Server, asked_before: bool) -> None:
-    """SIGTERM: drain now, or after ``--shutdown-delay`` seconds of serving as usual (for load
-    balancers that stop sending traffic late).  A second SIGTERM drains at once."""
+    """SIGTERM: drain now, or after ``--shutdown-delay`` seconds of serving with
+    ``Connection: close`` (for load balancers that stop sending traffic late).  A second
+    SIGTERM drains at once."""
     delay = server.config.shutdown_delay
     if not delay or asked_before:
         server.request_shutdown()
         return
+    if isinstance(server.ctx.app, RequestTracker):  # kept-alive clients go elsewhere
+        server.ctx.app.closing = True
     error_logger.info("serving %gs more before draining (--shutdown-delay)", delay)
     timer = threading.Timer(delay, server.request_shutdown)
     timer.name = "kakehashi-shutdown-delay"
