@@ -130,10 +130,11 @@ def test_ttin_adds_and_ttou_removes_a_worker(serve_process: Spawn) -> None:
     assert proc.wait(10) == 0
 
 
-def test_sigquit_stops_at_once(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0", "--workers", "2", "--graceful-timeout", "30")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigquit_stops_at_once(serve_process: Spawn, workers: int) -> None:
+    proc = serve_process(APP, "--port", "0", "--workers", str(workers), "--graceful-timeout", "30")
     where = proc.address()
-    pids = ready_workers(proc, 2)
+    pids = ready_workers(proc, workers) if workers > 1 else [proc.proc.pid]
     with connect(where) as sock:
         sock.sendall(b"GET /block?20 HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.3)
@@ -142,7 +143,7 @@ def test_sigquit_stops_at_once(serve_process: Spawn) -> None:
         proc.wait(10)
         assert time.monotonic() - started < 3
     assert not any(alive(pid) for pid in pids)
-    assert "SIGQUIT: shutting down at once" in proc.stderr
+    assert ("SIGQUIT: shutting down at once" if workers > 1 else "forced exit") in proc.stderr
 
 
 def test_sigusr1_reopens_the_access_log(serve_process: Spawn, tmp_path: Path) -> None:

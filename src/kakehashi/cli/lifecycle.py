@@ -2,9 +2,9 @@
 the two ways it runs (one process, or the arbiter over pre-fork workers).
 
 With one worker and nothing that needs a manager, the server runs in this process: SIGINT or
-SIGTERM asks for a graceful shutdown, a second SIGINT forces the exit, SIGUSR1 reopens the log
-files and SIGHUP is refused with a log line (a reload needs the manager).  Otherwise the
-arbiter (kakehashi.server.arbiter) installs its own handlers.
+SIGTERM asks for a graceful shutdown, a second SIGINT (or SIGQUIT) forces the exit, SIGUSR1
+reopens the log files and SIGHUP is refused with a log line (a reload needs the manager).
+Otherwise the arbiter (kakehashi.server.arbiter) installs its own handlers.
 """
 
 from __future__ import annotations
@@ -94,11 +94,11 @@ def serve_in_process(server: Server) -> int:
 
 
 def _install_signals(server: Server) -> dict[int, Any]:
-    """First SIGINT/SIGTERM: graceful shutdown.  A second SIGINT: forced exit."""
+    """First SIGINT/SIGTERM: graceful shutdown.  A second SIGINT, or SIGQUIT: forced exit."""
     asked: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
-        if asked and signum == signal.SIGINT:
+        if signum == signal.SIGQUIT or (asked and signum == signal.SIGINT):
             raise KeyboardInterrupt
         log.info("%s: shutting down gracefully", signal.Signals(signum).name)
         notify("STOPPING=1")
@@ -114,6 +114,7 @@ def _install_signals(server: Server) -> dict[int, Any]:
     handlers = {
         signal.SIGINT: stop,
         signal.SIGTERM: stop,
+        signal.SIGQUIT: stop,
         signal.SIGUSR1: reopen,
         signal.SIGHUP: refuse_reload,
     }

@@ -310,6 +310,9 @@ class Arbiter:
 
     # -- keeping the pool as asked -------------------------------------------------------------
 
+    def _is_serving(self, pid: int) -> bool:
+        return not self.workers[pid].stopping_since
+
     def _serving(self) -> list[_Worker]:
         return [w for w in self.workers.values() if not w.stopping_since]
 
@@ -319,7 +322,7 @@ class Arbiter:
     def _maintain(self) -> None:
         if time.monotonic() < self._backoff_until:
             return
-        self._queue = [pid for pid in self._queue if pid in self.workers]
+        self._queue = [p for p in self._queue if p in self.workers and self._is_serving(p)]
         serving = self._serving()
         count = len(serving) - (1 if self._replacement is not None else 0)
         while count < self.target and not self._stopping:
@@ -412,9 +415,9 @@ class Arbiter:
             if now - self._stopping > limit + 0.5:
                 self._kill(worker)
             elif self._quick and worker.stopping_since != -1.0:
-                worker.stopping_since = -1.0  # told to quit
+                worker.stopping_since = -1.0  # told to quit (one still booting: killed)
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.pid, signal.SIGQUIT)
+                    os.kill(worker.pid, signal.SIGQUIT if worker.ready else signal.SIGKILL)
             elif not self._quick:
                 self._drain(worker)
         return True
