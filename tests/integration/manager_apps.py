@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ def _text(start_response: StartResponse, body: bytes) -> list[bytes]:
     return [body]
 
 
-def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """``/pid``: the worker's pid; ``/imported``: who imported the app; ``/block``: sleeps
-    (a thread held for ``?seconds``); ``/spin``: holds the GIL for ever; anything else: hello."""
+    (a thread held for ``?seconds``); ``/spin``: holds the GIL for ever; ``/stream``: a chunk
+    every 0.1 s for ``?seconds``; anything else: hello."""
     path = environ["PATH_INFO"]
     if path == "/pid":
         return _text(start_response, b"%d" % os.getpid())
@@ -30,9 +31,19 @@ def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         return _text(start_response, b"%d %d" % (IMPORTED_BY, os.getpid()))
     if path == "/block":
         time.sleep(float(environ["QUERY_STRING"] or "30"))
+    if path == "/stream":
+        return _stream(float(environ["QUERY_STRING"] or "3"), start_response)
     if path == "/spin":  # catastrophic backtracking: one C call that never lets go of the GIL
         re.match(r"(a+)+b", "a" * 64)
     return _text(start_response, b"hello")
+
+
+def _stream(seconds: float, start_response: StartResponse) -> Iterator[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        yield b"tick\n"
 
 
 def fragile() -> Callable[[Environ, StartResponse], list[bytes]]:

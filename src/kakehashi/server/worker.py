@@ -102,7 +102,8 @@ class RequestTracker:
     """Wraps the application to count requests and see which are running, and since when.
 
     Lists, tuples and file wrappers pass through untouched (the server frames them itself);
-    any other iterable is wrapped so that its ``close()`` marks the request as finished.
+    any other iterable is wrapped: each chunk it yields is progress, and its ``close()`` marks
+    the request as finished.  A request is stuck when it has made no progress for a while.
     """
 
     def __init__(self, app: WSGIApp) -> None:
@@ -126,10 +127,10 @@ class RequestTracker:
         if type(result) in (list, tuple) or type(result) is FileWrapper:
             self.running.pop(key, None)
             return result
-        return _Finishing(result, lambda: self.running.pop(key, None))
+        return _Finishing(result, self, key)
 
     def stuck(self, threads: int, timeout: float) -> list[str]:
-        """The requests holding every thread for longer than ``timeout``, else nothing."""
+        """The requests holding every thread with no progress for ``timeout``, else nothing."""
         now = time.monotonic()
         running = list(self.running.values())
         if timeout <= 0 or len(running) < threads:
@@ -151,14 +152,21 @@ def _closing(start_response: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Finishing:
-    __slots__ = ("_done", "_result")
+    """A streamed response: each chunk counts as progress, ``close()`` as the end."""
 
-    def __init__(self, result: Iterable[bytes], done: Callable[[], object]) -> None:
+    __slots__ = ("_key", "_result", "_tracker")
+
+    def __init__(self, result: Iterable[bytes], tracker: RequestTracker, key: int) -> None:
         self._result = result
-        self._done = done
+        self._tracker = tracker
+        self._key = key
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._result)
+        running = self._tracker.running
+        line = running[self._key][0]
+        for chunk in self._result:
+            running[self._key] = (line, time.monotonic())  # a stream that moves is not stuck
+            yield chunk
 
     def close(self) -> None:
         try:
@@ -166,7 +174,7 @@ class _Finishing:
             if close is not None:
                 close()
         finally:
-            self._done()
+            self._tracker.running.pop(self._key, None)
 
 
 class _Heartbeat:
