@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import ROOT, SRC, ServeProcess
@@ -48,3 +49,13 @@ def cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
         env=env,
         cwd=ROOT,
     )
+
+
+def two_workers(
+    serve_process: Callable[..., ServeProcess], app: str, *args: str
+) -> tuple[ServeProcess, str, list[int]]:
+    """``kakehashi serve APP --workers 2 ARGS`` on a free port, once both workers are ready:
+    the process, its address and the workers' pids."""
+    proc = serve_process(app, "--port", "0", "--workers", "2", *args)
+    where = proc.address()
+    return proc, where, ready_workers(proc, 2)

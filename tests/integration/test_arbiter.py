@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SRC, ServeProcess
-from tests.integration.processes import alive, cli, ready_workers, refused, started_workers
+from tests.integration.processes import (
+    alive,
+    cli,
+    ready_workers,
+    refused,
+    started_workers,
+    two_workers,
+)
 from tests.wire import Reader, connect, get, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(40)]
@@ -99,9 +106,7 @@ def test_a_failed_fork_is_one_line_and_stops_the_started_workers(tmp_path: Path)
 
 
 def test_workers_exit_when_the_parent_is_killed(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0", "--workers", "2", "--threads", "2")
-    where = proc.address()
-    pids = ready_workers(proc, 2)
+    proc, where, pids = two_workers(serve_process, APP, "--threads", "2")
     assert get(where, "/").status == 200
     proc.signal(signal.SIGKILL)
     proc.wait(5)
@@ -116,9 +121,7 @@ def test_workers_exit_when_the_parent_is_killed(serve_process: Spawn) -> None:
 
 
 def test_ttin_adds_and_ttou_removes_a_worker(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0", "--workers", "2", "--threads", "1")
-    where = proc.address()
-    first = ready_workers(proc, 2)
+    proc, where, first = two_workers(serve_process, APP, "--threads", "1")
     proc.signal(signal.SIGTTIN)
     third = ready_workers(proc, 3)[-1]
     assert third not in first and "SIGTTIN: 3 worker(s)" in proc.stderr
@@ -221,9 +224,7 @@ def test_timeout_replaces_a_worker_whose_threads_are_all_stuck(serve_process: Sp
 
 
 def test_timeout_spares_a_long_response_that_keeps_streaming(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0", "--workers", "2", "--threads", "1", "--timeout", "1")
-    where = proc.address()
-    pids = ready_workers(proc, 2)
+    proc, where, pids = two_workers(serve_process, APP, "--threads", "1", "--timeout", "1")
     with connect(where, timeout=10) as sock:
         sock.sendall(b"GET /stream?3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert Reader(sock).read_to_eof().count(b"tick\n") >= 20  # 3 s, three timeouts
@@ -234,9 +235,7 @@ def test_timeout_spares_a_long_response_that_keeps_streaming(serve_process: Spaw
 
 
 def test_timeout_replaces_a_worker_that_holds_the_gil(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0", "--workers", "2", "--threads", "2", "--timeout", "2")
-    where = proc.address()
-    pids = ready_workers(proc, 2)
+    proc, where, pids = two_workers(serve_process, APP, "--threads", "2", "--timeout", "2")
     with connect(where, timeout=15) as spinning:
         spinning.sendall(b"GET /spin HTTP/1.1\r\nHost: x\r\n\r\n")
         spun_at = time.monotonic()
