@@ -143,19 +143,21 @@ class Arbiter:
             self._wait()
 
     def _wait(self) -> None:
-        fds = [self._wake_r, *(w.fd for w in self.workers.values())]
+        # poll, not select: no FD_SETSIZE limit however many workers and sockets there are.
+        poller = select.poll()
+        by_fd = {w.fd: w for w in self.workers.values()}
+        for fd in (self._wake_r, *by_fd):
+            poller.register(fd, select.POLLIN)
         try:
-            readable, _, _ = select.select(fds, [], [], _TICK)
+            events = poller.poll(_TICK * 1000)
         except InterruptedError:
             return
-        for fd in readable:
+        for fd, _ in events:
             if fd == self._wake_r:
                 with contextlib.suppress(OSError):
                     os.read(fd, 512)
-                continue
-            worker = next((w for w in self.workers.values() if w.fd == fd), None)
-            if worker is not None:
-                self._read(worker)
+            elif fd in by_fd:
+                self._read(by_fd[fd])
 
     def _handle_signals(self) -> None:
         while self._signals:

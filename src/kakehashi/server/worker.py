@@ -260,7 +260,8 @@ def _serve(spec: WorkerSpec) -> int:
     set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != spec.parent_pid:  # the parent died before prctl took effect
         return 0
-    faulthandler.enable(file=sys.stderr, all_threads=True)
+    if sys.stderr is not None:  # where --timeout's SIGABRT dumps every thread's stack
+        faulthandler.enable(file=sys.stderr, all_threads=True)
     report = _Report(spec.pipe)
     heartbeat = _Heartbeat(spec, report)
     try:
