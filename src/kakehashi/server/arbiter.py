@@ -20,6 +20,7 @@ POSIX only; forks only from the main thread, so PR_SET_PDEATHSIG follows the pro
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import signal
@@ -37,6 +38,9 @@ from kakehashi.wsgi import WSGIApp
 __all__ = ["Arbiter"]
 
 BOOT_FAILURES = 5  # quick failures in a row before giving up (exit 1)
+_MOST_WORKERS: int = next(
+    f.metadata["most"] for f in dataclasses.fields(ServerConfig) if f.name == "workers"
+)
 _TICK = 0.25
 _KILL_AFTER_ABORT = 1.0  # seconds a SIGABRT'ed worker gets to dump its stacks
 _SIGNALS = (
@@ -166,7 +170,7 @@ class Arbiter:
                 error_logger.info("SIGHUP: replacing every worker, one at a time")
                 self._reload(reread=self.hooks.reload_config is not None)
             elif signum == signal.SIGTTIN and not self._stopping:
-                self.target = min(self.target + 1, 256)
+                self.target = min(self.target + 1, _MOST_WORKERS)
                 error_logger.info("SIGTTIN: %d worker(s)", self.target)
             elif signum == signal.SIGTTOU and not self._stopping:
                 self.target = max(self.target - 1, 1)
@@ -223,9 +227,7 @@ class Arbiter:
             if old is not None:
                 self._drain(old)
             if self._reloading and not self._queue:
-                self._reloading = False
-                error_logger.info("reload done")
-                notify(f"READY=1\nSTATUS=serving with {self.target} worker(s)")
+                self._reload_over("done")
 
     # -- starting and stopping workers ---------------------------------------------------------
 
@@ -305,10 +307,17 @@ class Arbiter:
                     error_logger.warning("SIGHUP: a new --bind needs a restart; kept the sockets")
                 self.config = config.replace(bind=self.config.bind)
                 self.target = config.workers
-        self._reloading = True
         for worker in sorted(self.workers.values(), key=lambda w: w.born):
             if not worker.stopping_since and worker is not self._replacement:
                 self._replace(worker.pid)
+        self._reloading = bool(self._queue)
+        if not self._reloading:
+            self._reload_over("nothing to replace")
+
+    def _reload_over(self, how: str) -> None:
+        self._reloading = False
+        error_logger.info("reload %s", how)
+        notify(f"READY=1\nSTATUS=serving with {self.target} worker(s)")
 
     # -- keeping the pool as asked -------------------------------------------------------------
 
@@ -385,7 +394,8 @@ class Arbiter:
                 "new worker failed to boot (%s); the old workers keep serving", error
             )
             self._queue.clear()
-            self._reloading = False
+            if self._reloading:
+                self._reload_over("stopped")
             return
         self._boot_failed(worker, error)
 
