@@ -62,9 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 *flags, dest=f.name, action=argparse.BooleanOptionalAction, help=meta["help"]
             )
         elif kind == tuple[str, ...]:  # repeatable
-            group.add_argument(*flags, dest=f.name, action="append", help=meta["help"])
+            group.add_argument(
+                *flags, dest=f.name, action="append", metavar=meta.get("metavar"), help=meta["help"]
+            )
         else:
-            group.add_argument(*flags, dest=f.name, type=kind, metavar="N", help=help_text)
+            metavar = meta.get("metavar", "N" if kind in (int, float) else "VALUE")
+            group.add_argument(*flags, dest=f.name, type=kind, metavar=metavar, help=help_text)
     files = parser.add_argument_group("configuration file")
     files.add_argument(
         "--config",

@@ -230,12 +230,12 @@ class ServerConfig:
     pid: str = field(
         default="",
         metadata=_opt("--pid", "write the process id to this file once listening; removed "
-                      "on exit", "process"),
+                      "on exit", "process", metavar="FILE"),
     )  # fmt: skip
     chdir: str = field(
         default="",
         metadata=_opt("--chdir", "change to this directory before importing the application",
-                      "process"),
+                      "process", metavar="DIR"),
     )  # fmt: skip
 
     reload: bool = field(
@@ -247,7 +247,7 @@ class ServerConfig:
     reload_extra_file: tuple[str, ...] = field(
         default=(),
         metadata=_opt("--reload-extra-file", "with --reload, also watch this file (repeatable)",
-                      "development"),
+                      "development", metavar="FILE"),
     )  # fmt: skip
 
     def __post_init__(self) -> None:
