@@ -381,10 +381,10 @@ class Arbiter:
     def _exited(self, worker: _Worker, status: int) -> None:
         if self._replacement is worker:
             self._replacement = None
-        if worker.stopping_since or self._stopping:
-            error_logger.info("worker %d stopped", worker.pid)
-            return
         how = _describe(status)
+        if worker.stopping_since or self._stopping:
+            error_logger.info("worker %d %s", worker.pid, "stopped" if status == 0 else how)
+            return
         if worker.ready:
             error_logger.warning("worker %d %s; starting another", worker.pid, how)
             return
