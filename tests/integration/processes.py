@@ -59,3 +59,16 @@ def two_workers(
     proc = serve_process(app, "--port", "0", "--workers", "2", *args)
     where = proc.address()
     return proc, where, ready_workers(proc, 2)
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """The sockets process ``pid`` holds open (``socket:[inode]``), from /proc."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found

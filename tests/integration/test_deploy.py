@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SRC, ServeProcess
-from tests.integration.processes import cli, ready_workers
+from tests.integration.processes import cli, ready_workers, socket_inodes
 from tests.wire import exchange, get, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(40)]
@@ -205,10 +205,12 @@ def test_sighup_rereads_the_config_file(serve_process: Spawn, tmp_path: Path) ->
     proc = serve_process(APP, "--port", "0", "--config", str(path))
     where = proc.address()
     ready_workers(proc, 2)
+    listening = socket_inodes(proc.proc.pid)  # the arbiter holds only its listener
     path.write_text("workers = 3\nthreads = 1\n")
     proc.signal(signal.SIGHUP)
     assert proc.wait_for("reload done", 10)
     assert wait_until(lambda: len(ready_workers(proc, 5)) >= 5, 5)  # 2 replaced, 1 added
+    assert listening and listening <= socket_inodes(proc.proc.pid)  # never closed
     path.write_text("workers = 1000\n")
     proc.signal(signal.SIGHUP)
     assert proc.wait_for("configuration not reloaded", 5)
