@@ -8,12 +8,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ServeProcess
+from tests.integration.processes import alive, refused
 from tests.wire import Reader, Response, connect, get, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -36,14 +36,6 @@ def _in_background(where: str, path: str) -> tuple[threading.Thread, list[object
     return thread, out
 
 
-def _refused(where: str) -> bool:
-    try:
-        with connect(where, timeout=1):
-            return False
-    except OSError:
-        return True
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_lets_the_request_in_flight_finish(serve_process: Spawn, signum: int) -> None:
     proc = serve_process(APP, "--port", "0", "--threads", "2", "--shutdown-linger", "0.3")
@@ -57,7 +49,7 @@ def test_signal_lets_the_request_in_flight_finish(serve_process: Spawn, signum: 
         proc.signal(signum)
         assert idle_reader.closed(1)  # the idle connection is closed after its linger
         assert thread.is_alive()  # while the slow request is still running
-        assert wait_until(lambda: _refused(where), 2)  # no new connections
+        assert wait_until(lambda: refused(where), 2)  # no new connections
         thread.join(10)
     resp = out[0]
     assert isinstance(resp, Response), resp
@@ -96,14 +88,6 @@ def test_graceful_timeout_bounds_a_request_that_never_ends(serve_process: Spawn)
     assert "still running after 0.5s" in proc.stderr
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 def test_prefork_workers_serve_and_all_stop(serve_process: Spawn) -> None:
     proc = serve_process(APP, "--port", "0", "--workers", "2", "--threads", "2")
     where = proc.address()
@@ -117,8 +101,8 @@ def test_prefork_workers_serve_and_all_stop(serve_process: Spawn) -> None:
     assert proc.proc.pid not in pids  # the parent runs no application
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) == 0
-    assert wait_until(lambda: not any(_alive(pid) for pid in pids), 5), "orphan workers"
-    assert _refused(where)
+    assert wait_until(lambda: not any(alive(pid) for pid in pids), 5), "orphan workers"
+    assert refused(where)
 
 
 def test_prefork_worker_that_dies_is_replaced(serve_process: Spawn) -> None:
@@ -135,7 +119,7 @@ def test_prefork_worker_that_dies_is_replaced(serve_process: Spawn) -> None:
     assert first not in seen and len(seen) == 2
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) == 0
-    assert wait_until(lambda: not any(_alive(pid) for pid in seen), 5)
+    assert wait_until(lambda: not any(alive(pid) for pid in seen), 5)
 
 
 # -- nothing accepted is lost ------------------------------------------------------------------

@@ -88,3 +88,36 @@ def test_bind_in_use_is_a_config_error() -> None:
     finally:
         for sock in first:
             sock.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"workers": 100000}, "--workers must be at most 256, not 100,000"),
+        ({"threads": 5000}, "--threads must be at most 1,024, not 5,000"),
+        ({"backlog": 1 << 20}, "--backlog must be at most 65,535"),
+        ({"connection_limit": 10**7}, "--connection-limit must be at most"),
+        ({"max_body_size": 1 << 50}, "--max-body-size must be at most"),
+        ({"keep_alive": float("inf")}, "--keep-alive must be at most"),
+        ({"graceful_timeout": float("nan")}, "--graceful-timeout must be positive"),
+        ({"max_requests": -1}, "--max-requests must be 0 or more"),
+        ({"timeout": 1e9}, "--timeout must be at most 86,400"),
+    ],
+)
+def test_every_count_has_an_upper_bound(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        ServerConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_every_number_declares_its_bound() -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(ServerConfig):
+        if f.type in ("int", "float", int, float):
+            assert isinstance(f.metadata.get("most"), int | float), f.name
+            assert f"(at most {f.metadata['most']:,})" in f.metadata["help"], f.name
+
+
+def test_zero_means_off_where_allowed() -> None:
+    config = ServerConfig(max_requests=0, timeout=0, shutdown_delay=0)
+    assert (config.max_requests, config.timeout, config.shutdown_delay) == (0, 0, 0)

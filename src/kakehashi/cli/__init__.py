@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
+from kakehashi import __version__
 from kakehashi.cli import get, send, serve
 
 __all__ = ["main"]
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kakehashi", description="A fast, strict, pure-Python HTTP/1.1 server and client."
     )
+    parser.add_argument("--version", action="version", version=f"kakehashi {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         doc = (module.__doc__ or name).strip().splitlines()[0]

@@ -4,7 +4,7 @@ The flags are generated from the fields of ServerConfig (one declaration per set
 gunicorn's and uvicorn's spellings users already know: ``--host``/``--port``,
 ``--access-logfile`` and ``--log-level``.  This is the only place that installs signal
 handlers: SIGINT or SIGTERM asks the server to shut down gracefully, a second SIGINT forces
-the exit.
+the exit (cli/lifecycle.py); with several workers the arbiter (server/arbiter.py) does.
 """
 
 from __future__ import annotations
@@ -17,17 +17,21 @@ import logging
 import os
 import re
 import resource
-import signal
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any, get_type_hints
 
 from kakehashi import __version__
+from kakehashi.cli.lifecycle import PidFile, needs_manager, reopen_logs, serve_in_process
 from kakehashi.cli.logsetup import add_logging_arguments, configure_logging
 from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server import Server, ServerConfig
+from kakehashi.server.arbiter import Arbiter
+from kakehashi.server.config_sources import from_env, from_toml, merge, to_toml
 from kakehashi.server.server import bind_sockets
-from kakehashi.server.supervisor import Supervisor
+from kakehashi.server.systemd import listen_fds
+from kakehashi.server.worker import RequestTracker, WorkerHooks
 from kakehashi.wsgi import WSGIApp
 
 __all__ = ["add_arguments", "load_app", "run"]
@@ -61,12 +65,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 action=argparse.BooleanOptionalAction,
                 help=meta["help"].replace("%", "%%"),
             )
-        elif f.name == "bind":
-            group.add_argument(*flags, dest="bind", action="append", help=meta["help"])
-        else:
+        elif kind == tuple[str, ...]:  # repeatable
             group.add_argument(
-                *flags, dest=f.name, type=kind, metavar=meta.get("metavar", "N"), help=help_text
+                *flags, dest=f.name, action="append", metavar=meta.get("metavar"), help=meta["help"]
             )
+        else:
+            metavar = meta.get("metavar", "N" if kind in (int, float) else "VALUE")
+            group.add_argument(*flags, dest=f.name, type=kind, metavar=metavar, help=help_text)
+    files = parser.add_argument_group("configuration file")
+    files.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read settings from a TOML file (keys are the long flag names); the environment "
+        "(KAKEHASHI_<NAME>) and the command line override it",
+    )
+    files.add_argument(
+        "--print-config", action="store_true", help="print the merged settings as TOML and exit"
+    )
+    files.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the settings and import the application, then exit (0 ok, 2 not)",
+    )
     aliases = parser.add_argument_group("aliases")
     aliases.add_argument("--host", help="uvicorn-style host (with --port, instead of --bind)")
     aliases.add_argument("--port", type=int, help="uvicorn-style port")
@@ -77,24 +97,30 @@ def _default_text(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("default_text", f.default))
 
 
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """A ServerConfig from parsed flags; flags not given keep the config's defaults.
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """The settings: defaults < ``--config`` file < ``KAKEHASHI_*`` variables < flags.
 
     Raises:
-        ConfigError: a bad value, or --host/--port mixed with --bind.
+        ConfigError: a bad value (naming its key and source), or --host/--port mixed with
+            --bind.
     """
-    settings: dict[str, Any] = {}
+    settings: dict[str, tuple[str, Any]] = {}
     for f in dataclasses.fields(ServerConfig):
         value = getattr(args, f.name, None)
         if value is not None:
-            settings[f.name] = tuple(value) if f.name == "bind" else value
+            settings[f.name] = (f.metadata["flag"], tuple(value) if type(value) is list else value)
     if args.host is not None or args.port is not None:
         if args.bind:
             raise ConfigError("use either --bind or --host/--port, not both")
         host = args.host or "127.0.0.1"
         host = f"[{host}]" if ":" in host else host
-        settings["bind"] = (f"{host}:{args.port if args.port is not None else 8000}",)
-    return ServerConfig(**settings)
+        settings["bind"] = ("--port", (f"{host}:{args.port if args.port is not None else 8000}",))
+    layers = [from_toml(args.config)] if getattr(args, "config", None) else []
+    layers.append(from_env(os.environ if environ is None else environ))
+    layers.append(("command line", settings))
+    return merge(layers)
 
 
 def load_app(reference: str) -> WSGIApp:
@@ -143,34 +169,75 @@ def run(args: argparse.Namespace) -> int:
     _raise_fd_limit()
     try:
         config = config_from_args(args)
+        if args.print_config or args.check_config:
+            return _inspect(args, config)
         configure_logging(args, config)
-        app = load_app(args.app)
+        config = _prepare(config)
         sockets = bind_sockets(config)
+        managed = needs_manager(config)
+        app = load_app(args.app) if config.preload or not managed else None
+        pid_file = PidFile(config.pid)
+        pid_file.write()
     except ConfigError as exc:
         print(f"kakehashi: {exc}", file=sys.stderr)
         return 2
     log = logging.getLogger("kakehashi.error")
-    server: Server | Supervisor
-    if config.workers > 1:
-        server = Supervisor(app, config, sockets)
-    else:
-        server = Server(app, config, sockets=sockets)
     for sock in sockets:
         log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock))
     log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads, config.workers)
-    previous = _install_signals(server)
     try:
-        if isinstance(server, Supervisor):
-            return server.run()
-        server.serve_forever()
-        return 0
-    except KeyboardInterrupt:
-        log.warning("forced exit")
-        return 1
+        if not managed:
+            assert app is not None
+            if config.shutdown_delay:  # to answer with Connection: close during the delay
+                app = RequestTracker(app)
+            return serve_in_process(Server(app, config, sockets=sockets))
+        hooks = WorkerHooks(
+            load_app=lambda: load_app(args.app),
+            reopen_logs=reopen_logs,
+            reload_config=lambda: config_from_args(args),
+        )
+        return Arbiter(config, sockets, hooks, app=app).run()
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        pid_file.remove()
         _remove_unix_sockets(config)
+
+
+def _inspect(args: argparse.Namespace, config: ServerConfig) -> int:
+    """``--print-config`` / ``--check-config``: nothing is bound.
+
+    Raises:
+        ConfigError: --check-config, and the directory or the application is wrong.
+    """
+    if args.print_config:
+        print(to_toml(config), end="")
+    if args.check_config:
+        if config.chdir:
+            _enter(config.chdir)
+        load_app(args.app)
+        print(f"kakehashi: the configuration and {args.app} are fine", file=sys.stderr)
+    return 0
+
+
+def _enter(directory: str) -> None:
+    try:
+        os.chdir(directory)
+    except OSError as exc:
+        raise ConfigError(f"cannot --chdir {directory}: {exc.strerror or exc}") from exc
+
+
+def _prepare(config: ServerConfig) -> ServerConfig:
+    """``--chdir``, then the sockets systemd passed (they replace ``--bind``).
+
+    Raises:
+        ConfigError: the directory cannot be entered.
+    """
+    if config.chdir:
+        _enter(config.chdir)
+    fds = listen_fds()
+    if fds:
+        logging.getLogger("kakehashi.error").info("%d socket(s) from systemd", len(fds))
+        config = config.replace(bind=tuple(f"fd://{fd}" for fd in fds))
+    return config
 
 
 def _remove_unix_sockets(config: ServerConfig) -> None:
@@ -189,22 +256,3 @@ def _where(sock: Any) -> str:
         return f"unix:{name}"
     host = f"[{name[0]}]" if ":" in name[0] else name[0]
     return f"http://{host}:{name[1]}/"
-
-
-def _install_signals(server: Server | Supervisor) -> dict[int, Any]:
-    """First SIGINT/SIGTERM: graceful shutdown.  A second SIGINT: forced exit."""
-    asked: list[int] = []
-
-    def handler(signum: int, frame: object) -> None:
-        if asked and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        asked.append(signum)
-        logging.getLogger("kakehashi.error").info(
-            "%s: shutting down gracefully", signal.Signals(signum).name
-        )
-        server.request_shutdown()
-
-    previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, handler)
-    return previous

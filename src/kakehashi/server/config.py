@@ -25,38 +25,62 @@ _BIND_RE = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<p
 
 
 def _opt(flag: str, help: str, section: str, **extra: Any) -> dict[str, Any]:
+    """A field's metadata.  A number takes ``most`` (its upper bound, said in its help) and
+    ``off`` (True when 0 is allowed, meaning "off"); otherwise it must be positive."""
+    if "most" in extra:
+        help = f"{help} (at most {extra['most']:,})"
     return {"flag": flag, "help": help, "section": section, **extra}
 
 
 @dataclass(frozen=True)
 class Address:
-    """Where to listen: a TCP (host, port) or a Unix socket path."""
+    """Where to listen: a TCP (host, port), a Unix socket path, or an inherited descriptor."""
 
     host: str = ""
     port: int = 0
     unix_path: str = ""
+    fd: int = -1  # a listening socket this process was given (fd://N, systemd)
 
     def __str__(self) -> str:
+        if self.fd >= 0:
+            return f"fd://{self.fd}"
         if self.unix_path:
             return f"unix:{self.unix_path}"
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 def parse_bind(text: str) -> Address:
-    """``HOST:PORT``, ``[::1]:PORT``, ``:PORT`` (all interfaces) or ``unix:/path``.
+    """``HOST:PORT``, ``[::1]:PORT``, ``:PORT`` (all interfaces), ``unix:/path`` or ``fd://N``.
 
     Raises:
         ConfigError: anything else.
     """
+    if text.startswith("fd://"):
+        if not text[5:].isdigit() or int(text[5:]) > 65535:
+            raise ConfigError(f"cannot bind to {text!r}: want fd://N, N a file descriptor")
+        return Address(fd=int(text[5:]))
     if text.startswith("unix:"):
         if len(text) == 5:
             raise ConfigError("unix: needs a path, as in unix:/run/app.sock")
         return Address(unix_path=text[5:])
     m = _BIND_RE.fullmatch(text)
     if m is None or int(m["port"]) > 65535:
-        raise ConfigError(f"cannot bind to {text!r}: want HOST:PORT, [::1]:PORT or unix:/path")
+        raise ConfigError(
+            f"cannot bind to {text!r}: want HOST:PORT, [::1]:PORT, unix:/path or fd://N"
+        )
     host = m["v6"] if m["v6"] is not None else (m["host"] or "0.0.0.0")
     return Address(host, int(m["port"]))
+
+
+def _check_number(f: dataclasses.Field[Any], value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    flag = f.metadata["flag"]
+    if value != value or value < 0 or (value == 0 and not f.metadata.get("off")):  # NaN too
+        least = "0 or more" if f.metadata.get("off") else "positive"
+        raise ConfigError(f"{flag} must be {least}, not {value}")
+    if value > f.metadata["most"]:
+        raise ConfigError(f"{flag} must be at most {f.metadata['most']:,}, not {value:,}")
 
 
 @dataclass(frozen=True)
@@ -66,52 +90,56 @@ class ServerConfig:
     bind: tuple[str, ...] = field(
         default=("127.0.0.1:8000",),
         metadata=_opt("--bind", "address to listen on, repeatable: HOST:PORT, [::1]:PORT, "
-                      "unix:/path (default 127.0.0.1:8000)", "binding", short="-b"),
+                      "unix:/path, fd://N (default 127.0.0.1:8000)", "binding", short="-b"),
     )  # fmt: skip
     threads: int = field(
         # waitress's default: enough for an app that sometimes waits on a database, small
         # enough that the GIL is not fought over.
         default=4,
-        metadata=_opt("--threads", "threads running the application", "workers"),
+        metadata=_opt("--threads", "threads running the application", "workers", most=1024),
     )
     workers: int = field(
         default=1,
-        metadata=_opt("--workers", "processes, each with its own threads (pre-fork)", "workers"),
+        metadata=_opt(
+            "--workers", "processes, each with its own threads (pre-fork)", "workers", most=256
+        ),
     )
     backlog: int = field(
         # The kernel caps it at net.core.somaxconn; 2048 is gunicorn's default.
         default=2048,
-        metadata=_opt("--backlog", "pending connections the kernel may queue", "binding"),
+        metadata=_opt(
+            "--backlog", "pending connections the kernel may queue", "binding", most=65535
+        ),
     )
     connection_limit: int = field(
         # Parked connections cost ~1 KiB each and no thread; the bound is on file descriptors.
         default=15000,
         metadata=_opt("--connection-limit", "open connections at most; more wait in the "
-                      "kernel's backlog", "binding"),
+                      "kernel's backlog", "binding", most=1_000_000),
     )  # fmt: skip
     keep_alive: float = field(
         # uvicorn's 5 s: long enough for a browser's next click, short enough to free slots.
         default=5.0,
         metadata=_opt("--keep-alive", "seconds an idle keep-alive connection is kept",
-                      "timeouts"),
+                      "timeouts", most=3600),
     )  # fmt: skip
     header_timeout: float = field(
         # Go's lesson: a zero default lets a silent client hold a connection forever.
         default=10.0,
         metadata=_opt("--header-timeout", "seconds a client has to send a complete request "
                       "head (a silent connection is closed, a partial head gets 408)",
-                      "timeouts"),
+                      "timeouts", most=3600),
     )  # fmt: skip
     body_timeout: float = field(
         default=30.0,
         metadata=_opt("--body-timeout", "seconds the body may go without a byte arriving",
-                      "timeouts"),
+                      "timeouts", most=3600),
     )  # fmt: skip
     send_timeout: float = field(
         # A reader that stopped is dropped after this; one that trickles, by the rate rule.
         default=30.0,
         metadata=_opt("--send-timeout", "seconds a reader may go without taking a byte of "
-                      "a response waiting for it", "timeouts"),
+                      "a response waiting for it", "timeouts", most=3600),
     )  # fmt: skip
     body_min_rate: int = field(
         # A body must arrive at least this fast on average (after its first body_timeout
@@ -120,19 +148,19 @@ class ServerConfig:
         default=1024,
         metadata=_opt("--body-min-rate", "bytes per second a request body must average once "
                       "it has taken --body-timeout seconds (0 = no minimum)", "timeouts",
-                      off=True),
+                      off=True, most=1 << 30),
     )  # fmt: skip
     request_timeout: float = field(
         default=0.0,
         metadata=_opt("--request-timeout", "seconds after which a running request is logged "
                       "once at WARNING with its thread's stack (0 = off)", "timeouts",
-                      off=True),
+                      off=True, most=86400),
     )  # fmt: skip
     graceful_timeout: float = field(
         # gunicorn's default: requests in flight get this long to finish on shutdown.
         default=30.0,
         metadata=_opt("--graceful-timeout", "seconds requests in flight get to finish on "
-                      "shutdown", "timeouts"),
+                      "shutdown", "timeouts", most=3600),
     )  # fmt: skip
     shutdown_linger: float = field(
         # A client that sent its next request just as the server decided to stop is answered
@@ -140,31 +168,33 @@ class ServerConfig:
         default=1.0,
         metadata=_opt("--shutdown-linger", "seconds an idle keep-alive connection is still "
                       "served on shutdown before it is closed (never past the graceful "
-                      "timeout)", "timeouts", off=True),
+                      "timeout)", "timeouts", off=True, most=3600),
     )  # fmt: skip
     limit_request_line: int = field(
         default=DEFAULT_LIMITS.max_request_line_bytes,
         metadata=_opt("--limit-request-line", "longest request line in bytes (414 beyond)",
-                      "limits"),
+                      "limits", most=1 << 20),
     )  # fmt: skip
     limit_request_fields: int = field(
         default=DEFAULT_LIMITS.max_fields,
-        metadata=_opt("--limit-request-fields", "most header fields (431 beyond)", "limits"),
+        metadata=_opt(
+            "--limit-request-fields", "most header fields (431 beyond)", "limits", most=10_000
+        ),
     )
     limit_request_field_size: int = field(
         default=DEFAULT_LIMITS.max_field_bytes,
         metadata=_opt("--limit-request-field-size", "longest header field in bytes "
-                      "(431 beyond)", "limits"),
+                      "(431 beyond)", "limits", most=1 << 20),
     )  # fmt: skip
     limit_request_head: int = field(
         default=DEFAULT_LIMITS.max_header_bytes,
         metadata=_opt("--limit-request-head", "largest request head in bytes (431 beyond)",
-                      "limits"),
+                      "limits", most=16 << 20),
     )  # fmt: skip
     max_body_size: int = field(
         default=DEFAULT_LIMITS.max_body_bytes,
         metadata=_opt("--max-body-size", "largest request body in bytes (413 beyond)",
-                      "limits"),
+                      "limits", most=1 << 40),
     )  # fmt: skip
     buffer_body_size: int = field(
         # Bodies up to this size are read before the application runs, while the connection
@@ -172,7 +202,7 @@ class ServerConfig:
         # ones and 100-continue requests are streamed to the application instead.
         default=1 << 20,
         metadata=_opt("--buffer-body-size", "bodies up to this many bytes are read in full "
-                      "before the application runs", "limits"),
+                      "before the application runs", "limits", most=1 << 30),
     )  # fmt: skip
     parked_body_budget: int = field(
         # What all bodies read before their application runs may hold in memory together;
@@ -180,28 +210,29 @@ class ServerConfig:
         # announcing large bodies cannot make the server allocate for them.
         default=64 << 20,
         metadata=_opt("--parked-body-budget", "bytes all bodies read ahead of their "
-                      "application may hold together", "limits"),
+                      "application may hold together", "limits", most=1 << 40),
     )  # fmt: skip
     send_min_rate: int = field(
         # Over a minute, a phone on a poor 2G link (~4 KB/s) passes with room; a client that
         # holds the connection by reading a few bytes a second does not.
         default=1024,
         metadata=_opt("--send-min-rate", "bytes a second a reader must take, averaged over "
-                      "--send-rate-window, while a response waits for it", "timeouts"),
+                      "--send-rate-window, while a response waits for it", "timeouts",
+                      most=1 << 30),
     )  # fmt: skip
     send_rate_window: float = field(
         # Longer than --send-timeout, so a stopped reader meets that rule first, and long
         # enough that a few seconds of TCP retransmission backoff averages out.
         default=60.0,
         metadata=_opt("--send-rate-window", "seconds over which --send-min-rate is averaged",
-                      "timeouts"),
+                      "timeouts", most=3600),
     )  # fmt: skip
     output_buffer_memory: int = field(
         # waitress spools beyond 1 MiB too: 1,000 slow readers then cost at most 1 GiB.
         default=1 << 20,
         metadata=_opt("--output-buffer-memory", "bytes of a response held in memory per "
                       "connection for a slow reader; beyond, spooled to a temporary file",
-                      "limits"),
+                      "limits", most=1 << 30),
     )  # fmt: skip
     output_buffer_limit: int = field(
         # Up to this the application runs to its end and frees its thread; beyond, it waits
@@ -209,7 +240,7 @@ class ServerConfig:
         default=64 << 20,
         metadata=_opt("--output-buffer-limit", "bytes of a response held per connection "
                       "(memory and disk); beyond, the application waits for the client",
-                      "limits"),
+                      "limits", most=1 << 40),
     )  # fmt: skip
     access_log: bool = field(
         default=True,
@@ -263,14 +294,67 @@ class ServerConfig:
                       metavar="FORMAT"),
     )  # fmt: skip
 
+    max_requests: int = field(
+        # Off by default: recycling is a remedy for leaking applications, not a need.
+        default=0,
+        metadata=_opt("--max-requests", "a worker process that served this many requests is "
+                      "replaced, without losing one (0 = never)", "workers", most=10**9,
+                      off=True),
+    )  # fmt: skip
+    max_requests_jitter: int = field(
+        # Spreads the recycling of workers started together, so they do not all go at once.
+        default=0,
+        metadata=_opt("--max-requests-jitter", "add a random 0..N to each worker's "
+                      "--max-requests", "workers", most=10**9, off=True),
+    )  # fmt: skip
+    timeout: float = field(
+        # gunicorn's default and meaning: a worker silent this long is stuck and replaced.
+        default=30.0,
+        metadata=_opt("--timeout", "seconds a worker process may go without a heartbeat "
+                      "(all its threads stuck, or the GIL held) before it is killed and "
+                      "replaced (0 = off)", "workers", most=86400, off=True),
+    )  # fmt: skip
+    preload: bool = field(
+        default=False,
+        metadata=_opt("--preload", "import the application once in the parent before "
+                      "forking (default: each worker imports it)", "workers"),
+    )  # fmt: skip
+    reuse_port: bool = field(
+        default=False,
+        metadata=_opt("--reuse-port", "set SO_REUSEPORT on the listening sockets", "binding"),
+    )
+    shutdown_delay: float = field(
+        # Load balancers may send traffic for a while after SIGTERM; 0 drains at once.
+        default=0.0,
+        metadata=_opt("--shutdown-delay", "seconds to keep serving after SIGTERM, before "
+                      "the drain starts", "timeouts", most=3600, off=True),
+    )  # fmt: skip
+    pid: str = field(
+        default="",
+        metadata=_opt("--pid", "write the process id to this file once listening; removed "
+                      "on exit", "process", metavar="FILE"),
+    )  # fmt: skip
+    chdir: str = field(
+        default="",
+        metadata=_opt("--chdir", "change to this directory before importing the application",
+                      "process", metavar="DIR"),
+    )  # fmt: skip
+
+    reload: bool = field(
+        default=False,
+        metadata=_opt("--reload", "development: replace the workers when a file of an imported "
+                      "module changes (a worker that fails to import keeps the old one serving)",
+                      "development"),
+    )  # fmt: skip
+    reload_extra_file: tuple[str, ...] = field(
+        default=(),
+        metadata=_opt("--reload-extra-file", "with --reload, also watch this file (repeatable)",
+                      "development", metavar="FILE"),
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                continue
-            if value < 0 or (value == 0 and not f.metadata.get("off")):
-                least = "0 or more" if f.metadata.get("off") else "positive"
-                raise ConfigError(f"{f.metadata['flag']} must be {least}, not {value}")
+            _check_number(f, getattr(self, f.name))
         if not self.bind:
             raise ConfigError("nothing to bind to")
         for text in self.bind:
@@ -283,19 +367,12 @@ class ServerConfig:
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)
         check_format(self.access_log_format)
-        self._check_output_settings()
-
-    def _check_output_settings(self) -> None:
-        for flag, value, most in (
-            ("--output-buffer-memory", self.output_buffer_memory, 1 << 30),
-            ("--output-buffer-limit", self.output_buffer_limit, 1 << 40),
-            ("--send-min-rate", self.send_min_rate, 1 << 30),
-            ("--send-rate-window", self.send_rate_window, 3600),
-        ):
-            if value > most:
-                raise ConfigError(f"{flag} must be at most {most}, not {value}")
         if self.output_buffer_memory > self.output_buffer_limit:
             raise ConfigError("--output-buffer-memory must not exceed --output-buffer-limit")
+        if self.reload and self.preload:
+            raise ConfigError(
+                "--reload re-imports the application in new workers; not with --preload"
+            )
 
     @property
     def addresses(self) -> list[Address]:

@@ -183,14 +183,15 @@ class Poller:
 
     # -- shutdown ----------------------------------------------------------------------------
 
-    def stop_accepting(self) -> None:
+    def stop_accepting(self, refuse_new: bool = True) -> None:
         """Accept every connection the kernel holds for us, then close the listeners.
 
         New handshakes are refused first (handshakes.py), then the backlog is accepted, and
         if connections were arriving lately, accepted again as the handshakes under way
         complete.  Each is served (its request usually came with it); a client refused
         before its handshake finds the port closed and was never accepted.  See
-        docs/design.md, "Shutdown order".
+        docs/design.md, "Shutdown order".  With ``refuse_new`` False (listeners shared with
+        other worker processes, which go on accepting) the backlog is accepted once.
         """
         listeners = list(self.listeners.items())
         self.listeners = {}
@@ -198,7 +199,8 @@ class Poller:
         for fd, listener in listeners:
             with contextlib.suppress(OSError, ValueError):
                 self.epoll.unregister(fd)
-            filtered = refuse_new_handshakes(listener) or filtered
+            if refuse_new:
+                filtered = refuse_new_handshakes(listener) or filtered
             self._accept_backlog(listener)
         if filtered and time.monotonic() - self.last_accept < _BUSY_WINDOW:
             for _ in range(_SETTLE_ROUNDS):

@@ -20,6 +20,7 @@ from kakehashi.server.config import Address, ServerConfig
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.poller import Poller
 from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
+from kakehashi.server.systemd import adopt_socket
 from kakehashi.wsgi import WSGIApp, base_environ
 
 __all__ = ["Server", "bind_sockets", "serve"]
@@ -34,7 +35,7 @@ def bind_sockets(config: ServerConfig) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for address in config.addresses:
-            sockets.append(_bind_one(address, config.backlog))
+            sockets.append(_bind_one(address, config.backlog, config.reuse_port))
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -42,7 +43,9 @@ def bind_sockets(config: ServerConfig) -> list[socket.socket]:
     return sockets
 
 
-def _bind_one(address: Address, backlog: int) -> socket.socket:
+def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socket.socket:
+    if address.fd >= 0:
+        return adopt_socket(address.fd)
     if address.unix_path:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
@@ -52,6 +55,8 @@ def _bind_one(address: Address, backlog: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if hasattr(socket, "TCP_DEFER_ACCEPT"):
             # Linux hands a connection to accept() only once its first bytes arrived (or after
             # about a second), as nginx's "deferred": the request is then there to read at once,
@@ -87,8 +92,12 @@ class Server:
         config: ServerConfig | None = None,
         *,
         sockets: list[socket.socket] | None = None,
+        shared_listeners: bool = False,
     ) -> None:
         self.config = config or ServerConfig()
+        # Listening sockets shared with other processes (pre-fork workers) stay open in them:
+        # on shutdown this one must not refuse new handshakes for all (handshakes.py).
+        self.shared_listeners = shared_listeners
         self.sockets = sockets if sockets is not None else bind_sockets(self.config)
         first = self.sockets[0].getsockname()
         name, port = (first[0], first[1]) if isinstance(first, tuple) else ("localhost", 0)
@@ -194,7 +203,7 @@ class Server:
         self.ctx.linger_until = min(time.monotonic() + self.config.shutdown_linger, deadline)
         self.ctx.stopping = True
         poller = self._poller
-        poller.stop_accepting()
+        poller.stop_accepting(refuse_new=not self.shared_listeners)
         poller.linger_idle(self.ctx.linger_until)
         join_for = 2.0  # idle threads leave at once when woken
         if not poller.drained.wait(max(0.0, deadline - time.monotonic())):

@@ -41,6 +41,17 @@ def settings_markdown() -> str:
         "logging destinations (docs/logging.md): `--access-logfile PATH` (`-` = stdout),",
         "`--error-logfile PATH`, `--log-level LEVEL` and `--log-config FILE` (JSON or TOML).",
         "",
+        "## Configuration file and environment",
+        "",
+        "Every setting above can also be given in a TOML file read with `--config FILE`, under",
+        'its flag\'s name (`max-requests = 200`, `bind = ["127.0.0.1:8000"]`), and as the',
+        "environment variable `KAKEHASHI_` + its field in capitals (`KAKEHASHI_MAX_REQUESTS=200`;",
+        "`KAKEHASHI_BIND` takes addresses separated by commas). The command line wins over the",
+        "environment, which wins over the file, which wins over the default. `--print-config`",
+        "prints the merged result as TOML; `--check-config` checks it and imports the application",
+        "(exit 0, or 2 with one line naming the key and where it came from). SIGHUP reads the",
+        "file and the environment again (docs/deploy.md).",
+        "",
     ]
     return "\n".join(lines)
 

@@ -1,0 +1,119 @@
+"""The process side of ``kakehashi serve``: pid file, log reopening, signals, and which of
+the two ways it runs (one process, or the arbiter over pre-fork workers).
+
+With one worker and nothing that needs a manager, the server runs in this process: SIGINT or
+SIGTERM asks for a graceful shutdown, a second SIGINT (or SIGQUIT) forces the exit, SIGUSR1
+reopens the log files and SIGHUP is refused with a log line (a reload needs the manager).
+Otherwise the arbiter (kakehashi.server.arbiter) installs its own handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from kakehashi.errors import ConfigError
+from kakehashi.server import Server, ServerConfig
+from kakehashi.server.logfile import LogFileHandler, reopen_log_files
+from kakehashi.server.systemd import notify
+from kakehashi.server.worker import shutdown_after_delay
+
+__all__ = ["PidFile", "needs_manager", "reopen_logs", "serve_in_process"]
+
+log = logging.getLogger("kakehashi.error")
+
+
+def needs_manager(config: ServerConfig) -> bool:
+    """True when the settings call for the arbiter (several workers, recycling or reloading
+    them)."""
+    return config.workers > 1 or config.max_requests > 0 or config.reload
+
+
+def reopen_logs() -> int:
+    """Reopen every log file kakehashi's loggers write to (logrotate moved them): SIGUSR1.
+    Lines the access log still queues go to the old file first (server/logfile.py).
+
+    Returns how many files were reopened.
+    """
+    names = [name for name in logging.Logger.manager.loggerDict if name.startswith("kakehashi")]
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in names)]
+    count = sum(
+        isinstance(handler, logging.FileHandler | LogFileHandler)
+        for logger in loggers
+        for handler in logger.handlers
+    )
+    reopen_log_files()
+    return count
+
+
+class PidFile:
+    """``--pid FILE``: the server's pid, written once listening and removed on exit."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path) if path else None
+        self.pid = os.getpid()
+
+    def write(self) -> None:
+        """Raises ConfigError when the file cannot be written."""
+        if self.path is None:
+            return
+        try:
+            self.path.write_text(f"{self.pid}\n", encoding="ascii")
+        except OSError as exc:
+            raise ConfigError(f"cannot write --pid {self.path}: {exc.strerror or exc}") from exc
+
+    def remove(self) -> None:
+        # Only ours: a forked worker, or a new server that took the file over, keeps it.
+        if self.path is None or os.getpid() != self.pid:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            if int(self.path.read_text(encoding="ascii")) == self.pid:
+                self.path.unlink()
+
+
+def serve_in_process(server: Server) -> int:
+    """Run ``server`` in this process until a signal stops it; returns the exit code."""
+    previous = _install_signals(server)
+    try:
+        server.start()
+        notify("READY=1\nSTATUS=serving")
+        server.serve_forever()
+        return 0
+    except KeyboardInterrupt:
+        log.warning("forced exit")
+        return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _install_signals(server: Server) -> dict[int, Any]:
+    """First SIGINT/SIGTERM: graceful shutdown.  A second SIGINT, or SIGQUIT: forced exit."""
+    asked: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if signum == signal.SIGQUIT or (asked and signum == signal.SIGINT):
+            raise KeyboardInterrupt
+        log.info("%s: shutting down gracefully", signal.Signals(signum).name)
+        notify("STOPPING=1")
+        shutdown_after_delay(server, bool(asked))
+        asked.append(signum)
+
+    def reopen(signum: int, frame: object) -> None:
+        log.info("SIGUSR1: reopened %d log file(s)", reopen_logs())
+
+    def refuse_reload(signum: int, frame: object) -> None:
+        log.warning("SIGHUP ignored: a rolling reload needs --workers 2 or more")
+
+    handlers = {
+        signal.SIGINT: stop,
+        signal.SIGTERM: stop,
+        signal.SIGQUIT: stop,
+        signal.SIGUSR1: reopen,
+        signal.SIGHUP: refuse_reload,
+    }
+    return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}

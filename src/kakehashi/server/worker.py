@@ -1,0 +1,332 @@
+"""One pre-fork worker process: boot, serve, heartbeat, and report to the arbiter.
+
+Runs in the child after ``fork()`` and never returns (``os._exit``).  The worker talks to
+its parent through one pipe, one short line per message (each write is below PIPE_BUF, so
+atomic): ``ready`` once it accepts connections, ``beat`` every tick while it is healthy,
+``recycle N`` once it served its ``--max-requests``, ``changed PATH`` when a watched file
+changed (``--reload``), ``stuck ...`` when every thread has run one request for longer than
+``--timeout``, and ``error CODE TEXT`` when it cannot boot.
+
+A heartbeat thread sends the beats.  It also watches the parent: Linux delivers SIGTERM
+when the parent dies (``PR_SET_PDEATHSIG``), and elsewhere the parent-pid check at each tick
+does it, so a worker never outlives its arbiter holding the port.  ``faulthandler`` is
+enabled, so the SIGABRT that the arbiter sends a stuck worker dumps every thread's stack to
+stderr even when a C extension holds the GIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import faulthandler
+import itertools
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from kakehashi.errors import ConfigError
+from kakehashi.server.config import ServerConfig
+from kakehashi.server.context import error_logger
+from kakehashi.server.reloader import FileWatcher
+from kakehashi.server.server import Server
+from kakehashi.wsgi import FileWrapper, WSGIApp
+
+__all__ = [
+    "RequestTracker",
+    "WorkerHooks",
+    "WorkerSpec",
+    "run_worker",
+    "set_parent_death_signal",
+    "shutdown_after_delay",
+]
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+@dataclass
+class WorkerHooks:
+    """What the command line gives the process manager: how to import the application, how
+    to reopen its log files, and how to read the configuration again on SIGHUP."""
+
+    load_app: Callable[[], WSGIApp]
+    reopen_logs: Callable[[], object] = lambda: None
+    reload_config: Callable[[], ServerConfig] | None = None
+
+
+@dataclass
+class WorkerSpec:
+    """Everything one worker needs, fixed at fork time."""
+
+    config: ServerConfig
+    sockets: list[socket.socket]
+    hooks: WorkerHooks
+    parent_pid: int
+    pipe: int  # the write end of this worker's pipe to the arbiter
+    app: WSGIApp | None = None  # preloaded in the parent (--preload)
+    close_fds: list[int] = field(default_factory=list)  # the parent's, not ours
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send ``signum`` when the parent exits; False where that is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class _Report:
+    """The write end of the pipe to the arbiter; a full pipe drops a beat, never blocks."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+
+    def send(self, line: str) -> None:
+        data = (line.replace("\n", " ")[:500] + "\n").encode("utf-8", "replace")
+        with contextlib.suppress(OSError):
+            os.write(self.fd, data)
+
+
+class RequestTracker:
+    """Wraps the application to count requests and see which are running, and since when.
+
+    Lists, tuples and file wrappers pass through untouched (the server frames them itself);
+    any other iterable is wrapped: each chunk it yields is progress, and its ``close()`` marks
+    the request as finished.  A request is stuck when it has made no progress for a while.
+    """
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self._ids = itertools.count(1)
+        self.started = 0
+        self.running: dict[int, tuple[str, float]] = {}  # single dict operations only
+        self.closing = False  # set once (--shutdown-delay): responses ask for a new connection
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self.closing:
+            start_response = _closing(start_response)
+        key = self.started = next(self._ids)
+        line = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
+        self.running[key] = (line, time.monotonic())
+        try:
+            result = self.app(environ, start_response)
+        except BaseException:
+            self.running.pop(key, None)
+            raise
+        if type(result) in (list, tuple) or type(result) is FileWrapper:
+            self.running.pop(key, None)
+            return result
+        return _Finishing(result, self, key)
+
+    def stuck(self, threads: int, timeout: float) -> list[str]:
+        """The requests holding every thread with no progress for ``timeout``, else nothing."""
+        now = time.monotonic()
+        running = list(self.running.values())
+        if timeout <= 0 or len(running) < threads:
+            return []
+        if all(now - since > timeout for _, since in running):
+            return [f"{line} ({now - since:.1f}s)" for line, since in running]
+        return []
+
+
+def _closing(start_response: Callable[..., Any]) -> Callable[..., Any]:
+    """``start_response`` that adds ``Connection: close`` (the framing then closes after it)."""
+
+    def closing(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+        if not any(name.lower() == "connection" for name, _ in headers):
+            headers = [*headers, ("Connection", "close")]
+        return start_response(status, headers, *exc_info)
+
+    return closing
+
+
+class _Finishing:
+    """A streamed response: each chunk counts as progress, ``close()`` as the end."""
+
+    __slots__ = ("_key", "_result", "_tracker")
+
+    def __init__(self, result: Iterable[bytes], tracker: RequestTracker, key: int) -> None:
+        self._result = result
+        self._tracker = tracker
+        self._key = key
+
+    def __iter__(self) -> Iterator[bytes]:
+        running = self._tracker.running
+        line = running[self._key][0]
+        for chunk in self._result:
+            running[self._key] = (line, time.monotonic())  # a stream that moves is not stuck
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._tracker.running.pop(self._key, None)
+
+
+class _Heartbeat:
+    """The worker's heartbeat thread (see the module docstring)."""
+
+    def __init__(self, spec: WorkerSpec, report: _Report) -> None:
+        self.spec = spec
+        self.report = report
+        self.tracker: RequestTracker | None = None
+        self.stop = threading.Event()
+        timeout = spec.config.timeout
+        self.tick = min(1.0, timeout / 4) if timeout else 1.0
+        config = spec.config
+        jitter = random.randint(0, config.max_requests_jitter) if config.max_requests else 0
+        self.max_requests = config.max_requests + jitter
+        self._recycle_asked = False
+        self._stuck_told = False
+        self.watcher: FileWatcher | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="kakehashi-heartbeat", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.tick):
+            if os.getppid() != self.spec.parent_pid:
+                error_logger.warning("worker %d: the arbiter is gone; shutting down", os.getpid())
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            self._beat()
+
+    def _beat(self) -> None:
+        tracker = self.tracker
+        if tracker is None:  # still importing the application
+            self.report.send("beat")
+            return
+        stuck = tracker.stuck(self.spec.config.threads, self.spec.config.timeout)
+        if stuck:
+            if not self._stuck_told:
+                self._stuck_told = True
+                self.report.send("stuck " + ", ".join(stuck))
+            return
+        self._stuck_told = False
+        self.report.send("beat")
+        changed = self.watcher.changed() if self.watcher is not None else None
+        if changed:
+            self.report.send(f"changed {changed}")
+        if self.max_requests and not self._recycle_asked and tracker.started >= self.max_requests:
+            self._recycle_asked = True
+            self.report.send(f"recycle {tracker.started}")
+
+
+def run_worker(spec: WorkerSpec) -> NoReturn:
+    """The child's whole life after ``fork()``: serve until told to stop, then exit."""
+    code = 1
+    try:
+        code = _serve(spec)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _reset_inherited(spec: WorkerSpec) -> None:
+    """Drop what the child inherited from the arbiter: its signal handlers and its fds."""
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    # The arbiter's business, not ours (SIGUSR1 gets its handler once the worker serves).
+    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
+    for fd in spec.close_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    # The arbiter blocked signals around fork(); what arrived meanwhile is delivered now,
+    # to the default handlers (a SIGTERM ends a worker that is still booting).
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _serve(spec: WorkerSpec) -> int:
+    _reset_inherited(spec)
+    set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != spec.parent_pid:  # the parent died before prctl took effect
+        return 0
+    if sys.stderr is not None:  # where --timeout's SIGABRT dumps every thread's stack
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+    report = _Report(spec.pipe)
+    heartbeat = _Heartbeat(spec, report)
+    try:
+        heartbeat.start()
+    except RuntimeError as exc:  # no thread can be started (a process or memory limit)
+        report.send(f"error 1 cannot start the heartbeat thread: {exc}")
+        return 1
+    try:
+        app = spec.app if spec.app is not None else spec.hooks.load_app()
+    except ConfigError as exc:
+        report.send(f"error 2 {exc}")
+        return 2
+    except Exception as exc:
+        report.send(f"error 1 {exc!r}")
+        raise
+    tracker = RequestTracker(app)
+    server = Server(tracker, spec.config, sockets=spec.sockets, shared_listeners=True)
+    _install_signals(server, spec.hooks)
+    if spec.config.reload:
+        heartbeat.watcher = FileWatcher(spec.config.reload_extra_file)
+    heartbeat.tracker = tracker
+    # Ready before the threads start: connections wait in the kernel's queue meanwhile, and
+    # the arbiter never sees a worker that already served a request as one still booting.
+    report.send("ready")
+    try:
+        server.start()
+    except RuntimeError as exc:  # no thread can be started
+        report.send(f"error 1 cannot start serving: {exc}")
+        return 1
+    server.serve_forever()
+    heartbeat.stop.set()
+    return 0
+
+
+def shutdown_after_delay(server: Server, asked_before: bool) -> None:
+    """SIGTERM: drain now, or after ``--shutdown-delay`` seconds of serving with
+    ``Connection: close`` (for load balancers that stop sending traffic late).  A second
+    SIGTERM drains at once."""
+    delay = server.config.shutdown_delay
+    if not delay or asked_before:
+        server.request_shutdown()
+        return
+    if isinstance(server.ctx.app, RequestTracker):  # kept-alive clients go elsewhere
+        server.ctx.app.closing = True
+    error_logger.info("serving %gs more before draining (--shutdown-delay)", delay)
+    timer = threading.Timer(delay, server.request_shutdown)
+    timer.name = "kakehashi-shutdown-delay"
+    timer.daemon = True
+    timer.start()
+
+
+def _install_signals(server: Server, hooks: WorkerHooks) -> None:
+    asked: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        shutdown_after_delay(server, bool(asked))
+        asked.append(signum)
+
+    def quit_now(signum: int, frame: object) -> None:
+        os._exit(0)
+
+    def reopen(signum: int, frame: object) -> None:
+        hooks.reopen_logs()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGQUIT, quit_now)
+    signal.signal(signal.SIGUSR1, reopen)
