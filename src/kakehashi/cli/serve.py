@@ -172,15 +172,15 @@ def run(args: argparse.Namespace) -> int:
         _configure_logging(args, config)
         app = load_app(args.app)
         sockets = bind_sockets(config)
+        server: Server | Supervisor
+        if config.workers > 1:
+            server = Supervisor(app, config, sockets)
+        else:
+            server = Server(app, config, sockets=sockets)  # binds --metrics-bind
     except ConfigError as exc:
         print(f"kakehashi: {exc}", file=sys.stderr)
         return 2
     log = logging.getLogger("kakehashi.error")
-    server: Server | Supervisor
-    if config.workers > 1:
-        server = Supervisor(app, config, sockets)
-    else:
-        server = Server(app, config, sockets=sockets)
     for sock in sockets:
         log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock))
     log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads, config.workers)

@@ -58,6 +58,15 @@ def parse_bind(text: str) -> Address:
     return Address(host, int(m["port"]))
 
 
+def _check_metrics_bind(text: str, app_addresses: list[Address]) -> None:
+    """The metrics listener is TCP, and never one of the application's addresses."""
+    where = parse_bind(text)
+    if where.unix_path:
+        raise ConfigError("--metrics-bind wants HOST:PORT, not a Unix socket")
+    if where.port and where in app_addresses:
+        raise ConfigError(f"--metrics-bind {text} is also a --bind address: use another port")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """The server's settings, with the reason for each default next to it."""
@@ -222,6 +231,11 @@ class ServerConfig:
                       "syntax as --forwarded-allow-ips; a header from anyone else closes "
                       "the connection", "proxies"),
     )  # fmt: skip
+    metrics_bind: str = field(
+        default="",
+        metadata=_opt("--metrics-bind", "serve Prometheus metrics at HOST:PORT/metrics, on a "
+                      "listener of their own (docs/metrics.md)", "metrics", default_text="off"),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -242,6 +256,8 @@ class ServerConfig:
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)
+        if self.metrics_bind:
+            _check_metrics_bind(self.metrics_bind, self.addresses)
 
     @property
     def addresses(self) -> list[Address]:

@@ -18,6 +18,8 @@ from typing import Any
 from kakehashi.errors import ConfigError
 from kakehashi.server.config import Address, ServerConfig
 from kakehashi.server.context import ServerContext, error_logger
+from kakehashi.server.metrics import Recorder
+from kakehashi.server.metrics_http import server_metrics
 from kakehashi.server.poller import Poller
 from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
 from kakehashi.wsgi import WSGIApp, base_environ
@@ -76,6 +78,7 @@ class Server:
         config: settings; the defaults listen on 127.0.0.1:8000.
         sockets: listening sockets to use instead of binding ``config.bind`` (pre-fork
             workers share their parent's).
+        metrics: a pre-fork worker's metrics recorder (its parent serves /metrics).
 
     Raises:
         ConfigError: from the constructor, when an address cannot be bound.
@@ -87,9 +90,16 @@ class Server:
         config: ServerConfig | None = None,
         *,
         sockets: list[socket.socket] | None = None,
+        metrics: Recorder | None = None,
     ) -> None:
         self.config = config or ServerConfig()
-        self.sockets = sockets if sockets is not None else bind_sockets(self.config)
+        recorder, self._metrics_http = server_metrics(self.config, metrics)
+        try:
+            self.sockets = sockets if sockets is not None else bind_sockets(self.config)
+        except ConfigError:
+            if self._metrics_http is not None:
+                self._metrics_http.release()
+            raise
         first = self.sockets[0].getsockname()
         name, port = (first[0], first[1]) if isinstance(first, tuple) else ("localhost", 0)
         environ = ProxiedEnvironBuilder(
@@ -98,6 +108,7 @@ class Server:
             self.config.root_path,
         )
         self.ctx = ServerContext(app, self.config, environ)
+        self.ctx.metrics = recorder
         self._poller = Poller(self.ctx, self.sockets)
         self._workers: list[threading.Thread] = []
         self._sweeper: threading.Thread | None = None
@@ -134,6 +145,8 @@ class Server:
             daemon=True,
         )
         self._sweeper.start()
+        if self._metrics_http is not None:
+            self._metrics_http.start()
 
     @property
     def _threads(self) -> list[threading.Thread]:
@@ -148,6 +161,8 @@ class Server:
 
     def _supervise(self) -> None:
         """Each sweeper tick: replace a worker thread that died, report stuck requests."""
+        if self.ctx.metrics is not None:  # a pre-fork worker's figures reach its parent
+            self.ctx.metrics.publish()
         if self.ctx.stopping:
             return
         for number, thread in enumerate(self._workers):
@@ -212,6 +227,10 @@ class Server:
         for thread in self._threads:
             thread.join(timeout=max(0.0, join_until - time.monotonic()))
         poller.close()
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.publish()
+        if self._metrics_http is not None:
+            self._metrics_http.close()
         self._stopped.set()
 
     def __enter__(self) -> Server:

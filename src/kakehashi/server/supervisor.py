@@ -18,6 +18,7 @@ import time
 
 from kakehashi.server.config import ServerConfig
 from kakehashi.server.context import error_logger
+from kakehashi.server.metrics_http import ParentMetrics
 from kakehashi.server.server import Server
 from kakehashi.wsgi import WSGIApp
 
@@ -35,6 +36,7 @@ class Supervisor:
         self.sockets = sockets
         self.children: set[int] = set()
         self._stop = threading.Event()
+        self.metrics = ParentMetrics.create(config)  # binds --metrics-bind, before any fork
 
     def request_shutdown(self) -> None:
         """Ask :meth:`run` to stop; safe from signal handlers."""
@@ -42,21 +44,30 @@ class Supervisor:
 
     def run(self) -> int:
         """Fork the workers and watch them until shutdown; returns an exit code."""
+        if self.metrics is not None:
+            self.metrics.listener.start()
         for _ in range(self.config.workers):
             self._spawn()
         while not self._stop.is_set():
             self._reap(restart=True)
             self._stop.wait(_RESTART_DELAY)
-        return self._stop_children()
+        code = self._stop_children()
+        if self.metrics is not None:
+            self.metrics.listener.close()
+        return code
 
     def _spawn(self) -> None:
+        slot = self.metrics.slots.reserve() if self.metrics is not None else None
         pid = os.fork()
         if pid:
             self.children.add(pid)
+            if self.metrics is not None:
+                self.metrics.slots.spawned(pid, slot)
             return
         code = 1
         try:  # in the child: serve until SIGTERM/SIGINT, then exit without returning
-            server = Server(self.app, self.config, sockets=self.sockets)
+            recorder = self.metrics.in_child(slot) if self.metrics is not None else None
+            server = Server(self.app, self.config, sockets=self.sockets, metrics=recorder)
 
             def stop(signum: int, frame: object) -> None:
                 server.request_shutdown()
@@ -76,7 +87,10 @@ class Supervisor:
                 done, status = pid, 0
             if done:
                 self.children.discard(pid)
-                if restart and not self._stop.is_set():
+                replaced = restart and not self._stop.is_set()
+                if self.metrics is not None:  # its counts join the retired total
+                    self.metrics.slots.retire(pid, replaced=replaced)
+                if replaced:
                     error_logger.warning(
                         "worker %d exited (status %d); starting another", pid, status
                     )

@@ -224,10 +224,14 @@ def run_application(
     """Run the application for ``request`` and send its response (see _run_application);
     the request is in ``ctx.watch`` while it runs, so a stuck one can be reported."""
     ident = ctx.watch.begin(request, peer)
+    if ctx.metrics is not None:
+        ctx.metrics.begin()
     try:
         return _run_application(ctx, sock, peer, request, body, body_length, pipelined)
     finally:
         ctx.watch.end(ident)
+        if ctx.metrics is not None:
+            ctx.metrics.end()
 
 
 def _run_application(
@@ -286,6 +290,8 @@ def _run_application(
         if started:  # the 500 (or the aborted response) gets its access line too
             _log_access(environ, writer, time.monotonic() - started, failed=True)
         return False
+    if ctx.metrics is not None:
+        ctx.metrics.response(request.method, writer.start.status_code, writer.sent_body_bytes)
     if started:
         _log_access(environ, writer, time.monotonic() - started)
     return writer.keep_alive
@@ -298,6 +304,8 @@ def _application_failed(
         "error in application for %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"],
         exc_info=exc,
     )  # fmt: skip
+    if ctx.metrics is not None:  # counted as a 500, or as the response that was cut short
+        ctx.metrics.app_error(writer.request.method, writer.start.status_code, writer.head_sent)
     if writer.head_sent:
         return  # the caller closes: the client sees a truncated response, never a wrong one
     detail = ""
@@ -312,6 +320,8 @@ def _body_refused(
 ) -> None:
     """The application let a broken request body's error through: answer with its status."""
     error_logger.info("%d for %s: %s", exc.status_hint, peer[0] or "-", exc)
+    if ctx.metrics is not None:
+        ctx.metrics.refused(exc.status_hint)
     if writer.head_sent:
         return  # the caller closes: the response is cut short
     with contextlib.suppress(ClientDisconnected):
