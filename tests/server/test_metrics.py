@@ -148,7 +148,7 @@ def test_timeouts_protocol_errors_and_dropped_lines() -> None:
     recorder.timed_out("body", 1)
     recorder.refused(431)
     recorder.refused(299)  # not a protocol error status: "other", so labels stay bounded
-    recorder.dropped_log_lines(7)
+    recorder.log_dropped = lambda: 7
     got = samples(recorder.totals())
     assert got[("kakehashi_timeouts_total", (("phase", "silent"),))] == 1
     assert got[("kakehashi_timeouts_total", (("phase", "keep_alive"),))] == 2
@@ -216,6 +216,7 @@ def test_a_forked_workers_counts_reach_the_parent_and_survive_its_death() -> Non
             recorder = slots.recorder(first)
             run_requests(recorder, 250)
             recorder.opened()
+            recorder.log_dropped = lambda: 3
             recorder.publish()
         finally:
             os._exit(0)
@@ -223,6 +224,7 @@ def test_a_forked_workers_counts_reach_the_parent_and_survive_its_death() -> Non
     os.waitpid(pid, 0)
     assert slots.totals()[CELLS.requests + 2] == 250  # read from the shared slot
     assert slots.totals()[CELLS.opened] - slots.totals()[CELLS.closed] == 1
+    assert slots.totals()[CELLS.log_dropped] == 3
     slots.retire(pid, replaced=True)
     totals = slots.totals()
     assert totals[CELLS.requests + 2] == 250  # folded into the retired total

@@ -26,7 +26,7 @@ from __future__ import annotations
 import mmap
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import monotonic
 from typing import Protocol, cast
@@ -71,7 +71,7 @@ class Cells:
     timeouts: int = closed + 1  # [TIMEOUT_PHASES.index(phase)]
     protocol: int = timeouts + len(TIMEOUT_PHASES)  # [PROTOCOL_STATUSES index], then other
     app_errors: int = protocol + len(PROTOCOL_STATUSES) + 1
-    log_dropped: int = app_errors + 1
+    log_dropped: int = app_errors + 1  # set from the access log's own count
     restarts: int = log_dropped + 1  # written by the parent only (its retired total)
     recycles: int = restarts + 1
     busy: int = recycles + 1  # a gauge: 1 while this lane's thread runs a request
@@ -80,7 +80,8 @@ class Cells:
 
 
 CELLS = Cells()
-# Lanes are whole cache lines apart, so two threads never write the same line.
+# A published lane is padded to whole cache lines (64 bytes), one worker's never sharing a
+# line with another's.
 _LANE_CELLS = -(-CELLS.count // 8) * 8
 _LANE_BYTES = _LANE_CELLS * 8
 _METHOD_BASE = {name.encode("ascii"): i * _CLASSES for i, name in enumerate(METHODS[:-1])}
@@ -132,14 +133,16 @@ class Recorder:
     threads record than there are lanes, the extra ones share the last lane and an
     increment may then be lost to a race (never a crash); :func:`lanes_for` leaves room.
 
-    ``shared``: a worker's slot, written by :meth:`publish` only.
+    ``shared``: a worker's slot, written by :meth:`publish` only.  ``log_dropped``: returns
+    how many access-log lines this process dropped so far (the log keeps that count).
     """
 
-    __slots__ = ("_local", "_lock", "_owners", "_shared", "lanes")
+    __slots__ = ("_local", "_lock", "_owners", "_shared", "lanes", "log_dropped")
 
     def __init__(self, lanes: int, shared: list[Lane] | None = None) -> None:
         self.lanes = [[0.0] * CELLS.count for _ in range(lanes)]
         self._shared = shared
+        self.log_dropped: Callable[[], float] = lambda: 0.0
         self._owners: list[threading.Thread | None] = [None] * lanes
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -156,6 +159,7 @@ class Recorder:
         for lane, shared in zip(self.lanes, self._shared, strict=True):
             for index, value in enumerate(lane):
                 shared[index] = value
+        self._shared[0][CELLS.log_dropped] = self.log_dropped()
 
     def _claim(self) -> list[float]:
         me = threading.current_thread()
@@ -197,12 +201,12 @@ class Recorder:
 
     # -- rarer events -------------------------------------------------------------------------
 
-    def _add(self, cell: int, amount: float = 1.0) -> None:
+    def _add(self, cell: int) -> None:
         try:
             lane = self._local.lane
         except AttributeError:
             lane = self._claim()
-        lane[cell] += amount
+        lane[cell] += 1.0
 
     def opened(self) -> None:
         self._add(CELLS.opened)
@@ -226,12 +230,10 @@ class Recorder:
         self._add(CELLS.app_errors)
         self.response(method, status if head_sent else 500, 0)
 
-    def dropped_log_lines(self, count: int) -> None:
-        """Access-log lines dropped because the log destination did not keep up."""
-        self._add(CELLS.log_dropped, count)
-
     def totals(self) -> list[float]:
-        return sum_lanes(self.lanes)
+        total = sum_lanes(self.lanes)
+        total[CELLS.log_dropped] = self.log_dropped()
+        return total
 
 
 class WorkerSlots:
