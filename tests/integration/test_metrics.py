@@ -12,7 +12,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -53,7 +53,15 @@ def requests_total(samples: Samples) -> float:
     return sum(v for (name, _), v in samples.items() if name == "kakehashi_requests_total")
 
 
+def _half(start_response: Callable[..., Any]) -> Iterator[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"half"
+    raise RuntimeError("cut short, on purpose")
+
+
 def faulty(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    if environ["PATH_INFO"] == "/half":
+        return _half(start_response)
     if environ["PATH_INFO"] == "/boom":
         raise RuntimeError("boom, on purpose")
     if environ["PATH_INFO"] == "/missing":
@@ -71,7 +79,9 @@ def metrics_address(server: Server) -> str:
 @pytest.fixture
 def metered(start_server: StartServer) -> tuple[str, str]:
     """(app address, metrics address) of a server with --metrics-bind on port 0."""
-    server = start_server(faulty, metrics_bind="127.0.0.1:0", header_timeout=0.4, keep_alive=0.4)
+    server = start_server(
+        faulty, metrics_bind="127.0.0.1:0", header_timeout=0.4, keep_alive=0.4, body_timeout=0.4
+    )
     return server.addresses[0], metrics_address(server)
 
 
@@ -143,6 +153,45 @@ def test_timeouts_by_phase_and_protocol_errors_by_status(metered: tuple[str, str
     assert one(got, "kakehashi_timeouts_total", phase="body") == 0
     assert one(got, "kakehashi_protocol_errors_total", status="400") == 1
     assert one(got, "kakehashi_protocol_errors_total", status="414") == 1
+
+
+def test_a_slow_body_and_a_broken_streamed_body(metered: tuple[str, str]) -> None:
+    where, metrics = metered
+    with connect(where) as slow:  # a small body, read ahead of the application, stalls
+        slow.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+        assert Reader(slow).read_response().status == 408
+    # A streamed body (100-continue) whose chunk framing breaks while the application reads.
+    broken = (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+        b"Expect: 100-continue\r\n\r\nzz\r\n"
+    )
+    with connect(where) as sock:
+        sock.sendall(broken)
+        reader = Reader(sock)
+        statuses = [reader.read_response().status]
+        if statuses[0] == 100:
+            statuses.append(reader.read_response().status)
+        assert statuses[-1] == 400
+    assert wait_until(
+        lambda: one(scrape(metrics), "kakehashi_protocol_errors_total", status="400") == 1, 5
+    )
+    got = scrape(metrics)
+    assert one(got, "kakehashi_timeouts_total", phase="body") == 1
+    assert one(got, "kakehashi_requests_total", method="POST", status="4xx") == 0
+
+
+def test_a_response_cut_short_counts_with_the_status_it_had_sent(
+    metered: tuple[str, str],
+) -> None:
+    where, metrics = metered
+    with connect(where) as sock:
+        sock.sendall(b"GET /half HTTP/1.1\r\nHost: t\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):  # the server aborts the connection
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 OK") and b"half" in received
+    assert wait_until(lambda: one(scrape(metrics), "kakehashi_application_errors_total") == 1, 5)
+    assert one(scrape(metrics), "kakehashi_requests_total", method="GET", status="2xx") == 1
 
 
 # -- the listener ----------------------------------------------------------------------------
