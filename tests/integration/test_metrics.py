@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kakehashi.errors import ConfigError
 from kakehashi.server import Server
 from kakehashi.server.metrics_http import MetricsListener
 from tests import server_apps
@@ -242,6 +243,21 @@ def test_a_silent_client_is_dropped_at_its_deadline() -> None:
     finally:
         listener.close()
     assert not any(t.name == "kakehashi-metrics" for t in threading.enumerate())
+
+
+def test_the_listener_on_ipv6() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        listener = MetricsListener("[::1]:0", lambda: b"up 1\n")
+    except ConfigError as exc:  # ::1 not configured in this container
+        pytest.skip(str(exc))
+    listener.start()
+    try:
+        assert listener.address.startswith("[::1]:")
+        assert get(listener.address, "/metrics").body == b"up 1\n"
+    finally:
+        listener.close()
 
 
 def test_metrics_are_off_by_default(start_server: StartServer) -> None:
