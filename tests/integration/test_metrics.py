@@ -231,6 +231,20 @@ def test_silent_clients_do_not_stall_a_scrape(metered: tuple[str, str]) -> None:
             sock.close()
 
 
+def test_past_the_connection_bound_the_oldest_is_dropped(metered: tuple[str, str]) -> None:
+    _, metrics = metered
+    silent = [connect(metrics) for _ in range(64)]  # the bound
+    try:
+        time.sleep(0.2)  # all accepted
+        assert "kakehashi_connections_open" in {name for name, _ in scrape(metrics)}
+        assert silent[0].recv(100) == b""  # the oldest made room for the scrape
+        silent[-1].sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert Reader(silent[-1]).read_response().status == 200  # the newest were kept
+    finally:
+        for sock in silent:
+            sock.close()
+
+
 def test_a_silent_client_is_dropped_at_its_deadline() -> None:
     listener = MetricsListener("127.0.0.1:0", lambda: b"up 1\n", deadline=0.5)
     listener.start()
@@ -243,6 +257,27 @@ def test_a_silent_client_is_dropped_at_its_deadline() -> None:
     finally:
         listener.close()
     assert not any(t.name == "kakehashi-metrics" for t in threading.enumerate())
+
+
+def test_a_failing_source_is_a_500_and_the_listener_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers = iter([RuntimeError("a bug"), b"up 1\n"])
+
+    def source() -> bytes:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    listener = MetricsListener("127.0.0.1:0", source)
+    listener.start()
+    try:
+        assert get(listener.address, "/metrics").status == 500
+        assert get(listener.address, "/metrics").body == b"up 1\n"
+    finally:
+        listener.close()
+    assert "cannot render /metrics" in caplog.text
 
 
 def test_the_listener_on_ipv6() -> None:

@@ -72,7 +72,12 @@ def respond(received: bytes, source: Callable[[], bytes]) -> bytes | None:
         return _answer(405, b"405 Method Not Allowed\n", extra="Allow: GET, HEAD\r\n")
     if request.target.split(b"?", 1)[0] != _PATH:
         return _answer(404, b"404 Not Found: metrics are at /metrics\n")
-    return _answer(200, source(), head_only=request.method == b"HEAD")
+    try:
+        body = source()
+    except Exception:  # a bug of ours: say so, and keep the listener serving
+        error_logger.exception("cannot render /metrics")
+        return _answer(500, b"500 Internal Server Error\n")
+    return _answer(200, body, head_only=request.method == b"HEAD")
 
 
 class MetricsListener:
@@ -148,8 +153,8 @@ class MetricsListener:
                     return
                 if key.fileobj is self.sock:
                     self._accept()
-                else:
-                    self._serve(self._scrapes[key.fd], mask)
+                elif (scrape := self._scrapes.get(key.fd)) is not None:  # not dropped meanwhile
+                    self._serve(scrape, mask)
             now = time.monotonic()
             for scrape in [s for s in self._scrapes.values() if s.deadline <= now]:
                 self._drop(scrape)
