@@ -122,8 +122,8 @@ def test_connection_gauges(metered: tuple[str, str]) -> None:
     with connect(where) as idle, connect(where) as busy:
         idle.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         Reader(idle).read_response()  # now an idle keep-alive connection
-        busy.sendall(b"GET /slow?1.5 HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert wait_until(lambda: one(scrape(metrics), "kakehashi_connections_in_flight") == 1, 1.2)
+        busy.sendall(b"GET /slow?2.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert wait_until(lambda: one(scrape(metrics), "kakehashi_connections_in_flight") == 1, 2.0)
         got = scrape(metrics)
         assert one(got, "kakehashi_connections_open") == 2
         assert one(got, "kakehashi_connections_parked") == 1
