@@ -174,8 +174,7 @@ def run(args: argparse.Namespace) -> int:
         configure_logging(args, config)
         config = _prepare(config)
         sockets = bind_sockets(config)
-        managed = needs_manager(config)
-        app = load_app(args.app) if config.preload or not managed else None
+        server = _make_server(args, config, sockets)  # binds --metrics-bind too
         pid_file = PidFile(config.pid)
         pid_file.write()
     except ConfigError as exc:
@@ -186,20 +185,35 @@ def run(args: argparse.Namespace) -> int:
         log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock))
     log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads, config.workers)
     try:
-        if not managed:
-            assert app is not None
-            if config.shutdown_delay:  # to answer with Connection: close during the delay
-                app = RequestTracker(app)
-            return serve_in_process(Server(app, config, sockets=sockets))
-        hooks = WorkerHooks(
-            load_app=lambda: load_app(args.app),
-            reopen_logs=reopen_logs,
-            reload_config=lambda: config_from_args(args),
-        )
-        return Arbiter(config, sockets, hooks, app=app).run()
+        if isinstance(server, Server):
+            return serve_in_process(server)
+        return server.run()
     finally:
         pid_file.remove()
         _remove_unix_sockets(config)
+
+
+def _make_server(
+    args: argparse.Namespace, config: ServerConfig, sockets: list[Any]
+) -> Server | Arbiter:
+    """One process serving, or the process manager (``--workers`` and friends).
+
+    Raises:
+        ConfigError: the application cannot be imported, or --metrics-bind cannot be bound.
+    """
+    managed = needs_manager(config)
+    app = load_app(args.app) if config.preload or not managed else None
+    if not managed:
+        assert app is not None
+        if config.shutdown_delay:  # to answer with Connection: close during the delay
+            app = RequestTracker(app)
+        return Server(app, config, sockets=sockets)
+    hooks = WorkerHooks(
+        load_app=lambda: load_app(args.app),
+        reopen_logs=reopen_logs,
+        reload_config=lambda: config_from_args(args),
+    )
+    return Arbiter(config, sockets, hooks, app=app)
 
 
 def _inspect(args: argparse.Namespace, config: ServerConfig) -> int:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from kakehashi.errors import ConfigError
 from kakehashi.server.config import ServerConfig
 from kakehashi.server.context import error_logger
+from kakehashi.server.metrics_http import ParentMetrics
 from kakehashi.server.systemd import notify
 from kakehashi.server.worker import WorkerHooks, WorkerSpec, run_worker
 from kakehashi.wsgi import WSGIApp
@@ -101,6 +102,10 @@ class Arbiter:
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
+        # --metrics-bind: binds now, before any fork (ConfigError if it cannot).  A slot per
+        # worker that can be alive at once: a reload's replacement, SIGTTIN's additions.
+        room = min(2 * config.workers + 1, _MOST_WORKERS)
+        self.metrics = ParentMetrics.create(config.replace(workers=room))
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -120,9 +125,13 @@ class Arbiter:
         """Start the workers and manage them until shutdown; returns the exit code."""
         previous = {signum: signal.signal(signum, self._on_signal) for signum in _SIGNALS}
         old_wakeup = signal.set_wakeup_fd(self._wake_w)
+        if self.metrics is not None:
+            self.metrics.listener.start()
         try:
             self._loop()
         finally:
+            if self.metrics is not None:
+                self.metrics.listener.close()
             signal.set_wakeup_fd(old_wakeup)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -235,6 +244,7 @@ class Arbiter:
         read_end, write_end = os.pipe()
         # Signals wait until the child has dropped our handlers (a SIGTERM caught by a copy
         # of the arbiter's handler would be lost, and the worker would serve on).
+        slot = self.metrics.slots.reserve() if self.metrics is not None else None
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             pid = os.fork()
@@ -258,11 +268,14 @@ class Arbiter:
                     pipe=write_end,
                     app=self.app,
                     close_fds=parent_fds + [w.fd for w in self.workers.values()],
+                    metrics=self.metrics.in_child(slot) if self.metrics is not None else None,
                 )
             )
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         os.close(write_end)
         os.set_blocking(read_end, False)
+        if self.metrics is not None:
+            self.metrics.slots.spawned(pid, slot)
         now = time.monotonic()
         worker = _Worker(pid, read_end, born=now, last_beat=now, replaces=replaces)
         self.workers[pid] = worker
@@ -373,6 +386,10 @@ class Arbiter:
             if pid == 0:
                 return
             worker = self.workers.pop(pid, None)
+            if worker is not None and self.metrics is not None:  # its counts are kept
+                on_purpose = bool(worker.stopping_since) and not self._stopping
+                died = not worker.stopping_since and not self._stopping
+                self.metrics.slots.retire(pid, replaced=died, recycled=on_purpose)
             if worker is not None:
                 self._read(worker)  # its last words (an error line) may still be in the pipe
                 os.close(worker.fd)

@@ -433,6 +433,8 @@ class HTTPChannel:
         """Answer a protocol error with its status; the caller closes the connection.
         ``request``: the request whose body broke (for its access line)."""
         error_logger.info("%d for %s: %s", exc.status_hint, self.peer[0] or "-", exc)
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.refused(exc.status_hint)
         page, sent = error_response(self.ctx, exc.status_hint, str(exc)), 0
         with contextlib.suppress(ClientDisconnected):
             send_all(self.sock, page, _ERROR_SEND_TIMEOUT)
@@ -452,6 +454,8 @@ class HTTPChannel:
         if self.phase is Phase.IDLE and self.ctx.stopping and self._has_data():
             self.park()  # a request arrived as the linger ran out: a worker serves it
             return
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.timed_out(self.phase.value, self.requests)
         if self.phase is Phase.IDLE:
             timeout, what = (
                 (config.keep_alive, "keep-alive")

@@ -83,6 +83,15 @@ def _check_number(f: dataclasses.Field[Any], value: object) -> None:
         raise ConfigError(f"{flag} must be at most {f.metadata['most']:,}, not {value:,}")
 
 
+def _check_metrics_bind(text: str, app_addresses: list[Address]) -> None:
+    """The metrics listener is TCP, and never one of the application's addresses."""
+    where = parse_bind(text)
+    if where.unix_path or where.fd >= 0:
+        raise ConfigError("--metrics-bind wants HOST:PORT, not a Unix socket or a descriptor")
+    if where.port and where in app_addresses:
+        raise ConfigError(f"--metrics-bind {text} is also a --bind address: use another port")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """The server's settings, with the reason for each default next to it."""
@@ -352,6 +361,12 @@ class ServerConfig:
                       "development", metavar="FILE"),
     )  # fmt: skip
 
+    metrics_bind: str = field(
+        default="",
+        metadata=_opt("--metrics-bind", "serve Prometheus metrics at HOST:PORT/metrics, on a "
+                      "listener of their own (docs/metrics.md)", "metrics", default_text="off"),
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_number(f, getattr(self, f.name))
@@ -366,6 +381,8 @@ class ServerConfig:
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)
+        if self.metrics_bind:
+            _check_metrics_bind(self.metrics_bind, self.addresses)
         check_format(self.access_log_format)
         if self.output_buffer_memory > self.output_buffer_limit:
             raise ConfigError("--output-buffer-memory must not exceed --output-buffer-limit")

@@ -15,6 +15,7 @@ from email.utils import formatdate
 from kakehashi.http1 import Limits
 from kakehashi.server.accesslog import AccessLog
 from kakehashi.server.config import ServerConfig
+from kakehashi.server.metrics import Recorder
 from kakehashi.server.parked_body import BodyBudget
 from kakehashi.server.watch import RequestWatch
 from kakehashi.wsgi import EnvironBuilder, HeadCache, WSGIApp
@@ -39,6 +40,7 @@ class ServerContext:
         "head_cache",
         "limits",
         "linger_until",
+        "metrics",
         "stopping",
         "watch",
     )
@@ -51,6 +53,7 @@ class ServerContext:
         self.head_cache = HeadCache()
         self.body_budget = BodyBudget(config.parked_body_budget)
         self.watch = RequestWatch()
+        self.metrics: Recorder | None = None  # set by the Server with --metrics-bind
         self.stopping = False  # set once by the server's shutdown; read by every thread
         # On shutdown, idle connections are still served until then (set before stopping).
         self.linger_until = 0.0

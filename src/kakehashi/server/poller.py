@@ -76,6 +76,8 @@ class Poller:
             except (OSError, ValueError):  # the epoll itself was closed at shutdown
                 pass
         self.channels.pop(channel.fd, None)
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.closed()
         if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
             self.resume_listeners()
         if self.ctx.stopping and not self.channels:
@@ -145,6 +147,8 @@ class Poller:
             peer = ("", 0)
         channel = HTTPChannel(sock, peer, self.ctx, self)
         self.channels[channel.fd] = channel
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.opened()
         return channel
 
     def _rearm_listener(self, listener: socket.socket) -> None:

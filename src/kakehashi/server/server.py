@@ -18,6 +18,9 @@ from typing import Any
 from kakehashi.errors import ConfigError
 from kakehashi.server.config import Address, ServerConfig
 from kakehashi.server.context import ServerContext, error_logger
+from kakehashi.server.logfile import dropped_lines
+from kakehashi.server.metrics import Recorder
+from kakehashi.server.metrics_http import server_metrics
 from kakehashi.server.poller import Poller
 from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
 from kakehashi.server.systemd import adopt_socket
@@ -81,6 +84,7 @@ class Server:
         config: settings; the defaults listen on 127.0.0.1:8000.
         sockets: listening sockets to use instead of binding ``config.bind`` (pre-fork
             workers share their parent's).
+        metrics: a pre-fork worker's metrics recorder (its parent serves /metrics).
 
     Raises:
         ConfigError: from the constructor, when an address cannot be bound.
@@ -93,12 +97,19 @@ class Server:
         *,
         sockets: list[socket.socket] | None = None,
         shared_listeners: bool = False,
+        metrics: Recorder | None = None,
     ) -> None:
         self.config = config or ServerConfig()
+        recorder, self._metrics_http = server_metrics(self.config, metrics)
         # Listening sockets shared with other processes (pre-fork workers) stay open in them:
         # on shutdown this one must not refuse new handshakes for all (handshakes.py).
         self.shared_listeners = shared_listeners
-        self.sockets = sockets if sockets is not None else bind_sockets(self.config)
+        try:
+            self.sockets = sockets if sockets is not None else bind_sockets(self.config)
+        except ConfigError:
+            if self._metrics_http is not None:
+                self._metrics_http.release()
+            raise
         first = self.sockets[0].getsockname()
         name, port = (first[0], first[1]) if isinstance(first, tuple) else ("localhost", 0)
         environ = ProxiedEnvironBuilder(
@@ -107,6 +118,9 @@ class Server:
             self.config.root_path,
         )
         self.ctx = ServerContext(app, self.config, environ)
+        self.ctx.metrics = recorder
+        if recorder is not None:
+            recorder.log_dropped = dropped_lines  # the access log counts its own drops
         self._poller = Poller(self.ctx, self.sockets)
         self._workers: list[threading.Thread] = []
         self._sweeper: threading.Thread | None = None
@@ -144,6 +158,8 @@ class Server:
             daemon=True,
         )
         self._sweeper.start()
+        if self._metrics_http is not None:
+            self._metrics_http.start()
 
     @property
     def _threads(self) -> list[threading.Thread]:
@@ -158,6 +174,8 @@ class Server:
 
     def _supervise(self) -> None:
         """Each sweeper tick: replace a worker thread that died, report stuck requests."""
+        if self.ctx.metrics is not None:  # a pre-fork worker's figures reach its parent
+            self.ctx.metrics.publish()
         if self.ctx.stopping:
             return
         for number, thread in enumerate(self._workers):
@@ -222,6 +240,10 @@ class Server:
         for thread in self._threads:
             thread.join(timeout=max(0.0, join_until - time.monotonic()))
         poller.close()
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.publish()
+        if self._metrics_http is not None:
+            self._metrics_http.close()
         self.ctx.access.flush()  # buffered access lines are written before shutdown returns
         self._stopped.set()
 

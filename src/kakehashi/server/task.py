@@ -374,10 +374,14 @@ def run_application(
     """Run the application for ``request`` and send its response (see _run_application);
     the request is in ``ctx.watch`` while it runs, so a stuck one can be reported."""
     ident = ctx.watch.begin(request, peer)
+    if ctx.metrics is not None:
+        ctx.metrics.begin()
     try:
         return _run_application(ctx, sock, peer, request, body, sink, body_length, pipelined)
     finally:
         ctx.watch.end(ident)
+        if ctx.metrics is not None:
+            ctx.metrics.end()
 
 
 def _run_application(
@@ -430,6 +434,8 @@ def _run_application(
             if close is not None and not writer.close_deferred:
                 close()
         keep = writer.keep_alive
+        if ctx.metrics is not None:
+            ctx.metrics.response(request.method, writer.start.status_code, writer.sent_body_bytes)
     except ClientDisconnected as exc:
         error_logger.debug("client %s went away: %s", peer[0], exc)
     except RemoteProtocolError as exc:
@@ -459,6 +465,8 @@ def _application_failed(
         "error in application for %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"],
         exc_info=exc,
     )  # fmt: skip
+    if ctx.metrics is not None:  # counted as a 500, or as the response that was cut short
+        ctx.metrics.app_error(writer.request.method, writer.start.status_code, writer.head_sent)
     if writer.head_sent:
         return  # the caller closes: the client sees a truncated response, never a wrong one
     detail = ""
@@ -470,6 +478,8 @@ def _application_failed(
 def _body_refused(writer: ResponseWriter, peer: tuple[str, int], exc: RemoteProtocolError) -> None:
     """The application let a broken request body's error through: answer with its status."""
     error_logger.info("%d for %s: %s", exc.status_hint, peer[0] or "-", exc)
+    if writer.ctx.metrics is not None:
+        writer.ctx.metrics.refused(exc.status_hint)
     if writer.head_sent:
         return  # the caller closes: the response is cut short
     writer.send_error_page(exc.status_hint, str(exc), 1.0)

@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 from kakehashi.errors import ConfigError
 from kakehashi.server.config import ServerConfig
 from kakehashi.server.context import error_logger
+from kakehashi.server.metrics import Recorder
 from kakehashi.server.reloader import FileWatcher
 from kakehashi.server.server import Server
 from kakehashi.wsgi import FileWrapper, WSGIApp
@@ -72,6 +73,7 @@ class WorkerSpec:
     pipe: int  # the write end of this worker's pipe to the arbiter
     app: WSGIApp | None = None  # preloaded in the parent (--preload)
     close_fds: list[int] = field(default_factory=list)  # the parent's, not ours
+    metrics: Recorder | None = None  # this worker's slot of the parent's --metrics-bind
 
 
 def set_parent_death_signal(signum: int) -> bool:
@@ -278,7 +280,9 @@ def _serve(spec: WorkerSpec) -> int:
         report.send(f"error 1 {exc!r}")
         raise
     tracker = RequestTracker(app)
-    server = Server(tracker, spec.config, sockets=spec.sockets, shared_listeners=True)
+    server = Server(
+        tracker, spec.config, sockets=spec.sockets, shared_listeners=True, metrics=spec.metrics
+    )
     _install_signals(server, spec.hooks)
     if spec.config.reload:
         heartbeat.watcher = FileWatcher(spec.config.reload_extra_file)

@@ -1,0 +1,314 @@
+"""Metrics: what the server counts, in flat rows of float cells, one lane per thread.
+
+Cost is the design constraint (at most 3% of keep-alive throughput), so recording a request
+takes no lock and allocates no container: each thread that records owns a *lane*, a fixed
+list of float cells, and only ever writes its own lane with plain item stores.  A lane is
+claimed once per thread (under a lock, on first use) and remembered in a thread-local.  The
+reader (the /metrics exporter) sums the lanes cell by cell: every counter cell only grows,
+so a sum read while threads write is at worst a moment old, never torn or lower.
+
+Pre-fork workers (:class:`WorkerSlots`): the parent creates an anonymous shared ``mmap``
+before it forks, one *slot* of float64 lanes per worker.  Each worker *publishes* its lanes
+into its slot, cell by cell (8-byte stores, so the parent never reads half a number), on the
+server's sweeper tick and at shutdown; the parent reads every slot without a pipe or a
+daemon.  Lanes are Python lists and not views of the shared memory because a list item
+update costs a fifth of a memoryview's, and that is most of the per-request cost; the price
+is that the parent's figures lag a worker's by one tick (0.5 s at most), and a worker killed
+outright loses what it counted since its last tick.  When the parent reaps a worker it folds
+that slot into a *retired* total it keeps, so replacing a worker never lowers a counter.
+
+Gauges come from counters or per-lane flags: connections open = opened - closed; requests
+in flight = the sum of each lane's busy flag (a thread runs one request at a time).
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from time import monotonic
+from typing import Protocol, cast
+
+__all__ = [
+    "CELLS",
+    "DURATION_BOUNDS",
+    "METHODS",
+    "PROTOCOL_STATUSES",
+    "TIMEOUT_PHASES",
+    "Cells",
+    "Recorder",
+    "WorkerSlots",
+    "sum_lanes",
+]
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER")
+# Seconds.  Prometheus's defaults start at 5 ms; a fast WSGI server answers in well under a
+# millisecond, so the low end is finer.  The top bound is past the default send timeout.
+DURATION_BOUNDS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+# The statuses a RemoteProtocolError carries (errors.py); anything else counts as "other".
+PROTOCOL_STATUSES = (400, 408, 413, 414, 417, 431, 501, 505)
+# Where a parked connection ran out of time (channel.py's expire): a new connection that
+# never completed a head, an idle keep-alive connection, a partial head, a slow body.
+TIMEOUT_PHASES = ("silent", "keep_alive", "head", "body")
+_CLASSES = 10  # status // 100 for a three-digit status
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Where each figure lives in a lane (indices into a float64 array)."""
+
+    requests: int = 0  # [method * 10 + status // 100]
+    body_bytes: int = len(METHODS) * _CLASSES
+    buckets: int = body_bytes + 1  # one per bound, then the one above the last (+Inf)
+    duration_sum: int = buckets + len(DURATION_BOUNDS) + 1
+    opened: int = duration_sum + 1
+    closed: int = opened + 1
+    timeouts: int = closed + 1  # [TIMEOUT_PHASES.index(phase)]
+    protocol: int = timeouts + len(TIMEOUT_PHASES)  # [PROTOCOL_STATUSES index], then other
+    app_errors: int = protocol + len(PROTOCOL_STATUSES) + 1
+    log_dropped: int = app_errors + 1  # set from the access log's own count
+    restarts: int = log_dropped + 1  # written by the parent only (its retired total)
+    recycles: int = restarts + 1
+    busy: int = recycles + 1  # a gauge: 1 while this lane's thread runs a request
+    started: int = busy + 1  # scratch: when that request began (never summed or folded)
+    count: int = started + 1
+
+
+CELLS = Cells()
+# A published lane is padded to whole cache lines (64 bytes), one worker's never sharing a
+# line with another's.
+_LANE_CELLS = -(-CELLS.count // 8) * 8
+_LANE_BYTES = _LANE_CELLS * 8
+_METHOD_BASE = {name.encode("ascii"): i * _CLASSES for i, name in enumerate(METHODS[:-1])}
+_OTHER_BASE = (len(METHODS) - 1) * _CLASSES
+_TIMEOUT_CELL = {phase: CELLS.timeouts + i for i, phase in enumerate(TIMEOUT_PHASES)}
+_PROTOCOL_CELL = {status: CELLS.protocol + i for i, status in enumerate(PROTOCOL_STATUSES)}
+_PROTOCOL_OTHER = CELLS.protocol + len(PROTOCOL_STATUSES)
+# The hot path reads module constants, not attributes.
+_BODY_BYTES, _BUCKETS, _SUM = CELLS.body_bytes, CELLS.buckets, CELLS.duration_sum
+_BUSY, _STARTED = CELLS.busy, CELLS.started
+# Threads beyond the application's that record: the sweeper, the thread that shuts the
+# server down, and room for worker threads that replace dead ones while these still run.
+_SPARE_LANES = 4
+
+
+class Lane(Protocol):
+    """A published lane's float64 cells (a memoryview cast to "d", typed by what is used)."""
+
+    def __getitem__(self, index: int, /) -> float: ...
+    def __setitem__(self, index: int, value: float, /) -> None: ...
+    def tolist(self) -> list[float]: ...
+
+
+def lanes_for(threads: int) -> int:
+    """How many lanes a server with ``threads`` worker threads needs."""
+    return threads + _SPARE_LANES
+
+
+def sum_lanes(lanes: Iterable[Sequence[float]]) -> list[float]:
+    """Every cell summed over ``lanes`` (the reader's side; takes no lock)."""
+    total = [0.0] * CELLS.count
+    for lane in lanes:
+        for index, value in enumerate(lane[: CELLS.count]):
+            total[index] += value
+    total[CELLS.started] = 0.0
+    return total
+
+
+def _lanes(buffer: memoryview, count: int) -> list[Lane]:
+    views = [buffer[i * _LANE_BYTES : (i + 1) * _LANE_BYTES].cast("d") for i in range(count)]
+    return cast(list[Lane], views)
+
+
+class Recorder:
+    """The recording side of one server process; every method is safe from any thread.
+
+    Owns: ``lanes`` (each written only by the thread that claimed it), the claim table
+    (under ``_lock``) and the thread-local that remembers each thread's lane.  If more
+    threads record than there are lanes, the extra ones share the last lane and an
+    increment may then be lost to a race (never a crash); :func:`lanes_for` leaves room.
+
+    ``shared``: a worker's slot, written by :meth:`publish` only.  ``log_dropped``: returns
+    how many access-log lines this process dropped so far (the log keeps that count).
+    """
+
+    __slots__ = ("_local", "_lock", "_owners", "_shared", "lanes", "log_dropped")
+
+    def __init__(self, lanes: int, shared: list[Lane] | None = None) -> None:
+        self.lanes = [[0.0] * CELLS.count for _ in range(lanes)]
+        self._shared = shared
+        self.log_dropped: Callable[[], float] = lambda: 0.0
+        self._owners: list[threading.Thread | None] = [None] * lanes
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @classmethod
+    def private(cls, threads: int) -> Recorder:
+        """A recorder for one process (its figures are read with :meth:`totals`)."""
+        return cls(lanes_for(threads))
+
+    def publish(self) -> None:
+        """Copy the lanes into the shared slot, if any (the sweeper's tick, shutdown)."""
+        if self._shared is None:
+            return
+        for lane, shared in zip(self.lanes, self._shared, strict=True):
+            for index, value in enumerate(lane):
+                shared[index] = value
+        self._shared[0][CELLS.log_dropped] = self.log_dropped()
+
+    def _claim(self) -> list[float]:
+        me = threading.current_thread()
+        with self._lock:
+            for index, owner in enumerate(self._owners):
+                if owner is None or not owner.is_alive():
+                    self._owners[index] = me
+                    lane = self.lanes[index]
+                    break
+            else:
+                lane = self.lanes[-1]
+        self._local.lane = lane
+        return lane
+
+    # -- the hot path: a thread-local read and a few stores into the thread's own lane --------
+
+    def begin(self) -> None:
+        """A request starts running on this thread."""
+        try:
+            lane = self._local.lane
+        except AttributeError:
+            lane = self._claim()
+        lane[_STARTED] = monotonic()
+        lane[_BUSY] = 1.0
+
+    def end(self) -> None:
+        """The request that :meth:`begin` announced is over, however it ended."""
+        self._local.lane[_BUSY] = 0.0
+
+    def response(self, method: bytes, status: int, body_bytes: int) -> None:
+        """The application's response went out (on a thread inside :meth:`begin`): count it,
+        its body and its duration."""
+        lane: list[float] = self._local.lane
+        lane[_METHOD_BASE.get(method, _OTHER_BASE) + status // 100 % _CLASSES] += 1.0
+        lane[_BODY_BYTES] += body_bytes
+        seconds = monotonic() - lane[_STARTED]
+        lane[_BUCKETS + bisect_left(DURATION_BOUNDS, seconds)] += 1.0
+        lane[_SUM] += seconds
+
+    # -- rarer events -------------------------------------------------------------------------
+
+    def _add(self, cell: int) -> None:
+        try:
+            lane = self._local.lane
+        except AttributeError:
+            lane = self._claim()
+        lane[cell] += 1.0
+
+    def opened(self) -> None:
+        self._add(CELLS.opened)
+
+    def closed(self) -> None:
+        self._add(CELLS.closed)
+
+    def timed_out(self, phase: str, served: int) -> None:
+        """A parked connection's deadline passed in channel phase ``phase`` (idle, head or
+        body); an idle one is a keep-alive timeout once it ``served`` a request."""
+        if phase == "idle":
+            phase = "keep_alive" if served else "silent"
+        self._add(_TIMEOUT_CELL.get(phase, CELLS.timeouts))
+
+    def refused(self, status: int) -> None:
+        """A protocol error was answered with ``status``."""
+        self._add(_PROTOCOL_CELL.get(status, _PROTOCOL_OTHER))
+
+    def app_error(self, method: bytes, status: int, head_sent: bool) -> None:
+        """The application raised: its response is a 500 unless its head went out."""
+        self._add(CELLS.app_errors)
+        self.response(method, status if head_sent else 500, 0)
+
+    def totals(self) -> list[float]:
+        total = sum_lanes(self.lanes)
+        total[CELLS.log_dropped] = self.log_dropped()
+        return total
+
+
+class WorkerSlots:
+    """The parent's view of pre-fork workers' figures: one slot of lanes per worker in an
+    anonymous shared mmap, and the retired total of workers that are gone.
+
+    Create it in the parent before forking.  Owned by the parent: ``_free``, ``_pids`` and
+    ``_retired`` change under ``_lock`` (the exporter thread reads them too).  A child only
+    writes its own slot, through :meth:`recorder`.
+    """
+
+    def __init__(self, workers: int, threads: int) -> None:
+        # A replacement may start before the worker it replaces is gone (rolling restarts).
+        self.slots = workers * 2 + 2
+        self.lanes = lanes_for(threads)
+        self._map = mmap.mmap(-1, self.slots * self.lanes * _LANE_BYTES)
+        view = memoryview(self._map)
+        size = self.lanes * _LANE_BYTES
+        self._slots = [view[i * size : (i + 1) * size] for i in range(self.slots)]
+        self._free = list(range(self.slots))
+        self._pids: dict[int, int] = {}
+        self._retired = [0.0] * CELLS.count
+        self._lock = threading.Lock()
+
+    def reserve(self) -> int | None:
+        """A zeroed slot for a worker about to be forked; None if all are taken."""
+        with self._lock:
+            if not self._free:
+                return None
+            slot = self._free.pop(0)
+            self._slots[slot][:] = bytes(len(self._slots[slot]))
+            return slot
+
+    def recorder(self, slot: int | None) -> Recorder:
+        """In the child: the recorder writing slot ``slot`` (a private one without a slot,
+        whose figures the parent cannot see)."""
+        if slot is None:
+            return Recorder(self.lanes)
+        return Recorder(self.lanes, _lanes(self._slots[slot], self.lanes))
+
+    def spawned(self, pid: int, slot: int | None) -> None:
+        """In the parent, after fork: ``pid`` writes ``slot``."""
+        if slot is not None:
+            with self._lock:
+                self._pids[pid] = slot
+
+    def retire(self, pid: int, replaced: bool = False, recycled: bool = False) -> None:
+        """In the parent, once ``pid`` is reaped: fold its slot into the retired total and free
+        the slot.  ``replaced``: it died and another is started (a restart); ``recycled``: it
+        was replaced on purpose (max requests, reload)."""
+        with self._lock:
+            slot = self._pids.pop(pid, None)
+            if slot is not None:
+                self._fold(self._slot_totals(slot))
+                self._free.append(slot)
+            if recycled:
+                self._retired[CELLS.recycles] += 1
+            elif replaced:
+                self._retired[CELLS.restarts] += 1
+
+    def _fold(self, final: list[float]) -> None:
+        # Its connections are all closed now, and it runs nothing.
+        final[CELLS.closed] = final[CELLS.opened]
+        final[CELLS.busy] = 0.0
+        for index, value in enumerate(final):
+            self._retired[index] += value
+
+    def totals(self) -> list[float]:
+        """Retired totals plus every live worker's figures."""
+        with self._lock:
+            total = list(self._retired)
+            for slot in self._pids.values():
+                for index, value in enumerate(self._slot_totals(slot)):
+                    total[index] += value
+        return total
+
+    def _slot_totals(self, slot: int) -> list[float]:
+        return sum_lanes(lane.tolist() for lane in _lanes(self._slots[slot], self.lanes))
