@@ -156,3 +156,33 @@ def test_a_broken_chunked_body_read_while_parked_gets_400(start_server: StartSer
         assert reader.read_response().status == 400
         assert reader.closed()
     assert wait_until(lambda: server.ctx.body_budget.used == 0, 2)
+
+
+def test_a_trickled_streamed_body_below_the_minimum_rate_gets_408(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A body too large to park is streamed to the application on a worker thread: it is
+    held to the same minimum rate, so trickling it cannot keep that thread for long."""
+    caplog.set_level(logging.INFO, logger="kakehashi")
+    server = start_server(_digest_app, body_timeout=0.5, body_min_rate=1000)
+    length = 2 * 1024 * 1024  # over --buffer-body-size: streamed
+    with connect(addr(server)) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % length)
+        started = time.monotonic()
+        sock.settimeout(0.05)
+        answer = b""
+        for _ in range(60):  # 10 bytes every 0.1 s: never idle, but 100 B/s
+            try:
+                sock.sendall(b"0123456789")
+                answer += sock.recv(4096)
+            except TimeoutError:
+                pass
+            except OSError:
+                break
+            if answer:
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"body slower than 1000 B/s" in answer
+    assert elapsed < 3

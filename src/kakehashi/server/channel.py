@@ -302,9 +302,10 @@ class HTTPChannel:
 
     def _serve_streaming(self, request: Request, end: int) -> bool:
         reader = reader_for(request.framing, request.content_length, self.ctx.limits)
+        config = self.ctx.config
         stream = StreamingInput(
-            self.sock, reader, self.buf[end:], self.ctx.config.body_timeout,
-            request.expect_continue,
+            self.sock, reader, self.buf[end:], config.body_timeout, request.expect_continue,
+            min_rate=config.body_min_rate,
         )  # fmt: skip
         self.buf = b""
         return self._run_streaming(request, stream)
@@ -381,9 +382,11 @@ class HTTPChannel:
         """The body outgrew what is held ahead of the application: stream the rest."""
         rest = body.handover()
         reader = rest.reader if rest.reader is not None else ContentLengthReader(rest.remaining)
+        config = self.ctx.config
         stream = StreamingInput(
-            self.sock, reader, rest.raw, self.ctx.config.body_timeout, False, prefix=rest.prefix
-        )
+            self.sock, reader, rest.raw, config.body_timeout, False, prefix=rest.prefix,
+            min_rate=config.body_min_rate,
+        )  # fmt: skip
         return self._run_streaming(body.request, stream)
 
     # -- writing what the client has not taken yet -------------------------------------------

@@ -13,6 +13,7 @@ next request stays in :meth:`leftover`.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 
 from kakehashi.errors import ClientDisconnected, RemoteProtocolError
@@ -62,12 +63,16 @@ class StreamingInput(_Lines):
         timeout: float,
         expect_continue: bool,
         prefix: bytes = b"",
+        min_rate: int = 0,
     ) -> None:
         self._sock = sock
         self._reader = reader
         self._buf = ReceiveBuffer()
         self._buf.append(leftover)
         self._timeout = timeout
+        self._min_rate = min_rate
+        self._started = 0.0  # when the application first waited for the body
+        self._received = 0  # raw body bytes received while it waited
         self._must_continue = expect_continue
         self.continue_sent = False
         # Body bytes received and not yet returned, and how many of them are known to hold no
@@ -99,7 +104,7 @@ class StreamingInput(_Lines):
             try:
                 event = self._reader.read(self._buf)
                 if event is None:
-                    data = recv_some(self._sock, _RECV_BYTES, self._timeout)
+                    data = self._receive()
                     if data:
                         self._buf.append(data)
                         continue
@@ -113,6 +118,33 @@ class StreamingInput(_Lines):
                 return b""
             self.bytes_read += len(event.data)
             return event.data
+
+    def _receive(self) -> bytes:
+        """More of the body from the socket (b"" at EOF), held to the same rules as a parked
+        body: a byte within ``timeout``, and once the body has taken ``timeout``, an average
+        of at least ``min_rate`` bytes a second.  A client too slow gets a 408.
+
+        Raises:
+            RemoteProtocolError: 408, the client is too slow.
+            ClientDisconnected: the connection broke.
+        """
+        now = time.monotonic()
+        self._started = self._started or now
+        wait, why = self._timeout, f"body timeout ({self._timeout:g}s without a byte)"
+        if self._min_rate:
+            left = self._started + self._timeout + self._received / self._min_rate - now
+            if left < wait - 0.01:  # (with nothing received yet the two rules agree)
+                wait, why = left, f"body slower than {self._min_rate} B/s"
+        if wait <= 0:
+            raise RemoteProtocolError(why, 408)
+        try:
+            data = recv_some(self._sock, _RECV_BYTES, wait)
+        except ClientDisconnected:
+            if time.monotonic() - now >= wait * 0.9:  # it waited its time out: too slow
+                raise RemoteProtocolError(why, 408) from None
+            raise
+        self._received += len(data)
+        return data
 
     def _take(self, count: int) -> bytes:
         out = self._pending.extract(count)
