@@ -42,6 +42,26 @@ def _digest_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     return [out]
 
 
+def _trickle(sock: socket.socket) -> tuple[bytes, float]:
+    """Send 10 body bytes every 0.1 s (never idle, but 100 B/s) until the server answers;
+    returns the answer and how long it took (bounded: 60 rounds)."""
+    started = time.monotonic()
+    sock.settimeout(0.05)
+    answer = b""
+    for _ in range(60):
+        try:
+            sock.sendall(b"0123456789")
+            answer += sock.recv(4096)
+        except TimeoutError:
+            pass
+        except OSError:
+            break
+        if answer:
+            break
+        time.sleep(0.05)
+    return answer, time.monotonic() - started
+
+
 def test_announced_bodies_cost_only_what_arrived(
     serve_process: Callable[..., ServeProcess],
 ) -> None:
@@ -107,21 +127,7 @@ def test_a_trickled_body_below_the_minimum_rate_gets_408(
     server = start_server(server_apps.app, body_timeout=0.5, body_min_rate=1000)
     with connect(addr(server)) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-        started = time.monotonic()
-        sock.settimeout(0.05)
-        answer = b""
-        for _ in range(60):  # 10 bytes every 0.1 s: never idle, but 100 B/s
-            try:
-                sock.sendall(b"0123456789")
-                answer += sock.recv(4096)
-            except TimeoutError:
-                pass
-            except OSError:
-                break
-            if answer:
-                break
-            time.sleep(0.05)
-        elapsed = time.monotonic() - started
+        answer, elapsed = _trickle(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"body too slow" in answer
     assert elapsed < 3  # the inactivity timeout alone would never have fired
@@ -168,21 +174,7 @@ def test_a_trickled_streamed_body_below_the_minimum_rate_gets_408(
     length = 2 * 1024 * 1024  # over --buffer-body-size: streamed
     with connect(addr(server)) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % length)
-        started = time.monotonic()
-        sock.settimeout(0.05)
-        answer = b""
-        for _ in range(60):  # 10 bytes every 0.1 s: never idle, but 100 B/s
-            try:
-                sock.sendall(b"0123456789")
-                answer += sock.recv(4096)
-            except TimeoutError:
-                pass
-            except OSError:
-                break
-            if answer:
-                break
-            time.sleep(0.05)
-        elapsed = time.monotonic() - started
+        answer, elapsed = _trickle(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"body slower than 1000 B/s" in answer
     assert elapsed < 3
