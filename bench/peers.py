@@ -25,6 +25,7 @@ __all__ = [
     "ROOT",
     "Peer",
     "Server",
+    "available",
     "free_port",
     "moved",
     "rss_bytes",
@@ -55,6 +56,13 @@ KAKEHASHI_ARGS = (
     "warning",
 )
 KAKEHASHI_FLOOD_ARGS = ("--header-timeout", "10")
+# ``kakehashi-base``: the same command line run from another checkout's ``src`` (set
+# KAKEHASHI_BASE_SRC to it), to compare a change with the commit before it in one run.
+_FROM_BASE = (
+    "-c",
+    "import os, sys; sys.path.insert(0, os.environ['KAKEHASHI_BASE_SRC']); "
+    "from kakehashi.cli import main; sys.exit(main())",
+)
 # ------------------------------------------------------------------------------------------
 
 
@@ -111,8 +119,24 @@ PEERS: dict[str, Peer] = {
             KAKEHASHI_ARGS,
             KAKEHASHI_FLOOD_ARGS,
         ),
+        Peer(
+            "kakehashi-log",
+            "kakehashi as shipped: 4 threads, access log on (to the peer's log file)",
+            tuple(a for a in KAKEHASHI_ARGS if a != "--no-access-log"),
+        ),
+        Peer(
+            "kakehashi-base",
+            "kakehashi from $KAKEHASHI_BASE_SRC (an older checkout), same flags",
+            (*_FROM_BASE, *KAKEHASHI_ARGS[2:]),
+            KAKEHASHI_FLOOD_ARGS,
+        ),
     )
 }
+
+
+def available() -> list[str]:
+    """Every peer, less ``kakehashi-base`` unless KAKEHASHI_BASE_SRC says where it is."""
+    return [p for p in PEERS if p != "kakehashi-base" or os.environ.get("KAKEHASHI_BASE_SRC")]
 
 
 def versions() -> dict[str, str]:

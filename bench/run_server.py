@@ -266,7 +266,7 @@ def report(path: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/run_server.py", description=__doc__)
-    parser.add_argument("--peers", default=",".join(peers.PEERS))
+    parser.add_argument("--peers", default=",".join(peers.available()))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
