@@ -125,6 +125,15 @@ PEERS: dict[str, Peer] = {
             tuple(a for a in KAKEHASHI_ARGS if a != "--no-access-log"),
         ),
         Peer(
+            "kakehashi-metrics",
+            "kakehashi as shipped plus Prometheus metrics (--metrics-bind 127.0.0.1:0)",
+            (
+                *(a for a in KAKEHASHI_ARGS if a != "--no-access-log"),
+                "--metrics-bind",
+                "127.0.0.1:0",
+            ),
+        ),
+        Peer(
             "kakehashi-base",
             "kakehashi from $KAKEHASHI_BASE_SRC (an older checkout), same flags",
             (*_FROM_BASE, *KAKEHASHI_ARGS[2:]),
