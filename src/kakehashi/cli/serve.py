@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     log = logging.getLogger("kakehashi.error")
     for sock in sockets:
-        log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock))
+        log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock, config.tls))
     log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads, config.workers)
     try:
         if isinstance(server, Server):
@@ -264,9 +264,9 @@ def _remove_unix_sockets(config: ServerConfig) -> None:
                 os.unlink(address.unix_path)
 
 
-def _where(sock: Any) -> str:
+def _where(sock: Any, tls: bool = False) -> str:
     name = sock.getsockname()
     if isinstance(name, str):
         return f"unix:{name}"
     host = f"[{name[0]}]" if ":" in name[0] else name[0]
-    return f"http://{host}:{name[1]}/"
+    return f"{'https' if tls else 'http'}://{host}:{name[1]}/"
