@@ -49,10 +49,10 @@ _DRAIN_BYTES = 64 * 1024
 def _escape(value: str) -> str:
     """An attribute value escaped as RFC 4514 §2.4 says."""
     out = "".join("\\" + ch if ch in '"+,;<>\\' else ch for ch in value)
-    if out[:1] in ("#", " "):
-        out = "\\" + out
-    if out.endswith(" ") and not out.endswith("\\ "):
+    if value.endswith(" ") and len(value) > 1:
         out = out[:-1] + "\\ "
+    if value[:1] in ("#", " "):
+        out = "\\" + out
     return out
 
 
