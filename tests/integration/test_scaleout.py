@@ -45,7 +45,7 @@ defaults
     # a request whose connection failed, or got no answer, is tried again, elsewhere
     retries 3
     option redispatch 1
-    retry-on all-retryable-errors
+    retry-on conn-failure empty-response
 frontend web
     bind 127.0.0.1:{port}
     default_backend app
