@@ -58,7 +58,7 @@ class Poller:
         open_channel: ChannelFactory = HTTPChannel,
     ) -> None:
         self.ctx = ctx
-        # What a new connection becomes: an HTTPChannel, or with TLS a TLSChannel (tls.py),
+        # What a new connection becomes: an HTTPChannel, or with TLS a TLSChannel (tls_channel.py),
         # chosen once here so that plain connections never test for TLS.
         self._open_channel = open_channel
         self.epoll = select.epoll()
@@ -74,18 +74,23 @@ class Poller:
 
     # -- channels ----------------------------------------------------------------------------
 
-    def arm(self, channel: HTTPChannel, wait: int = 0) -> None:
-        """Arm a channel's socket for one readiness event (called under the channel's lock).
-        ``wait`` (WAIT_READ, WAIT_WRITE or both, from channel.py) overrides what the phase
-        says: a TLS handshake waits for what OpenSSL asks (tls.py)."""
-        if wait:
-            events = _ARMED_FOR[wait]
-        else:
-            events = _ARMED_WRITE if channel.phase is Phase.WRITE else _ARMED
+    def arm(self, channel: HTTPChannel) -> None:
+        """Arm a channel's socket for one readiness event (called under the channel's lock)."""
+        events = _ARMED_WRITE if channel.phase is Phase.WRITE else _ARMED
         if channel.registered:
             self.epoll.modify(channel.fd, events)
         else:
             self.epoll.register(channel.fd, events)
+            channel.registered = True
+
+    def arm_tls(self, channel: HTTPChannel, wait: int) -> None:
+        """Arm for ``wait`` (WAIT_READ, WAIT_WRITE or both, from channel.py) whatever the
+        phase says: a TLS handshake waits for what OpenSSL asks (tls_channel.py).  Kept
+        apart from :meth:`arm` so the plain path tests nothing more."""
+        if channel.registered:
+            self.epoll.modify(channel.fd, _ARMED_FOR[wait])
+        else:
+            self.epoll.register(channel.fd, _ARMED_FOR[wait])
             channel.registered = True
 
     def forget(self, channel: HTTPChannel) -> None:

@@ -190,7 +190,7 @@ class TLSChannel(HTTPChannel):
             self.linger(self.ctx.linger_until)
         with self.lock:
             self.owned = False
-            self.poller.arm(self, wait)
+            self.poller.arm_tls(self, wait)
 
     def linger(self, until: float) -> None:
         """On shutdown a handshake under way is no request yet: closed with the idle ones."""
