@@ -13,6 +13,7 @@ import pytest
 from kakehashi.errors import ConfigError
 from kakehashi.server import Server, ServerConfig
 from tests.conftest import ServeProcess, StartServer, addr, hello_app
+from tests.integration.processes import cli
 from tests.integration.tls_certs import KEY_PASSWORD, TLS_MARKS, Certs, module_certs
 from tests.wire import Reader
 
@@ -97,3 +98,25 @@ def test_kakehashi_serve_with_a_certificate(
     )  # fmt: skip
     assert proc.wait_for("on https://"), proc.stderr
     assert _get(proc.address(), _client(certs)) == b"Hello, World"
+
+
+def test_pre_fork_workers_serve_tls(
+    serve_process: Callable[..., ServeProcess], certs: Certs
+) -> None:
+    proc = serve_process(
+        "tests.server_apps:app", "--bind", "127.0.0.1:0", "--workers", "2",
+        "--certfile", str(certs.server_cert), "--keyfile", str(certs.server_key),
+    )  # fmt: skip
+    assert proc.wait_for("on https://"), proc.stderr
+    where = proc.address()
+    assert all(_get(where, _client(certs)) == b"Hello, World" for _ in range(6))
+
+
+def test_a_bad_certificate_stops_the_manager_before_any_worker() -> None:
+    result = cli(
+        "serve", "tests.server_apps:app", "--bind", "127.0.0.1:0", "--workers", "2",
+        "--certfile", "/nonexistent/cert.pem",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "TLS setup failed: --certfile /nonexistent/cert.pem" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -31,6 +31,7 @@ from kakehashi.server.arbiter import Arbiter
 from kakehashi.server.config_sources import from_env, from_toml, merge, to_toml
 from kakehashi.server.server import bind_sockets
 from kakehashi.server.systemd import listen_fds
+from kakehashi.server.tls import make_context
 from kakehashi.server.worker import RequestTracker, WorkerHooks
 from kakehashi.wsgi import WSGIApp
 
@@ -199,7 +200,8 @@ def _make_server(
     """One process serving, or the process manager (``--workers`` and friends).
 
     Raises:
-        ConfigError: the application cannot be imported, or --metrics-bind cannot be bound.
+        ConfigError: the application cannot be imported, --metrics-bind cannot be bound,
+            or the TLS certificate cannot be loaded.
     """
     managed = needs_manager(config)
     app = load_app(args.app) if config.preload or not managed else None
@@ -208,6 +210,8 @@ def _make_server(
         if config.shutdown_delay:  # to answer with Connection: close during the delay
             app = RequestTracker(app)
         return Server(app, config, sockets=sockets)
+    if config.tls:  # a certificate that cannot be loaded stops the start, not every worker
+        make_context(config)
     hooks = WorkerHooks(
         load_app=lambda: load_app(args.app),
         reopen_logs=reopen_logs,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kakehashi.errors import ConfigError
@@ -116,6 +116,16 @@ def _no_password() -> str:
     raise ConfigError("the --keyfile is encrypted: give --keyfile-password")
 
 
+def _load(what: str, step: Callable[[], object]) -> None:
+    try:
+        step()
+    except ConfigError:
+        raise
+    except OSError as exc:  # ssl.SSLError is one
+        reason = exc.strerror or (exc.args[-1] if exc.args else exc)
+        raise ConfigError(f"TLS setup failed: {what}: {reason}") from exc
+
+
 def make_context(config: ServerConfig) -> ssl.SSLContext:
     """The server's SSLContext from its settings; its sockets are TLSSockets.
 
@@ -129,16 +139,17 @@ def make_context(config: ServerConfig) -> ssl.SSLContext:
     # closing without close_notify is a plain end of the connection.
     context.options |= ssl.OP_NO_RENEGOTIATION | getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     password: Any = config.keyfile_password or _no_password
-    try:
-        context.load_cert_chain(config.certfile, config.keyfile or None, password)
-        if config.ca_certs:
-            context.load_verify_locations(cafile=config.ca_certs)
-        if config.ciphers:
-            context.set_ciphers(config.ciphers)
-    except ConfigError:
-        raise
-    except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; kept for the reader
-        raise ConfigError(f"TLS setup failed: {exc}") from exc
+    key = f" and --keyfile {config.keyfile}" if config.keyfile else ""
+    _load(
+        f"--certfile {config.certfile}{key}",
+        lambda: context.load_cert_chain(config.certfile, config.keyfile or None, password),
+    )
+    if config.ca_certs:
+        _load(
+            f"--ca-certs {config.ca_certs}", lambda: context.load_verify_locations(config.ca_certs)
+        )
+    if config.ciphers:
+        _load(f"--ciphers {config.ciphers!r}", lambda: context.set_ciphers(config.ciphers))
     context.verify_mode = _VERIFY[config.cert_reqs]
     context.set_alpn_protocols(["http/1.1"])
     context.sslsocket_class = TLSSocket
