@@ -338,6 +338,21 @@ def test_a_chunked_upload_over_tls(
     assert seen.json()["sha256"] == hashlib.sha256(large).hexdigest()
 
 
+def test_expect_100_continue_over_tls(start_server: StartServer, certs: Certs) -> None:
+    server = start_server(app, **tls(certs))
+    body = os.urandom(2 * MiB)
+    with tls_client(server, certs) as sock:
+        reader = Reader(sock)
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        assert reader.read_response().status == 100  # asked for once the app reads
+        sock.sendall(body)
+        seen = json.loads(reader.read_response().body)
+    assert seen["sha256"] == hashlib.sha256(body).hexdigest()
+
+
 def test_shutdown_finishes_a_tls_request_in_flight(start_server: StartServer, certs: Certs) -> None:
     server = start_server(app, **tls(certs))
     answers: list[Any] = []
