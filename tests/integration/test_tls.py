@@ -242,6 +242,9 @@ def test_plain_http_to_the_tls_port_gets_a_400(start_server: StartServer, certs:
     )  # fmt: skip
     assert result.stdout.startswith("HTTP/1.1 400 Bad Request")
     assert "speaks HTTPS" in result.stdout
+    with connect(addr(server)) as sock:  # what a client that took it for a proxy sends
+        sock.sendall(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
+        assert Reader(sock).read_response().status == 400
     with connect(addr(server)) as sock:  # bytes that are no HTTP at all: closed, no hang
         sock.sendall(b"hello there\r\n\r\n")
         assert Reader(sock).closed(timeout=3)

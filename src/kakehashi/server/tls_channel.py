@@ -44,6 +44,9 @@ _SHORT_NAMES = {
     "userId": "UID",
 }
 _DRAIN_BYTES = 64 * 1024
+# OpenSSL's reasons for a request line where a ClientHello should be (it recognises GET,
+# POST, HEAD, PUT and CONNECT; other bytes fail as "wrong version number" and are closed).
+_PLAIN_HTTP = frozenset({"HTTP_REQUEST", "HTTPS_PROXY_REQUEST"})
 
 
 def _escape(value: str) -> str:
@@ -155,9 +158,8 @@ class TLSChannel(HTTPChannel):
         return True
 
     def _refuse_handshake(self, exc: ssl.SSLError) -> None:
-        """A failed handshake closes the connection; plain HTTP gets a 400 first (OpenSSL
-        recognises a request line where a ClientHello should be)."""
-        if exc.reason != "HTTP_REQUEST":
+        """A failed handshake closes the connection; plain HTTP gets a 400 first."""
+        if exc.reason not in _PLAIN_HTTP:
             error_logger.debug("TLS handshake from %s failed: %s", self.peer[0], exc)
             return
         error_logger.info("plain HTTP from %s on a TLS port: 400, closed", self.peer[0])
