@@ -120,3 +120,14 @@ def test_a_bad_certificate_stops_the_manager_before_any_worker() -> None:
     assert result.returncode == 2
     assert "TLS setup failed: --certfile /nonexistent/cert.pem" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_print_config_does_not_show_the_key_password() -> None:
+    result = cli(
+        "serve", "--certfile", "cert.pem", "--keyfile-password", "hunter2-words",
+        "--print-config",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "hunter2-words" not in result.stdout
+    assert "# keyfile-password is set (not shown)" in result.stdout
+    assert 'certfile = "cert.pem"' in result.stdout

@@ -307,7 +307,8 @@ class ServerConfig:
     keyfile_password: str = field(
         default="",
         metadata=_opt("--keyfile-password", "password of an encrypted --keyfile (visible in "
-                      "ps: prefer $KAKEHASHI_KEYFILE_PASSWORD)", "tls", default_text="''"),
+                      "ps: prefer $KAKEHASHI_KEYFILE_PASSWORD)", "tls", default_text="''",
+                      secret=True),
     )  # fmt: skip
     ca_certs: str = field(
         default="",
