@@ -374,3 +374,20 @@ def test_shutdown_finishes_a_tls_request_in_flight(start_server: StartServer, ce
     assert not stopper.is_alive()
     assert answers and answers[0].status_code == 200 and answers[0].text == "done"
     assert answers[0].headers["Connection"] == "close"
+
+
+def test_shutdown_closes_handshakes_with_the_idle_connections(
+    start_server: StartServer, certs: Certs
+) -> None:
+    """A handshake under way is no request: it does not hold shutdown for the header timeout."""
+    server = start_server(app, **tls(certs, header_timeout=30, shutdown_linger=0.5))
+    silent = [connect(addr(server)) for _ in range(5)]
+    try:
+        assert wait_until(lambda: len(server._poller.channels) == 5, 15)
+        started = time.monotonic()
+        server.shutdown(timeout=20)
+        assert time.monotonic() - started < 5
+        assert all(Reader(sock).closed(timeout=2) for sock in silent)
+    finally:
+        for sock in silent:
+            sock.close()
