@@ -61,9 +61,11 @@ def tls_client(
     rcvbuf: int = 0,
     cert: tuple[Path, Path] | None = None,
     alpn: list[str] | None = None,
+    version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
 ) -> ssl.SSLSocket:
     """A TLS connection that checks the server against the test CA."""
     context = ssl.create_default_context(cafile=str(certs.ca))
+    context.maximum_version = version
     if cert is not None:
         context.load_cert_chain(str(cert[0]), str(cert[1]))
     if alpn:
@@ -144,13 +146,15 @@ def test_alpn_offers_http_1_1(start_server: StartServer, certs: Certs) -> None:
         assert Reader(sock).read_response().body == b"Hello, World"
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 def test_pipelined_requests_over_one_tls_connection(
-    start_server: StartServer, certs: Certs
+    start_server: StartServer, certs: Certs, version: ssl.TLSVersion
 ) -> None:
     """Twenty requests in one write, then a body whose record also carries the next request:
     OpenSSL keeps the rest of that record decrypted, where epoll cannot see it."""
     server = start_server(app, **tls(certs))
-    with tls_client(server, certs) as sock:
+    with tls_client(server, certs, version=version) as sock:
+        assert sock.version() == version.name.replace("_", ".")
         reader = Reader(sock)
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 20)
         assert [reader.read_response().body for _ in range(20)] == [b"Hello, World"] * 20
@@ -391,3 +395,21 @@ def test_shutdown_closes_handshakes_with_the_idle_connections(
     finally:
         for sock in silent:
             sock.close()
+
+
+def test_shutdown_lets_a_queued_tls_response_finish(
+    start_server: StartServer, certs: Certs
+) -> None:
+    total = 2 * MiB
+    server = start_server(streamed(total), **tls(certs))
+    small_send_buffers(server)
+    with tls_client(server, certs, rcvbuf=4096) as sock:
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_until(lambda: any(c.phase is Phase.WRITE for c in channels_of(server)))
+        stopper = threading.Thread(target=server.shutdown, args=(10,))
+        stopper.start()
+        time.sleep(0.3)  # the listeners and the idle connections are closed by now
+        raw = read_paced(sock, 1e9)
+        stopper.join(5)
+        assert not stopper.is_alive()
+    assert parse_response(raw).body == expected_stream(total)
