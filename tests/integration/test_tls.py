@@ -23,6 +23,7 @@ import pytest
 from kakehashi.server import Server
 from kakehashi.server.channel import Phase
 from tests.conftest import StartServer, addr
+from tests.integration.processes import cli
 from tests.integration.test_slow_readers import (
     MiB,
     channels_of,
@@ -136,6 +137,13 @@ def test_requests_session_keeps_one_connection(start_server: StartServer, certs:
     assert len({info["REMOTE_PORT"] for info in infos}) == 1  # one connection for all
     assert all(info["wsgi.url_scheme"] == "https" for info in infos)
     assert posted.json()["length"] == 5000
+
+
+def test_kakehashis_own_client(start_server: StartServer, certs: Certs) -> None:
+    server = start_server(app, **tls(certs))
+    result = cli("get", "--cacert", str(certs.ca), url(server))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello, World"
 
 
 def test_alpn_offers_http_1_1(start_server: StartServer, certs: Certs) -> None:
