@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -199,9 +200,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _probe(host: str, port: int) -> bool:
-    """True once the server answers ``GET /`` with 200."""
-    conn = http.client.HTTPConnection(host, port, timeout=2.0)
+def _probe(host: str, port: int, tls: ssl.SSLContext | None = None) -> bool:
+    """True once the server answers ``GET /`` with 200 (over TLS with ``tls``)."""
+    conn = (
+        http.client.HTTPConnection(host, port, timeout=2.0)
+        if tls is None
+        else http.client.HTTPSConnection(host, port, timeout=2.0, context=tls)
+    )
     try:
         conn.request("GET", "/")
         return conn.getresponse().status == 200
@@ -281,13 +286,21 @@ def start(
     port: int | None = None,
     flood: bool = False,
     label: str = "",
+    extra_args: tuple[str, ...] = (),
+    tls: ssl.SSLContext | None = None,
 ) -> Server:
-    """Start peer ``name`` pinned to SERVER_CPU; wait (bounded) until it answers ``GET /``."""
+    """Start peer ``name`` pinned to SERVER_CPU; wait (bounded) until it answers ``GET /``.
+    ``extra_args`` go before the application argument (bench/tls.py: the certificate);
+    ``tls``: the client context the readiness probe speaks HTTPS with."""
     peer = PEERS[name]
     port = port or free_port(host)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}{'-' + label if label else ''}.log"
-    argv = ["taskset", "-c", SERVER_CPU, *peer.argv(f"{host}:{port}", flood=flood)]
+    command = peer.argv(f"{host}:{port}", flood=flood)
+    if extra_args:
+        at = command.index(APP) if APP in command else len(command)
+        command[at:at] = extra_args
+    argv = ["taskset", "-c", SERVER_CPU, *command]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             argv, cwd=ROOT, env=_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
@@ -297,7 +310,7 @@ def start(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode}:\n{server.log_tail()}")
-        if _probe(host, port):
+        if _probe(host, port, tls):
             return server
         time.sleep(0.1)
     server.stop()

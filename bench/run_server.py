@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,10 +158,27 @@ def measure(peer: str, scenario: Scenario, args: argparse.Namespace, lua: Path) 
     except RuntimeError as exc:
         result.error = f"did not start: {str(exc).splitlines()[0]}"
         return result
+    return timed(
+        server,
+        result,
+        lambda: check_response(scenario, server.port),
+        lambda seconds: wrk_argv(scenario, server.port, seconds, lua),
+        args,
+    )
+
+
+def timed(
+    server: peers.Server,
+    result: Result,
+    check: Callable[[], None],
+    argv: Callable[[float], list[str]],
+    args: argparse.Namespace,
+) -> Result:
+    """Check one answer by hand, warm up, time wrk (``argv(seconds)``), stop the server."""
     try:
-        check_response(scenario, server.port)
-        run_wrk(wrk_argv(scenario, server.port, args.warmup, lua), args.warmup)
-        output = run_wrk(wrk_argv(scenario, server.port, args.duration, lua), args.duration)
+        check()
+        run_wrk(argv(args.warmup), args.warmup)
+        output = run_wrk(argv(args.duration), args.duration)
         result.rss_mib = peers.rss_bytes(server.pid) / 2**20
         parse_wrk(output, result)
         if server.proc.poll() is not None:

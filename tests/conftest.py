@@ -110,7 +110,7 @@ class ServeProcess:
         for line in list(self.lines):
             if " serving " in line and " on " in line:
                 where = line.rsplit(" on ", 1)[1].strip()
-                return where.removeprefix("http://").rstrip("/")
+                return where.removeprefix("http://").removeprefix("https://").rstrip("/")
         raise AssertionError(self.stderr)
 
     def signal(self, signum: int) -> None:

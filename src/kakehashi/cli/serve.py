@@ -31,6 +31,7 @@ from kakehashi.server.arbiter import Arbiter
 from kakehashi.server.config_sources import from_env, from_toml, merge, to_toml
 from kakehashi.server.server import bind_sockets
 from kakehashi.server.systemd import listen_fds
+from kakehashi.server.tls import make_context
 from kakehashi.server.worker import RequestTracker, WorkerHooks
 from kakehashi.wsgi import WSGIApp
 
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     log = logging.getLogger("kakehashi.error")
     for sock in sockets:
-        log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock))
+        log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock, config.tls))
     log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads, config.workers)
     try:
         if isinstance(server, Server):
@@ -199,7 +200,8 @@ def _make_server(
     """One process serving, or the process manager (``--workers`` and friends).
 
     Raises:
-        ConfigError: the application cannot be imported, or --metrics-bind cannot be bound.
+        ConfigError: the application cannot be imported, --metrics-bind cannot be bound,
+            or the TLS certificate cannot be loaded.
     """
     managed = needs_manager(config)
     app = load_app(args.app) if config.preload or not managed else None
@@ -208,6 +210,8 @@ def _make_server(
         if config.shutdown_delay:  # to answer with Connection: close during the delay
             app = RequestTracker(app)
         return Server(app, config, sockets=sockets)
+    if config.tls:  # a certificate that cannot be loaded stops the start, not every worker
+        make_context(config)
     hooks = WorkerHooks(
         load_app=lambda: load_app(args.app),
         reopen_logs=reopen_logs,
@@ -264,9 +268,9 @@ def _remove_unix_sockets(config: ServerConfig) -> None:
                 os.unlink(address.unix_path)
 
 
-def _where(sock: Any) -> str:
+def _where(sock: Any, tls: bool = False) -> str:
     name = sock.getsockname()
     if isinstance(name, str):
         return f"unix:{name}"
     host = f"[{name[0]}]" if ":" in name[0] else name[0]
-    return f"http://{host}:{name[1]}/"
+    return f"{'https' if tls else 'http'}://{host}:{name[1]}/"

@@ -56,7 +56,7 @@ from kakehashi.server.task import error_response, run_application
 if TYPE_CHECKING:
     from kakehashi.server.poller import Poller
 
-__all__ = ["HTTPChannel", "Phase"]
+__all__ = ["WAIT_READ", "WAIT_WRITE", "HTTPChannel", "Phase"]
 
 _RECV_BYTES = 64 * 1024
 _EMPTY_LINES_RE = re.compile(rb"(?:\r\n)*")
@@ -67,11 +67,17 @@ _DRAIN_BYTES = 1 << 20
 _ERROR_SEND_TIMEOUT = 1.0
 
 
+# What a channel may ask the poller to wait for, beyond what its phase says (Poller.arm).
+WAIT_READ = 1
+WAIT_WRITE = 2
+
+
 class Phase(enum.Enum):
     IDLE = "idle"  # waiting for the first byte of a request (fresh or kept alive)
     HEAD = "head"  # part of a request head has arrived
     BODY = "body"  # head done, reading a small body before running the application
     WRITE = "write"  # the response is queued: waiting for the client to take it
+    HANDSHAKE = "handshake"  # TLS: the handshake is under way (tls_channel.py)
 
 
 class HTTPChannel:

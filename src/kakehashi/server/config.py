@@ -293,6 +293,45 @@ class ServerConfig:
                       "syntax as --forwarded-allow-ips; a header from anyone else closes "
                       "the connection", "proxies"),
     )  # fmt: skip
+    # -- TLS (server/tls.py, docs/tls.md) ------------------------------------------------------
+    certfile: str = field(
+        default="",
+        metadata=_opt("--certfile", "PEM certificate chain: serve HTTPS on every --bind "
+                      "address (docs/tls.md)", "tls", metavar="FILE", default_text="off"),
+    )  # fmt: skip
+    keyfile: str = field(
+        default="",
+        metadata=_opt("--keyfile", "PEM private key of --certfile (default: in --certfile)",
+                      "tls", metavar="FILE", default_text="''"),
+    )  # fmt: skip
+    keyfile_password: str = field(
+        default="",
+        metadata=_opt("--keyfile-password", "password of an encrypted --keyfile (visible in "
+                      "ps: prefer $KAKEHASHI_KEYFILE_PASSWORD)", "tls", default_text="''",
+                      secret=True),
+    )  # fmt: skip
+    ca_certs: str = field(
+        default="",
+        metadata=_opt("--ca-certs", "PEM file of the CAs client certificates are checked "
+                      "against (with --cert-reqs optional or required)", "tls", metavar="FILE",
+                      default_text="''"),
+    )  # fmt: skip
+    cert_reqs: str = field(
+        default="none",
+        metadata=_opt("--cert-reqs", "client certificates: none (not asked), optional "
+                      "(checked if sent) or required", "tls"),
+    )  # fmt: skip
+    ciphers: str = field(
+        default="",
+        metadata=_opt("--ciphers", "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are "
+                      "OpenSSL's)", "tls", default_text="OpenSSL's default"),
+    )  # fmt: skip
+    ssl_min_version: str = field(
+        default="TLSv1.2",
+        metadata=_opt("--ssl-min-version", "oldest TLS version accepted: TLSv1.2 or TLSv1.3",
+                      "tls"),
+    )  # fmt: skip
+
     access_log_format: str = field(
         # gunicorn's atoms, so existing formats carry over; the default is the Combined Log
         # Format (what log analysers read) plus the duration in microseconds.
@@ -381,6 +420,7 @@ class ServerConfig:
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)
+        self._check_tls()
         if self.metrics_bind:
             _check_metrics_bind(self.metrics_bind, self.addresses)
         check_format(self.access_log_format)
@@ -390,6 +430,33 @@ class ServerConfig:
             raise ConfigError(
                 "--reload re-imports the application in new workers; not with --preload"
             )
+
+    def _check_tls(self) -> None:
+        """The TLS settings agree with each other (files are read when the server starts)."""
+        if self.cert_reqs not in ("none", "optional", "required"):
+            raise ConfigError("--cert-reqs must be none, optional or required")
+        if self.ssl_min_version not in ("TLSv1.2", "TLSv1.3"):
+            raise ConfigError("--ssl-min-version must be TLSv1.2 or TLSv1.3")
+        if not self.certfile:
+            for flag, value in (("--keyfile", self.keyfile), ("--ca-certs", self.ca_certs),
+                                ("--keyfile-password", self.keyfile_password),
+                                ("--ciphers", self.ciphers)):  # fmt: skip
+                if value:
+                    raise ConfigError(f"{flag} needs --certfile")
+            if self.cert_reqs != "none":
+                raise ConfigError("--cert-reqs needs --certfile")
+            return
+        if self.cert_reqs != "none" and not self.ca_certs:
+            raise ConfigError(f"--cert-reqs {self.cert_reqs} needs --ca-certs")
+        if self.proxy_protocol != "off":
+            raise ConfigError(
+                "--proxy-protocol with --certfile is not supported: terminate TLS at the proxy"
+            )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS."""
+        return bool(self.certfile)
 
     @property
     def addresses(self) -> list[Address]:

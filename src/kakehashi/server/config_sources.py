@@ -132,10 +132,14 @@ def merge(layers: list[Layer], base: ServerConfig | None = None) -> ServerConfig
 
 
 def to_toml(config: ServerConfig) -> str:
-    """The settings as a TOML document ``--config`` reads back."""
+    """The settings as a TOML document ``--config`` reads back (secrets left out)."""
     lines = []
-    for name in _FIELDS:
-        lines.append(f"{_key(name)} = {_toml_value(getattr(config, name))}")
+    for name, f in _FIELDS.items():
+        value = getattr(config, name)
+        if f.metadata.get("secret") and value:  # a password is not printed
+            lines.append(f"# {_key(name)} is set (not shown)")
+            continue
+        lines.append(f"{_key(name)} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,9 @@ never touches this module.  What lands here is held in order, as:
 - file regions (``wsgi.file_wrapper``): a descriptor, an offset and a count, sent with
   ``os.sendfile``; the application's file is closed (``done``) once its region is sent.
 
-Spooled files go out with ``os.sendfile`` too, so nothing is read back into Python.
+Spooled files go out with ``os.sendfile`` too, so nothing is read back into Python (over
+TLS, which the kernel cannot encrypt for, they and file regions are read and sent instead:
+sockio.send_file).
 
 A list body the application already built is ``hold``-ed by reference: its memory was spent
 by the application, and copying or spooling it would only add to that; it is not counted
@@ -34,6 +36,7 @@ from typing import Protocol
 from kakehashi.errors import ClientDisconnected
 from kakehashi.server.context import error_logger
 from kakehashi.server.pace import SendPace
+from kakehashi.server.sockio import TLS_SEND_BYTES, send_file
 
 __all__ = ["OutputBuffer", "OutputSink", "log_dropped"]
 
@@ -251,22 +254,23 @@ class OutputBuffer:
         from_held = min(sent, self.held)
         self.held -= from_held
         self.memory -= sent - from_held
-        return sent, sent == sum(map(len, pieces))
+        # A TLS send stops at TLS_SEND_BYTES: one that took that much may go on at once.
+        return sent, sent in (sum(map(len, pieces)), TLS_SEND_BYTES)
 
     def _send_spool(self, sock: socket.socket, spool: _Spool) -> tuple[int, bool]:
         if spool.read == spool.written:
             self.memory -= spool.write_stage()
         want = spool.written - spool.read
-        sent = os.sendfile(sock.fileno(), spool.file.fileno(), spool.read, want)
+        sent = send_file(sock, spool.file.fileno(), spool.read, want)
         spool.read += sent
         if not len(spool):
             self._items.popleft()
             spool.file.close()
-        return sent, sent == want
+        return sent, sent in (want, TLS_SEND_BYTES)
 
     def _send_region(self, sock: socket.socket, region: _FileRegion) -> tuple[int, bool]:
         want = min(region.count, _SENDFILE_MAX)
-        sent = os.sendfile(sock.fileno(), region.fd, region.offset, want)
+        sent = send_file(sock, region.fd, region.offset, want)
         region.offset += sent
         region.count -= sent
         self.in_files -= sent
@@ -278,7 +282,7 @@ class OutputBuffer:
         if not region.count:
             self._items.popleft()
             _run_done(region)
-        return sent, sent == want
+        return sent, sent in (want, TLS_SEND_BYTES)
 
     # -- ending ------------------------------------------------------------------------------
 

@@ -22,15 +22,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kakehashi.server.channel import HTTPChannel, Phase
+from kakehashi.server.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.handshakes import refuse_new_handshakes
 
-__all__ = ["Poller"]
+__all__ = ["ChannelFactory", "Poller"]
+
+ChannelFactory = Callable[[socket.socket, tuple[str, int], ServerContext, "Poller"], HTTPChannel]
 
 _ARMED = select.EPOLLIN | select.EPOLLONESHOT
 # A channel whose response waits for the client (Phase.WRITE) waits for room to send instead.
 _ARMED_WRITE = select.EPOLLOUT | select.EPOLLONESHOT
+_ARMED_FOR = {
+    WAIT_READ: _ARMED,
+    WAIT_WRITE: _ARMED_WRITE,
+    WAIT_READ | WAIT_WRITE: select.EPOLLIN | select.EPOLLOUT | select.EPOLLONESHOT,
+}
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
 # On shutdown, if connections arrived within the last _BUSY_WINDOW seconds, the backlog is
@@ -44,8 +51,16 @@ _SETTLE_PAUSE = 0.01
 class Poller:
     """The server's readiness machinery; methods are safe from any thread unless noted."""
 
-    def __init__(self, ctx: ServerContext, listeners: list[socket.socket]) -> None:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        listeners: list[socket.socket],
+        open_channel: ChannelFactory = HTTPChannel,
+    ) -> None:
         self.ctx = ctx
+        # What a new connection becomes: an HTTPChannel, or with TLS a TLSChannel (tls_channel.py),
+        # chosen once here so that plain connections never test for TLS.
+        self._open_channel = open_channel
         self.epoll = select.epoll()
         self.channels: dict[int, HTTPChannel] = {}
         self.listeners = {sock.fileno(): sock for sock in listeners}
@@ -66,6 +81,16 @@ class Poller:
             self.epoll.modify(channel.fd, events)
         else:
             self.epoll.register(channel.fd, events)
+            channel.registered = True
+
+    def arm_tls(self, channel: HTTPChannel, wait: int) -> None:
+        """Arm for ``wait`` (WAIT_READ, WAIT_WRITE or both, from channel.py) whatever the
+        phase says: a TLS handshake waits for what OpenSSL asks (tls_channel.py).  Kept
+        apart from :meth:`arm` so the plain path tests nothing more."""
+        if channel.registered:
+            self.epoll.modify(channel.fd, _ARMED_FOR[wait])
+        else:
+            self.epoll.register(channel.fd, _ARMED_FOR[wait])
             channel.registered = True
 
     def forget(self, channel: HTTPChannel) -> None:
@@ -145,7 +170,7 @@ class Poller:
             peer = (addr[0], addr[1])
         else:
             peer = ("", 0)
-        channel = HTTPChannel(sock, peer, self.ctx, self)
+        channel = self._open_channel(sock, peer, self.ctx, self)
         self.channels[channel.fd] = channel
         if self.ctx.metrics is not None:
             self.ctx.metrics.opened()

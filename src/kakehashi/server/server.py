@@ -24,6 +24,8 @@ from kakehashi.server.metrics_http import server_metrics
 from kakehashi.server.poller import Poller
 from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
 from kakehashi.server.systemd import adopt_socket
+from kakehashi.server.tls import make_context
+from kakehashi.server.tls_channel import TLSEnvironBuilder, tls_channels
 from kakehashi.wsgi import WSGIApp, base_environ
 
 __all__ = ["Server", "bind_sockets", "serve"]
@@ -105,6 +107,7 @@ class Server:
         # on shutdown this one must not refuse new handshakes for all (handshakes.py).
         self.shared_listeners = shared_listeners
         try:
+            tls_context = make_context(self.config) if self.config.tls else None
             self.sockets = sockets if sockets is not None else bind_sockets(self.config)
         except ConfigError:
             if self._metrics_http is not None:
@@ -112,8 +115,9 @@ class Server:
             raise
         first = self.sockets[0].getsockname()
         name, port = (first[0], first[1]) if isinstance(first, tuple) else ("localhost", 0)
-        environ = ProxiedEnvironBuilder(
-            base_environ(name, port, self.config.url_scheme, self.config.workers > 1),
+        scheme = "https" if tls_context is not None else self.config.url_scheme
+        environ = (ProxiedEnvironBuilder if tls_context is None else TLSEnvironBuilder)(
+            base_environ(name, port, scheme, self.config.workers > 1),
             TrustedPeers(self.config.forwarded_allow_ips),
             self.config.root_path,
         )
@@ -121,7 +125,10 @@ class Server:
         self.ctx.metrics = recorder
         if recorder is not None:
             recorder.log_dropped = dropped_lines  # the access log counts its own drops
-        self._poller = Poller(self.ctx, self.sockets)
+        if tls_context is None:
+            self._poller = Poller(self.ctx, self.sockets)
+        else:  # every connection is a TLSChannel: decided here, once
+            self._poller = Poller(self.ctx, self.sockets, tls_channels(tls_context))
         self._workers: list[threading.Thread] = []
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()  # asks serve_forever to shut down

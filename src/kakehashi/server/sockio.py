@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 import select
 import socket
+import ssl
 
 from kakehashi.errors import ClientDisconnected
 
 __all__ = [
+    "TLS_SEND_BYTES",
     "recv_some",
     "send_all",
+    "send_file",
     "send_some",
     "sendfile_some",
     "wait_writable",
@@ -26,6 +29,9 @@ __all__ = [
 
 _WRITABLE = select.POLLOUT | select.POLLERR | select.POLLHUP
 _READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
+# A TLS socket encrypts in user space: it is given at most this much per write (tls.py says
+# why the bound must be the same on every call).
+TLS_SEND_BYTES = 256 * 1024
 
 
 def _ready(sock: socket.socket, events: int, timeout: float) -> bool:
@@ -90,7 +96,7 @@ def sendfile_some(sock: socket.socket, fd: int, offset: int, count: int) -> tupl
     total = 0
     while total < count:
         try:
-            sent = os.sendfile(sock.fileno(), fd, offset + total, count - total)
+            sent = send_file(sock, fd, offset + total, count - total)
         except BlockingIOError:
             return total, False
         except OSError as exc:
@@ -99,6 +105,20 @@ def sendfile_some(sock: socket.socket, fd: int, offset: int, count: int) -> tupl
             return total, True
         total += sent
     return total, False
+
+
+def send_file(sock: socket.socket, fd: int, offset: int, count: int) -> int:
+    """``os.sendfile``; on a TLS socket, which the kernel cannot encrypt for, a read and a
+    send instead.  Returns the count sent, 0 at the file's end.
+
+    Raises:
+        BlockingIOError: the socket takes nothing now.
+        OSError: the peer closed or reset.
+    """
+    if isinstance(sock, ssl.SSLSocket):  # only file regions and spooled output come here
+        data = os.pread(fd, min(count, TLS_SEND_BYTES), offset)
+        return sock.send(data) if data else 0
+    return os.sendfile(sock.fileno(), fd, offset, count)
 
 
 def wait_writable(sock: socket.socket, timeout: float) -> bool:
