@@ -111,6 +111,12 @@ PEERS: dict[str, Peer] = {
             KAKEHASHI_ARGS,
             KAKEHASHI_FLOOD_ARGS,
         ),
+        Peer(
+            "kakehashi-portable",
+            "kakehashi, 4 threads, --poller portable (the selectors one of macOS and Windows)",
+            (*KAKEHASHI_ARGS, "--poller", "portable"),
+            KAKEHASHI_FLOOD_ARGS,
+        ),
     )
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import select
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +108,15 @@ class ServerConfig:
         default=4,
         metadata=_opt("--threads", "threads running the application", "workers", most=1024),
     )
+    poller: str = field(
+        # epoll is the fastest here (no hand-off between threads); the portable one runs on
+        # every platform (kqueue, select) and can be chosen on Linux to test or measure it.
+        default="auto",
+        metadata=_opt("--poller", "how threads wait for sockets: auto (epoll where it "
+                      "exists, else portable), epoll (Linux) or portable (selectors: kqueue, "
+                      "select; one thread waits and hands connections to the others)",
+                      "workers"),
+    )  # fmt: skip
     workers: int = field(
         default=1,
         metadata=_opt(
@@ -378,6 +388,10 @@ class ServerConfig:
             raise ConfigError("--url-scheme must be http or https")
         TrustedPeers(self.forwarded_allow_ips)
         TrustedPeers(self.proxy_allow_from)
+        if self.poller not in ("auto", "epoll", "portable"):
+            raise ConfigError("--poller must be auto, epoll or portable")
+        if self.poller == "epoll" and not hasattr(select, "epoll"):
+            raise ConfigError("--poller epoll: this platform has no epoll (Linux only)")
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)

@@ -18,15 +18,18 @@ from typing import Any
 from kakehashi.errors import ConfigError
 from kakehashi.server.config import Address, ServerConfig
 from kakehashi.server.context import ServerContext, error_logger
+from kakehashi.server.epoll_poller import EpollPoller
+from kakehashi.server.epoll_poller import available as epoll_available
 from kakehashi.server.logfile import dropped_lines
 from kakehashi.server.metrics import Recorder
 from kakehashi.server.metrics_http import server_metrics
 from kakehashi.server.poller import Poller
+from kakehashi.server.portable_poller import PortablePoller
 from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
 from kakehashi.server.systemd import adopt_socket
 from kakehashi.wsgi import WSGIApp, base_environ
 
-__all__ = ["Server", "bind_sockets", "serve"]
+__all__ = ["Server", "bind_sockets", "make_poller", "serve"]
 
 
 def bind_sockets(config: ServerConfig) -> list[socket.socket]:
@@ -44,6 +47,13 @@ def bind_sockets(config: ServerConfig) -> list[socket.socket]:
             sock.close()
         raise ConfigError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
     return sockets
+
+
+def make_poller(ctx: ServerContext, sockets: list[socket.socket]) -> Poller:
+    """The poller ``--poller`` asks for: epoll where it exists unless told otherwise."""
+    if ctx.config.poller == "epoll" or (ctx.config.poller == "auto" and epoll_available()):
+        return EpollPoller(ctx, sockets)
+    return PortablePoller(ctx, sockets)
 
 
 def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socket.socket:
@@ -121,7 +131,7 @@ class Server:
         self.ctx.metrics = recorder
         if recorder is not None:
             recorder.log_dropped = dropped_lines  # the access log counts its own drops
-        self._poller = Poller(self.ctx, self.sockets)
+        self._poller = make_poller(self.ctx, self.sockets)
         self._workers: list[threading.Thread] = []
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()  # asks serve_forever to shut down
@@ -145,6 +155,7 @@ class Server:
     def start(self) -> None:
         """Start the threads and return; the server is accepting when this returns."""
         self.ctx.access.start()
+        self._poller.start()
         for number in range(self.config.threads):
             self._workers.append(self._start_worker(number))
         config = self.config
@@ -163,7 +174,8 @@ class Server:
 
     @property
     def _threads(self) -> list[threading.Thread]:
-        return [*self._workers, *([self._sweeper] if self._sweeper else [])]
+        sweeper = [self._sweeper] if self._sweeper else []
+        return [*self._poller.threads, *self._workers, *sweeper]
 
     def _start_worker(self, number: int) -> threading.Thread:
         thread = threading.Thread(
