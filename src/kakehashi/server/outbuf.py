@@ -34,6 +34,7 @@ from typing import Protocol
 from kakehashi.errors import ClientDisconnected
 from kakehashi.server.context import error_logger
 from kakehashi.server.pace import SendPace
+from kakehashi.server.sockio import send_file
 
 __all__ = ["OutputBuffer", "OutputSink", "log_dropped"]
 
@@ -41,11 +42,12 @@ _SEND_PIECES = 64  # pieces per sendmsg (IOV_MAX is 1024; more buys nothing)
 _STAGE_BYTES = 256 * 1024  # small spooled pieces are gathered up to this before one write
 _SPOOL_FILE_BYTES = 16 << 20  # a spool file takes no more; then the next one starts
 _SENDFILE_MAX = 1 << 30
+_HAS_WRITEV = hasattr(os, "writev")
 
 
 def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
     """Write every piece to a (regular) file; a short write is finished piece by piece."""
-    written = os.writev(fd, pieces)
+    written = os.writev(fd, pieces) if _HAS_WRITEV else 0  # no writev on Windows
     for piece in pieces:
         if written >= len(piece):
             written -= len(piece)
@@ -257,7 +259,7 @@ class OutputBuffer:
         if spool.read == spool.written:
             self.memory -= spool.write_stage()
         want = spool.written - spool.read
-        sent = os.sendfile(sock.fileno(), spool.file.fileno(), spool.read, want)
+        sent = send_file(sock, spool.file.fileno(), spool.read, want)
         spool.read += sent
         if not len(spool):
             self._items.popleft()
@@ -266,7 +268,7 @@ class OutputBuffer:
 
     def _send_region(self, sock: socket.socket, region: _FileRegion) -> tuple[int, bool]:
         want = min(region.count, _SENDFILE_MAX)
-        sent = os.sendfile(sock.fileno(), region.fd, region.offset, want)
+        sent = send_file(sock, region.fd, region.offset, want)
         region.offset += sent
         region.count -= sent
         self.in_files -= sent

@@ -9,10 +9,10 @@ whatever is left, wake the threads and join them.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from kakehashi.errors import ConfigError
@@ -62,7 +62,7 @@ def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socke
     if address.unix_path:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(address.unix_path)
+            Path(address.unix_path).unlink()
         target: Any = address.unix_path
     else:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET

@@ -19,18 +19,26 @@ from kakehashi.errors import ClientDisconnected
 __all__ = [
     "recv_some",
     "send_all",
+    "send_file",
     "send_some",
     "sendfile_some",
     "wait_writable",
 ]
 
-_WRITABLE = select.POLLOUT | select.POLLERR | select.POLLHUP
-_READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
+_HAS_POLL = hasattr(select, "poll")  # not on Windows
+_WRITABLE = getattr(select, "POLLOUT", 4) | getattr(select, "POLLERR", 8)
+_READABLE = getattr(select, "POLLIN", 1) | getattr(select, "POLLERR", 8)
+_HUP = getattr(select, "POLLHUP", 16)
+_READ_PIECE = 256 * 1024  # a file read to send where os.sendfile is missing
 
 
 def _ready(sock: socket.socket, events: int, timeout: float) -> bool:
+    if not _HAS_POLL:  # Windows: select() takes sockets, and one is within its FD_SETSIZE
+        write = [sock] if events & _WRITABLE == _WRITABLE else []
+        ready = select.select([] if write else [sock], write, [sock], max(timeout, 0.0))
+        return any(ready)
     poller = select.poll()
-    poller.register(sock.fileno(), events)
+    poller.register(sock.fileno(), events | _HUP)
     return bool(poller.poll(max(timeout, 0.0) * 1000))
 
 
@@ -73,11 +81,59 @@ def send_some(sock: socket.socket, data: bytes | memoryview | list[bytes]) -> in
         ClientDisconnected: the peer closed or reset.
     """
     try:
-        return sock.sendmsg(data) if isinstance(data, list) else sock.send(data)
+        if not isinstance(data, list):
+            return sock.send(data)
+        if _HAS_SENDMSG:
+            return sock.sendmsg(data)
+        return _send_pieces(sock, data)
     except BlockingIOError:
         return 0
     except OSError as exc:
         raise ClientDisconnected(f"send failed: {exc}") from exc
+
+
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")  # not on Windows
+
+
+def _send_pieces(sock: socket.socket, data: list[bytes]) -> int:
+    """``sendmsg`` where it is missing: one ``send`` a piece while the kernel takes them."""
+    total = 0
+    for piece in data:
+        try:
+            sent = sock.send(piece)
+        except BlockingIOError:
+            if total:
+                return total
+            raise
+        total += sent
+        if sent < len(piece):
+            break
+    return total
+
+
+def send_file(sock: socket.socket, fd: int, offset: int, count: int) -> int:
+    """``os.sendfile(sock, fd, offset, count)``; where it is missing (Windows), a read of
+    the file and a ``send`` of what was read.  Raises what ``send`` raises."""
+    if _HAS_SENDFILE:
+        return os.sendfile(sock.fileno(), fd, offset, count)
+    data = _read_at(fd, offset, min(count, _READ_PIECE))
+    return sock.send(data) if data else 0
+
+
+def _read_at(fd: int, offset: int, size: int) -> bytes:
+    """``os.pread`` where it exists; else a read that puts the file position back (a spool
+    file is appended to at its position)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    position = os.lseek(fd, 0, os.SEEK_CUR)
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, size)
+    finally:
+        os.lseek(fd, position, os.SEEK_SET)
+
+
+_HAS_SENDFILE = hasattr(os, "sendfile")
 
 
 def sendfile_some(sock: socket.socket, fd: int, offset: int, count: int) -> tuple[int, bool]:
@@ -90,7 +146,7 @@ def sendfile_some(sock: socket.socket, fd: int, offset: int, count: int) -> tupl
     total = 0
     while total < count:
         try:
-            sent = os.sendfile(sock.fileno(), fd, offset + total, count - total)
+            sent = send_file(sock, fd, offset + total, count - total)
         except BlockingIOError:
             return total, False
         except OSError as exc:
