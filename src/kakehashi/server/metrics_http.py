@@ -29,6 +29,7 @@ from kakehashi.server.config import ServerConfig, parse_bind
 from kakehashi.server.context import error_logger
 from kakehashi.server.exposition import CONTENT_TYPE, render
 from kakehashi.server.metrics import Recorder, WorkerSlots
+from kakehashi.server.sockio import reuse_address
 
 __all__ = ["MetricsListener", "ParentMetrics", "server_metrics"]
 
@@ -94,7 +95,7 @@ class MetricsListener:
         family = socket.AF_INET6 if ":" in where.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            reuse_address(self.sock)
             self.sock.bind((where.host, where.port))
             self.sock.listen(64)
         except OSError as exc:

@@ -26,6 +26,7 @@ from kakehashi.server.metrics_http import server_metrics
 from kakehashi.server.poller import Poller
 from kakehashi.server.portable_poller import PortablePoller
 from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
+from kakehashi.server.sockio import reuse_address
 from kakehashi.server.systemd import adopt_socket
 from kakehashi.wsgi import WSGIApp, base_environ
 
@@ -67,7 +68,7 @@ def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socke
     else:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reuse_address(sock)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if hasattr(socket, "TCP_DEFER_ACCEPT"):

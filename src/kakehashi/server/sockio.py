@@ -18,6 +18,7 @@ from kakehashi.errors import ClientDisconnected
 
 __all__ = [
     "recv_some",
+    "reuse_address",
     "send_all",
     "send_file",
     "send_some",
@@ -175,3 +176,14 @@ def recv_some(sock: socket.socket, size: int, timeout: float) -> bytes:
             _wait(sock, _READABLE, timeout, "body read")
         except OSError as exc:
             raise ClientDisconnected(f"receive failed: {exc}") from exc
+
+
+def reuse_address(sock: socket.socket) -> None:
+    """Let a listener bind its port again while old connections linger in TIME_WAIT.  On
+    Windows SO_REUSEADDR would let another process take a port in use, so a listener asks
+    for the port to itself there instead (SO_EXCLUSIVEADDRUSE, which allows the rebind)."""
+    exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)
+    if exclusive is not None:
+        sock.setsockopt(socket.SOL_SOCKET, exclusive, 1)
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
