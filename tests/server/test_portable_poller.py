@@ -97,3 +97,16 @@ def test_wake_all_sends_every_worker_home(poller: PortablePoller) -> None:
     for worker in workers:
         worker.join(5)
         assert not worker.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("choice", "kind"), [("epoll", "EpollPoller"), ("portable", "PortablePoller")]
+)
+def test_the_poller_setting_picks_the_implementation(choice: str, kind: str) -> None:
+    from kakehashi.server.server import Server
+
+    server = Server(app, ServerConfig(bind=("127.0.0.1:0",), poller=choice))
+    try:
+        assert type(server._poller).__name__ == kind
+    finally:
+        server.shutdown(timeout=1)

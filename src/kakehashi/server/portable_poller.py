@@ -21,6 +21,7 @@ import selectors
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from kakehashi.server.channel import HTTPChannel, Phase
@@ -29,6 +30,7 @@ from kakehashi.server.poller import Poller
 
 __all__ = ["PortablePoller", "select_capacity"]
 
+_RETRY_PAUSE = 0.01  # after a failed wait that repeats
 _STOP = -1  # the queue's sentinel: every worker that takes it puts it back and leaves
 # Descriptors kept for listeners, the wake-up pair and the process's own files when the
 # selector is select(), whose sets hold FD_SETSIZE descriptors at most.
@@ -136,6 +138,7 @@ class PortablePoller(Poller):
     def _select(self) -> None:
         """The selector thread: wait, take each ready socket out of the selector (one-shot),
         queue it for a worker; until :meth:`wake_all`."""
+        failed = False
         while not self._stopping:
             try:
                 events = self.selector.select()
@@ -143,7 +146,11 @@ class PortablePoller(Poller):
                 if self._stopping:
                     return
                 error_logger.debug("selector wait failed (%s); waiting again", exc)
+                if failed:  # twice in a row: not a passing race; do not spin on it
+                    time.sleep(_RETRY_PAUSE)
+                failed = True
                 continue
+            failed = False
             try:
                 self._hand_out(events)
             except BaseException:  # the one thread that watches sockets must not die
