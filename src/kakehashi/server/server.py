@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,8 @@ from kakehashi.server.systemd import adopt_socket
 from kakehashi.wsgi import WSGIApp, base_environ
 
 __all__ = ["Server", "bind_sockets", "make_poller", "serve"]
+
+_WINDOWS_SIGNAL_CHECK = 0.25  # seconds between chances for Ctrl-C's handler on Windows
 
 
 def bind_sockets(config: ServerConfig) -> list[socket.socket]:
@@ -211,6 +214,10 @@ class Server:
         """Serve until :meth:`request_shutdown` (or :meth:`shutdown`), then shut down."""
         if not self._threads:
             self.start()
+        if sys.platform == "win32":
+            # A wait on a lock is not interrupted by Ctrl-C there: wake to let handlers run.
+            while not self._stop.wait(_WINDOWS_SIGNAL_CHECK):
+                pass
         self._stop.wait()
         self._shutdown(self.config.graceful_timeout)
 
