@@ -93,10 +93,10 @@ class PortablePoller(Poller):
         events = selectors.EVENT_WRITE if channel.phase is Phase.WRITE else selectors.EVENT_READ
         channel.registered = True  # here: it has been armed, so forget() must unregister it
         with self._mutex:
-            try:
-                self.selector.modify(channel.fd, events)
-            except KeyError:  # the usual case: reported, hence unregistered, since last armed
+            try:  # the usual case: reported, hence unregistered, since it was last armed
                 self.selector.register(channel.fd, events)
+            except KeyError:  # still registered: the sweeper claimed it while parked
+                self.selector.modify(channel.fd, events)
         if self._needs_wake:
             self._wake()
 
