@@ -140,6 +140,12 @@ PEERS: dict[str, Peer] = {
             (*_FROM_BASE, *KAKEHASHI_ARGS[2:]),
             KAKEHASHI_FLOOD_ARGS,
         ),
+        Peer(
+            "kakehashi-portable",
+            "kakehashi, 4 threads, --poller portable (the selectors one of macOS and Windows)",
+            (*KAKEHASHI_ARGS, "--poller", "portable"),
+            KAKEHASHI_FLOOD_ARGS,
+        ),
     )
 }
 

@@ -19,6 +19,9 @@ from kakehashi.server import Server, ServerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
+# KAKEHASHI_TEST_POLLER=portable runs every server the suite starts on the portable poller
+# (in-process and ``kakehashi serve`` subprocesses alike); CI runs the suite both ways.
+TEST_POLLER = os.environ.get("KAKEHASHI_TEST_POLLER", "auto")
 
 
 def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -45,6 +48,7 @@ def start_server() -> Iterator[StartServer]:
     def start(app: Any = hello_app, **settings: Any) -> Server:
         settings.setdefault("bind", ("127.0.0.1:0",))
         settings.setdefault("threads", 4)
+        settings.setdefault("poller", TEST_POLLER)
         server = Server(app, ServerConfig(**settings))
         servers.append(server)
         server.start()
@@ -72,6 +76,8 @@ class ServeProcess:
     def __init__(self, args: list[str], cwd: Path | None = None) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(ROOT)]))
         env["PYTHONUNBUFFERED"] = "1"
+        if TEST_POLLER != "auto":
+            env.setdefault("KAKEHASHI_POLLER", TEST_POLLER)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kakehashi", "serve", *args],
             stdout=subprocess.PIPE,

@@ -2,8 +2,8 @@
 # Install everything the test suite needs, then run it (ruff, mypy, pytest with coverage).
 # Used by the README's test command and by CI (.ci/run), so both always agree.
 #
-#   bash tools/test.sh            # whole suite
-#   bash tools/test.sh -k routing # extra arguments go to pytest
+#   bash tools/test.sh            # whole suite (epoll), then the server tests on the portable poller
+#   bash tools/test.sh -k routing # extra arguments go to pytest (one run, default poller)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +28,10 @@ fi
 
 python3 -m pip install -q -e '.[test]'
 python3 -m pytest "$@"
+if [ $# -eq 0 ]; then
+    # The poller of macOS and Windows (selectors), forced on Linux: every server the tests
+    # start uses it (tests/conftest.py reads KAKEHASHI_TEST_POLLER).  The tests that start
+    # servers run again; the sans-I/O core's and the client's ran above, once is enough.
+    KAKEHASHI_TEST_POLLER=portable python3 -m pytest -q --no-cov \
+        tests/server tests/integration tests/app tests/test_readme.py
+fi

@@ -39,10 +39,13 @@ def refused(where: str) -> bool:
         return True
 
 
-def cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, timeout: float = 20, module: str = "kakehashi"
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS``, kakehashi's command line by default, run to its end."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(ROOT)]))
     return subprocess.run(
-        [sys.executable, "-m", "kakehashi", *args],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         timeout=timeout,

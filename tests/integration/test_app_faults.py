@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from kakehashi.server import Server, ServerConfig
+from kakehashi.server.epoll_poller import EpollPoller
+from kakehashi.server.portable_poller import PortablePoller
 from tests import server_apps
-from tests.conftest import StartServer, addr, kakehashi_threads
+from tests.conftest import TEST_POLLER, StartServer, addr, kakehashi_threads
 from tests.wire import Reader, connect, get, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -87,30 +89,38 @@ def test_a_base_exception_after_the_head_aborts_the_response(start_server: Start
     assert _alive_workers(server) == 4
 
 
-class _DyingEpoll:
-    """Wraps the server's epoll so that the first ``poll`` of one thread raises."""
+class _Dying:
+    """Wraps what worker threads wait in (the epoll, or the portable poller's queue) so that
+    the first wait of one thread raises."""
 
-    def __init__(self, epoll: Any) -> None:
-        self._epoll = epoll
+    def __init__(self, wrapped: Any, method: str) -> None:
+        self._wrapped = wrapped
+        self._method = method
         self._lock = threading.Lock()
         self.killed = False
 
-    def poll(self, *args: Any) -> Any:
+    def _wait(self, *args: Any) -> Any:
         with self._lock:
             kill, self.killed = not self.killed, True
         if kill:
             raise RuntimeError("a worker thread dies")
-        return self._epoll.poll(*args)
+        return getattr(self._wrapped, self._method)(*args)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._epoll, name)
+        return self._wait if name == self._method else getattr(self._wrapped, name)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_worker_thread_that_dies_is_replaced(caplog: pytest.LogCaptureFixture) -> None:
-    server = Server(server_apps.app, ServerConfig(bind=("127.0.0.1:0",), threads=2))
-    dying = _DyingEpoll(server._poller.epoll)
-    server._poller.epoll = dying  # type: ignore[assignment]
+    config = ServerConfig(bind=("127.0.0.1:0",), threads=2, poller=TEST_POLLER)
+    server = Server(server_apps.app, config)
+    poller = server._poller
+    dying: _Dying
+    if isinstance(poller, EpollPoller):
+        dying = poller.epoll = _Dying(poller.epoll, "poll")  # type: ignore[assignment]
+    else:
+        assert isinstance(poller, PortablePoller)
+        dying = poller._ready = _Dying(poller._ready, "get")  # type: ignore[assignment]
     server.start()
     try:
         assert wait_until(lambda: "died; starting another" in caplog.text, 5)

@@ -11,9 +11,10 @@ import pytest
 from kakehashi.server import ServerConfig
 from kakehashi.server.channel import HTTPChannel, Phase
 from kakehashi.server.context import ServerContext
-from kakehashi.server.poller import Poller
+from kakehashi.server.server import make_poller
 from kakehashi.wsgi import EnvironBuilder, base_environ
 from tests import server_apps
+from tests.conftest import TEST_POLLER
 from tests.wire import Reader
 
 pytestmark = pytest.mark.timeout(10)
@@ -21,11 +22,12 @@ pytestmark = pytest.mark.timeout(10)
 
 class Rig:
     def __init__(self, **settings: Any) -> None:
+        settings.setdefault("poller", TEST_POLLER)
         config = ServerConfig(**settings)
         self.ctx = ServerContext(
             server_apps.app, config, EnvironBuilder(base_environ("localhost", 0))
         )
-        self.poller = Poller(self.ctx, [])
+        self.poller = make_poller(self.ctx, [])
         server_end, self.client = socket.socketpair()
         server_end.setblocking(False)
         self.client.settimeout(2)

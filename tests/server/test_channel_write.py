@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import select
+import selectors
 import socket
 import threading
 import time
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 
 from kakehashi.server.channel import Phase
+from kakehashi.server.epoll_poller import EpollPoller
+from kakehashi.server.portable_poller import PortablePoller
 from tests.server.test_channel import Rig
 from tests.wire import parse_response
 
@@ -57,8 +60,16 @@ def rig() -> Iterator[Rig]:
 
 
 def armed_for(rig: Rig) -> int:
-    """The events the channel's socket is armed for, as epoll reports them now."""
-    return dict(rig.poller.epoll.poll(0.2)).get(rig.channel.fd, 0)
+    """The events the channel's socket is armed for and ready, in epoll's bits, as the
+    poller's epoll or selector (no thread waits in it here) reports them now."""
+    poller = rig.poller
+    if isinstance(poller, EpollPoller):
+        return dict(poller.epoll.poll(0.2)).get(rig.channel.fd, 0)
+    assert isinstance(poller, PortablePoller)
+    ready = {key.fd: mask for key, mask in poller.selector.select(0.2)}.get(rig.channel.fd, 0)
+    return (select.EPOLLIN if ready & selectors.EVENT_READ else 0) | (
+        select.EPOLLOUT if ready & selectors.EVENT_WRITE else 0
+    )
 
 
 def run_until_done(rig: Rig, blocks: int) -> bytes:

@@ -102,6 +102,7 @@ def test_bind_in_use_is_a_config_error() -> None:
         ({"graceful_timeout": float("nan")}, "--graceful-timeout must be positive"),
         ({"max_requests": -1}, "--max-requests must be 0 or more"),
         ({"timeout": 1e9}, "--timeout must be at most 86,400"),
+        ({"poller": "kqueue"}, "--poller must be auto, epoll or portable"),
     ],
 )
 def test_every_count_has_an_upper_bound(changes: dict[str, object], message: str) -> None:

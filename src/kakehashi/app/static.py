@@ -38,6 +38,8 @@ __all__ = ["safe_join", "send_file", "send_from_directory"]
 
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 _TEN_YEARS = 10 * 365 * 86400
+# O_NONBLOCK (a FIFO must not hang the thread) and O_CLOEXEC are POSIX; O_BINARY is Windows'.
+_OPEN_FLAGS = os.O_RDONLY | sum(getattr(os, n, 0) for n in ("O_NONBLOCK", "O_CLOEXEC", "O_BINARY"))
 
 
 def safe_join(root: Path, filename: str) -> Path | None:
@@ -63,7 +65,7 @@ def send_from_directory(
 def send_file(req: Request, path: str | Path, *, max_age: int | None = None) -> Response:
     """The regular file at ``path``, with validators, conditional requests and ranges."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError:
         raise NotFound() from None
     info = os.fstat(fd)  # of what was opened, so the check cannot race a rename

@@ -25,6 +25,8 @@ from kakehashi.server.worker import shutdown_after_delay
 __all__ = ["PidFile", "needs_manager", "reopen_logs", "serve_in_process"]
 
 log = logging.getLogger("kakehashi.error")
+_SIGQUIT = getattr(signal, "SIGQUIT", None)  # not on Windows
+_INTERRUPTS = {signal.SIGINT, getattr(signal, "SIGBREAK", signal.SIGINT)}  # Ctrl-C, Ctrl-Break
 
 
 def needs_manager(config: ServerConfig) -> bool:
@@ -96,7 +98,7 @@ def _install_signals(server: Server) -> dict[int, Any]:
     asked: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
-        if signum == signal.SIGQUIT or (asked and signum == signal.SIGINT):
+        if signum == _SIGQUIT or (asked and signum in _INTERRUPTS):
             raise KeyboardInterrupt
         log.info("%s: shutting down gracefully", signal.Signals(signum).name)
         notify("STOPPING=1")
@@ -109,11 +111,18 @@ def _install_signals(server: Server) -> dict[int, Any]:
     def refuse_reload(signum: int, frame: object) -> None:
         log.warning("SIGHUP ignored: a rolling reload needs --workers 2 or more")
 
+    # POSIX names are looked up, so that Windows gets what it has: Ctrl-C (SIGINT) and
+    # Ctrl-Break (SIGBREAK) stop gracefully there, a second one forces the exit.
     handlers = {
-        signal.SIGINT: stop,
-        signal.SIGTERM: stop,
-        signal.SIGQUIT: stop,
-        signal.SIGUSR1: reopen,
-        signal.SIGHUP: refuse_reload,
+        "SIGINT": stop,
+        "SIGTERM": stop,
+        "SIGBREAK": stop,
+        "SIGQUIT": stop,
+        "SIGUSR1": reopen,
+        "SIGHUP": refuse_reload,
     }
-    return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    return {
+        getattr(signal, name): signal.signal(getattr(signal, name), handler)
+        for name, handler in handlers.items()
+        if hasattr(signal, name)
+    }

@@ -16,10 +16,10 @@ import importlib
 import logging
 import os
 import re
-import resource
 import sys
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, get_type_hints
 
 from kakehashi import __version__
@@ -161,6 +161,10 @@ def load_app(reference: str) -> WSGIApp:
 def _raise_fd_limit() -> None:
     """Lift the soft limit on open files to the hard one: parked connections are cheap, but
     each is a descriptor, and the usual soft limit (1024) would cap a flood defence at that."""
+    try:
+        import resource  # POSIX only
+    except ImportError:  # Windows: no such limit to lift
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -265,7 +269,7 @@ def _remove_unix_sockets(config: ServerConfig) -> None:
     for address in config.addresses:
         if address.unix_path:
             with contextlib.suppress(OSError):
-                os.unlink(address.unix_path)
+                Path(address.unix_path).unlink()
 
 
 def _where(sock: Any, tls: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""kakehashi.server: the WSGI server (threads sharing one epoll, no thread per connection)."""
+"""kakehashi.server: the WSGI server (threads sharing one poller, no thread per connection)."""
 
 from kakehashi.server.config import Address, ServerConfig, parse_bind
 from kakehashi.server.server import Server, bind_sockets, serve

@@ -44,15 +44,21 @@ _MOST_WORKERS: int = next(
 )
 _TICK = 0.25
 _KILL_AFTER_ABORT = 1.0  # seconds a SIGABRT'ed worker gets to dump its stacks
-_SIGNALS = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGHUP,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGUSR1,
-    signal.SIGCHLD,
+# POSIX signals; getattr so that the module imports where they are missing (Windows), where
+# the process manager is refused anyway (config.py: it needs fork).
+_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in (
+        "SIGTERM",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGHUP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGUSR1",
+        "SIGCHLD",
+    )
+    if hasattr(signal, name)
 )
 
 

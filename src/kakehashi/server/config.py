@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import select
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +109,15 @@ class ServerConfig:
         default=4,
         metadata=_opt("--threads", "threads running the application", "workers", most=1024),
     )
+    poller: str = field(
+        # epoll is the fastest here (no hand-off between threads); the portable one runs on
+        # every platform (kqueue, select) and can be chosen on Linux to test or measure it.
+        default="auto",
+        metadata=_opt("--poller", "how threads wait for sockets: auto (epoll where it "
+                      "exists, else portable), epoll (Linux) or portable (selectors: kqueue, "
+                      "select; one thread waits and hands connections to the others)",
+                      "workers"),
+    )  # fmt: skip
     workers: int = field(
         default=1,
         metadata=_opt(
@@ -417,6 +428,7 @@ class ServerConfig:
             raise ConfigError("--url-scheme must be http or https")
         TrustedPeers(self.forwarded_allow_ips)
         TrustedPeers(self.proxy_allow_from)
+        self._check_platform()
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)
@@ -457,6 +469,28 @@ class ServerConfig:
     def tls(self) -> bool:
         """Whether the server speaks HTTPS."""
         return bool(self.certfile)
+
+    def _check_platform(self) -> None:
+        """What this platform cannot do is refused in one line (README, "Platforms")."""
+        if self.poller not in ("auto", "epoll", "portable"):
+            raise ConfigError("--poller must be auto, epoll or portable")
+        if self.poller == "epoll" and not hasattr(select, "epoll"):
+            raise ConfigError("--poller epoll: this platform has no epoll (Linux only)")
+        if not hasattr(os, "fork"):
+            for flag, used in (
+                ("--workers above 1", self.workers > 1),
+                ("--max-requests", self.max_requests > 0),
+                ("--reload", self.reload),
+            ):
+                if used:
+                    raise ConfigError(
+                        f"{flag} needs pre-fork worker processes (POSIX fork), which this "
+                        "platform lacks: use one process and --threads"
+                    )
+        if not hasattr(socket, "AF_UNIX") and any(a.unix_path for a in self.addresses):
+            raise ConfigError("unix: addresses need Unix sockets, which this platform lacks")
+        if self.reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            raise ConfigError("--reuse-port: this platform has no SO_REUSEPORT")
 
     @property
     def addresses(self) -> list[Address]:

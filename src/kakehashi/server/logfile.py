@@ -37,6 +37,7 @@ Deferred = tuple[Callable[[tuple[Any, ...]], str], tuple[Any, ...]]
 __all__ = ["Deferred", "LogFileHandler", "dropped_lines", "reopen_log_files"]
 
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+_HAS_POLL = hasattr(select, "poll")
 _FLUSH_AT = 64 * 1024  # characters waiting that wake the flusher before its interval
 # How long one flush may wait for a blocked destination: the periodic flush tries again at
 # its next tick; flush() at shutdown gives up after this and counts what it could not write.
@@ -44,6 +45,16 @@ _FINAL_FLUSH_TIMEOUT = 5.0
 _MAX_BUFFER_LIMIT = 64 << 20
 
 _live: weakref.WeakSet[LogFileHandler] = weakref.WeakSet()
+
+
+def _writable(fd: int, timeout: float) -> bool:
+    """Whether a pipe takes bytes within ``timeout``; where ``poll`` is missing (Windows,
+    whose pipes cannot be selected) the write is simply tried."""
+    if not _HAS_POLL:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(timeout * 1000))
 
 
 class LogFileHandler(logging.Handler):
@@ -127,9 +138,7 @@ class LogFileHandler(logging.Handler):
             else:
                 end = bytes(view[:_PIPE_BUF]).rfind(b"\n") + 1 if len(view) > _PIPE_BUF else 0
                 piece = end or min(len(view), _PIPE_BUF)
-                poller = select.poll()
-                poller.register(self._fd, select.POLLOUT)
-                if not poller.poll(timeout * 1000):
+                if not _writable(self._fd, timeout):
                     return bytes(view)
             try:
                 view = view[os.write(self._fd, view[:piece]) :]

@@ -16,7 +16,6 @@ touched by the listener's thread only (``close`` writes the pipe, then joins the
 
 from __future__ import annotations
 
-import os
 import selectors
 import socket
 import threading
@@ -30,6 +29,7 @@ from kakehashi.server.config import ServerConfig, parse_bind
 from kakehashi.server.context import error_logger
 from kakehashi.server.exposition import CONTENT_TYPE, render
 from kakehashi.server.metrics import Recorder, WorkerSlots
+from kakehashi.server.sockio import reuse_address
 
 __all__ = ["MetricsListener", "ParentMetrics", "server_metrics"]
 
@@ -95,7 +95,7 @@ class MetricsListener:
         family = socket.AF_INET6 if ":" in where.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            reuse_address(self.sock)
             self.sock.bind((where.host, where.port))
             self.sock.listen(64)
         except OSError as exc:
@@ -108,7 +108,7 @@ class MetricsListener:
         self.deadline = deadline
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.sock, selectors.EVENT_READ)
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake_r, self._wake_w = socket.socketpair()  # Windows selects sockets only
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._scrapes: dict[int, _Scrape] = {}
         self._thread: threading.Thread | None = None
@@ -126,7 +126,7 @@ class MetricsListener:
     def close(self) -> None:
         """Stop the thread and close every socket (from any other thread)."""
         if self._thread is not None:
-            os.write(self._wake_w, b"x")
+            self._wake_w.send(b"x")
             self._thread.join(timeout=2.0)
             self._thread = None
         self.release()
@@ -138,11 +138,8 @@ class MetricsListener:
         self._scrapes.clear()
         self._selector.close()
         self.sock.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # closed already
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _run(self) -> None:
         while True:

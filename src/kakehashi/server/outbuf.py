@@ -44,11 +44,12 @@ _SEND_PIECES = 64  # pieces per sendmsg (IOV_MAX is 1024; more buys nothing)
 _STAGE_BYTES = 256 * 1024  # small spooled pieces are gathered up to this before one write
 _SPOOL_FILE_BYTES = 16 << 20  # a spool file takes no more; then the next one starts
 _SENDFILE_MAX = 1 << 30
+_HAS_WRITEV = hasattr(os, "writev")
 
 
 def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
     """Write every piece to a (regular) file; a short write is finished piece by piece."""
-    written = os.writev(fd, pieces)
+    written = os.writev(fd, pieces) if _HAS_WRITEV else 0  # no writev on Windows
     for piece in pieces:
         if written >= len(piece):
             written -= len(piece)

@@ -1,28 +1,31 @@
-"""Poller: the shared epoll, the channel table, and the worker and sweeper threads' loops.
+"""The poller interface: the channel table, accepting, the sweeper, and shutdown.
 
-Every worker thread waits in the same ``epoll.poll`` for one event at a time.  Sockets are
-registered with EPOLLONESHOT, so each readiness goes to exactly one thread and the socket is
-disarmed until its channel parks again (channel.py states the ownership rules).  Listening
-sockets are oneshot too: one thread accepts, re-arms the listener, then serves what it
-accepted.  A pipe registered level-triggered wakes every thread at shutdown.
+A poller arms a parked connection for one readiness report (read, or write in Phase.WRITE),
+delivered to exactly one worker thread, which then claims the channel (channel.py states the
+ownership rules); a connection is not reported again until it is re-armed.  Listening
+sockets are armed the same way: one thread accepts, re-arms the listener, then serves what it
+accepted.  Two implementations (:func:`make_poller` picks one, ``--poller``):
 
-Owns: the epoll object, ``channels`` (fd -> channel; single dict operations only, which are
-atomic under the GIL), the listeners, and the wake pipe.
+- ``epoll_poller.EpollPoller`` (Linux): every worker thread waits in one ``epoll.poll`` with
+  EPOLLONESHOT; no thread hands anything to another.
+- ``portable_poller.PortablePoller`` (any platform, on ``selectors``): one thread waits in
+  the selector and hands each ready connection to an idle worker through a queue.
+
+Owns: ``channels`` (fd -> channel; single dict operations only, which are atomic under the
+GIL) and the listeners; the subclass owns its readiness object.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import select
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kakehashi.server.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
+from kakehashi.server.channel import HTTPChannel
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.handshakes import refuse_new_handshakes
 
@@ -30,14 +33,6 @@ __all__ = ["ChannelFactory", "Poller"]
 
 ChannelFactory = Callable[[socket.socket, tuple[str, int], ServerContext, "Poller"], HTTPChannel]
 
-_ARMED = select.EPOLLIN | select.EPOLLONESHOT
-# A channel whose response waits for the client (Phase.WRITE) waits for room to send instead.
-_ARMED_WRITE = select.EPOLLOUT | select.EPOLLONESHOT
-_ARMED_FOR = {
-    WAIT_READ: _ARMED,
-    WAIT_WRITE: _ARMED_WRITE,
-    WAIT_READ | WAIT_WRITE: select.EPOLLIN | select.EPOLLOUT | select.EPOLLONESHOT,
-}
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
 # On shutdown, if connections arrived within the last _BUSY_WINDOW seconds, the backlog is
@@ -49,7 +44,11 @@ _SETTLE_PAUSE = 0.01
 
 
 class Poller:
-    """The server's readiness machinery; methods are safe from any thread unless noted."""
+    """The server's readiness machinery; methods are safe from any thread unless noted.
+
+    A subclass provides the readiness object: :meth:`arm`, :meth:`_unwatch`,
+    :meth:`_rearm_listener`, :meth:`work`, :meth:`wake_all` and :meth:`_close_readiness`.
+    """
 
     def __init__(
         self,
@@ -58,80 +57,88 @@ class Poller:
         open_channel: ChannelFactory = HTTPChannel,
     ) -> None:
         self.ctx = ctx
-        # What a new connection becomes: an HTTPChannel, or with TLS a TLSChannel (tls_channel.py),
-        # chosen once here so that plain connections never test for TLS.
+        # What a new connection becomes: an HTTPChannel, or with TLS a TLSChannel
+        # (tls_channel.py), chosen once here so that plain connections never test for TLS.
         self._open_channel = open_channel
-        self.epoll = select.epoll()
         self.channels: dict[int, HTTPChannel] = {}
         self.listeners = {sock.fileno(): sock for sock in listeners}
         self._listeners_paused = False
-        self._wake_r, self._wake_w = os.pipe()
-        self.epoll.register(self._wake_r, select.EPOLLIN)
-        for fd in self.listeners:
-            self.epoll.register(fd, _ARMED)
         self.drained = threading.Event()
         self.last_accept = 0.0  # monotonic time of the last accepted batch
+        # What this poller can watch at once; a subclass may lower it (select's FD_SETSIZE).
+        self.connection_limit = ctx.config.connection_limit
 
-    # -- channels ----------------------------------------------------------------------------
+    # -- what a subclass provides ------------------------------------------------------------
 
     def arm(self, channel: HTTPChannel) -> None:
-        """Arm a channel's socket for one readiness event (called under the channel's lock)."""
-        events = _ARMED_WRITE if channel.phase is Phase.WRITE else _ARMED
-        if channel.registered:
-            self.epoll.modify(channel.fd, events)
-        else:
-            self.epoll.register(channel.fd, events)
-            channel.registered = True
+        """Arm a channel's socket for one readiness report (called under the channel's lock):
+        readable, or writable in Phase.WRITE."""
+        raise NotImplementedError
 
     def arm_tls(self, channel: HTTPChannel, wait: int) -> None:
         """Arm for ``wait`` (WAIT_READ, WAIT_WRITE or both, from channel.py) whatever the
         phase says: a TLS handshake waits for what OpenSSL asks (tls_channel.py).  Kept
         apart from :meth:`arm` so the plain path tests nothing more."""
-        if channel.registered:
-            self.epoll.modify(channel.fd, _ARMED_FOR[wait])
-        else:
-            self.epoll.register(channel.fd, _ARMED_FOR[wait])
-            channel.registered = True
+        raise NotImplementedError
+
+    def _unwatch(self, channel: HTTPChannel) -> None:
+        """Stop watching a channel's socket (before it closes)."""
+        raise NotImplementedError
+
+    def _rearm_listener(self, listener: socket.socket) -> None:
+        """Arm a listener for one report (no-op once it is closed)."""
+        raise NotImplementedError
+
+    def _unwatch_listener(self, fd: int) -> None:
+        """Stop watching a listener (shutdown)."""
+        raise NotImplementedError
+
+    def work(self) -> None:
+        """A worker thread's loop: take one readiness report, handle it, until woken to stop."""
+        raise NotImplementedError
+
+    def wake_all(self) -> None:
+        """Make every worker thread leave :meth:`work`."""
+        raise NotImplementedError
+
+    def _close_readiness(self) -> None:
+        """Release the readiness object and its wake-up channel."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the poller's own threads, if it has any (before the workers')."""
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The poller's own threads (joined at shutdown)."""
+        return []
+
+    # -- channels ----------------------------------------------------------------------------
 
     def forget(self, channel: HTTPChannel) -> None:
         """Drop a channel before its socket closes (so its fd cannot be reused before this)."""
         if channel.registered:
-            try:
-                self.epoll.unregister(channel.fd)
-            except (OSError, ValueError):  # the epoll itself was closed at shutdown
-                pass
+            self._unwatch(channel)
         self.channels.pop(channel.fd, None)
         if self.ctx.metrics is not None:
             self.ctx.metrics.closed()
-        if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
+        if self._listeners_paused and len(self.channels) < self.connection_limit:
             self.resume_listeners()
         if self.ctx.stopping and not self.channels:
             self.drained.set()
 
-    # -- worker threads ----------------------------------------------------------------------
-
-    def work(self) -> None:
-        """A worker thread's loop: wait for one event, handle it, until woken to stop."""
-        poll = self.epoll.poll
-        channels = self.channels
-        listeners = self.listeners
-        while True:
-            try:
-                events = poll(-1, 1)
-            except (OSError, ValueError):  # the epoll was closed under us: we are done
-                return
-            for fd, _ in events:
-                channel = channels.get(fd)
-                try:
-                    if channel is not None:
-                        if channel.claim():
-                            channel.run()
-                    elif fd in listeners:
-                        self._accept(listeners[fd])
-                    elif fd == self._wake_r:
-                        return
-                except BaseException:  # never let one event cost the server a thread
-                    error_logger.exception("internal error in a worker thread; it goes on")
+    def handle(self, fd: int) -> None:
+        """Handle one readiness report for ``fd`` (a worker thread, outside the epoll's own
+        loop, which inlines this)."""
+        channel = self.channels.get(fd)
+        try:
+            if channel is not None:
+                if channel.claim():
+                    channel.run()
+            elif fd in self.listeners:
+                self._accept(self.listeners[fd])
+        except BaseException:  # never let one event cost the server a thread
+            error_logger.exception("internal error in a worker thread; it goes on")
 
     def _accept(self, listener: socket.socket) -> None:
         """Accept what is waiting (up to a batch), re-arm the listener, serve one connection.
@@ -153,7 +160,7 @@ class Poller:
                 break
             channels.append(self._new_channel(sock, addr))
             self.last_accept = time.monotonic()
-            if len(self.channels) >= self.ctx.config.connection_limit:
+            if len(self.channels) >= self.connection_limit:
                 self._listeners_paused = True
                 break
         if not self._listeners_paused:
@@ -165,7 +172,7 @@ class Poller:
 
     def _new_channel(self, sock: socket.socket, addr: Any) -> HTTPChannel:
         sock.setblocking(False)
-        if sock.family != socket.AF_UNIX:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # not a Unix socket
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = (addr[0], addr[1])
         else:
@@ -175,12 +182,6 @@ class Poller:
         if self.ctx.metrics is not None:
             self.ctx.metrics.opened()
         return channel
-
-    def _rearm_listener(self, listener: socket.socket) -> None:
-        try:
-            self.epoll.modify(listener.fileno(), _ARMED)
-        except (OSError, ValueError):  # closed at shutdown
-            pass
 
     def resume_listeners(self) -> None:
         self._listeners_paused = False
@@ -207,7 +208,7 @@ class Poller:
         for channel in list(self.channels.values()):
             if channel.deadline <= now and channel.claim():
                 channel.expire()
-        if self._listeners_paused and len(self.channels) < self.ctx.config.connection_limit:
+        if self._listeners_paused and len(self.channels) < self.connection_limit:
             self.resume_listeners()
 
     # -- shutdown ----------------------------------------------------------------------------
@@ -226,8 +227,7 @@ class Poller:
         self.listeners = {}
         filtered = False
         for fd, listener in listeners:
-            with contextlib.suppress(OSError, ValueError):
-                self.epoll.unregister(fd)
+            self._unwatch_listener(fd)
             if refuse_new:
                 filtered = refuse_new_handshakes(listener) or filtered
             self._accept_backlog(listener)
@@ -240,7 +240,7 @@ class Poller:
             listener.close()
 
     def _accept_backlog(self, listener: socket.socket) -> None:
-        while len(self.channels) < self.ctx.config.connection_limit:
+        while len(self.channels) < self.connection_limit:
             try:
                 sock, addr = listener.accept()
             except OSError:  # BlockingIOError: the backlog is empty
@@ -269,15 +269,9 @@ class Poller:
             with contextlib.suppress(OSError):
                 channel.sock.shutdown(socket.SHUT_RDWR)
 
-    def wake_all(self) -> None:
-        """Make every worker thread leave :meth:`work`."""
-        os.write(self._wake_w, b"x")
-
     def close(self) -> None:
-        """Release the epoll and the pipe (after the threads are gone)."""
-        self.epoll.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        """Release everything (after the threads are gone)."""
+        self._close_readiness()
         for channel in list(self.channels.values()):
             if channel.out is not None:  # spool files and a file_wrapper's file
                 channel.out.discard()

@@ -9,26 +9,34 @@ whatever is left, wake the threads and join them.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from kakehashi.errors import ConfigError
+from kakehashi.server.channel import HTTPChannel
 from kakehashi.server.config import Address, ServerConfig
 from kakehashi.server.context import ServerContext, error_logger
+from kakehashi.server.epoll_poller import EpollPoller
+from kakehashi.server.epoll_poller import available as epoll_available
 from kakehashi.server.logfile import dropped_lines
 from kakehashi.server.metrics import Recorder
 from kakehashi.server.metrics_http import server_metrics
-from kakehashi.server.poller import Poller
+from kakehashi.server.poller import ChannelFactory, Poller
+from kakehashi.server.portable_poller import PortablePoller
 from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
+from kakehashi.server.sockio import reuse_address
 from kakehashi.server.systemd import adopt_socket
 from kakehashi.server.tls import make_context
 from kakehashi.server.tls_channel import TLSEnvironBuilder, tls_channels
 from kakehashi.wsgi import WSGIApp, base_environ
 
-__all__ = ["Server", "bind_sockets", "serve"]
+__all__ = ["Server", "bind_sockets", "make_poller", "serve"]
+
+_WINDOWS_SIGNAL_CHECK = 0.25  # seconds between chances for Ctrl-C's handler on Windows
 
 
 def bind_sockets(config: ServerConfig) -> list[socket.socket]:
@@ -48,18 +56,27 @@ def bind_sockets(config: ServerConfig) -> list[socket.socket]:
     return sockets
 
 
+def make_poller(
+    ctx: ServerContext, sockets: list[socket.socket], open_channel: ChannelFactory = HTTPChannel
+) -> Poller:
+    """The poller ``--poller`` asks for: epoll where it exists unless told otherwise."""
+    if ctx.config.poller == "epoll" or (ctx.config.poller == "auto" and epoll_available()):
+        return EpollPoller(ctx, sockets, open_channel)
+    return PortablePoller(ctx, sockets, open_channel=open_channel)
+
+
 def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socket.socket:
     if address.fd >= 0:
         return adopt_socket(address.fd)
     if address.unix_path:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(address.unix_path)
+            Path(address.unix_path).unlink()
         target: Any = address.unix_path
     else:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reuse_address(sock)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if hasattr(socket, "TCP_DEFER_ACCEPT"):
@@ -125,10 +142,9 @@ class Server:
         self.ctx.metrics = recorder
         if recorder is not None:
             recorder.log_dropped = dropped_lines  # the access log counts its own drops
-        if tls_context is None:
-            self._poller = Poller(self.ctx, self.sockets)
-        else:  # every connection is a TLSChannel: decided here, once
-            self._poller = Poller(self.ctx, self.sockets, tls_channels(tls_context))
+        # Every connection is a TLSChannel with --certfile: decided here, once.
+        factory = HTTPChannel if tls_context is None else tls_channels(tls_context)
+        self._poller = make_poller(self.ctx, self.sockets, factory)
         self._workers: list[threading.Thread] = []
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()  # asks serve_forever to shut down
@@ -152,6 +168,7 @@ class Server:
     def start(self) -> None:
         """Start the threads and return; the server is accepting when this returns."""
         self.ctx.access.start()
+        self._poller.start()
         for number in range(self.config.threads):
             self._workers.append(self._start_worker(number))
         config = self.config
@@ -170,7 +187,8 @@ class Server:
 
     @property
     def _threads(self) -> list[threading.Thread]:
-        return [*self._workers, *([self._sweeper] if self._sweeper else [])]
+        sweeper = [self._sweeper] if self._sweeper else []
+        return [*self._poller.threads, *self._workers, *sweeper]
 
     def _start_worker(self, number: int) -> threading.Thread:
         thread = threading.Thread(
@@ -205,6 +223,10 @@ class Server:
         """Serve until :meth:`request_shutdown` (or :meth:`shutdown`), then shut down."""
         if not self._threads:
             self.start()
+        if sys.platform == "win32":
+            # A wait on a lock is not interrupted by Ctrl-C there: wake to let handlers run.
+            while not self._stop.wait(_WINDOWS_SIGNAL_CHECK):
+                pass
         self._stop.wait()
         self._shutdown(self.config.graceful_timeout)
 

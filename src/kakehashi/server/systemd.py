@@ -37,7 +37,7 @@ def listen_fds(unset: bool = True) -> list[int]:
 def notify(state: str) -> bool:
     """Send ``state`` (lines of ``KEY=value``) to the service manager; True if sent."""
     where = os.environ.get("NOTIFY_SOCKET", "")
-    if not where or where[0] not in "/@":
+    if not where or where[0] not in "/@" or not hasattr(socket, "AF_UNIX"):
         return False
     address = "\0" + where[1:] if where[0] == "@" else where
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
