@@ -368,14 +368,15 @@ class HTTPChannel:
         data = body.body()
         self.buf = body.leftover()
         # A de-chunked body gets its decoded length (Django reads only CONTENT_LENGTH).
-        length = len(data) if body.length is None else None
-        stream = BufferedInput(data)
+        length = body.received if body.length is None else None
+        stream = BufferedInput(data, body.received)
         try:
             return run_application(
                 self.ctx, self.sock, self.peer, body.request, stream, self, body_length=length
             )
         finally:
             stream.close()
+            body.recycle()
 
     def _hand_over(self, body: ParkedBody) -> bool:
         """The body outgrew what is held ahead of the application: stream the rest."""
