@@ -319,18 +319,26 @@ class HTTPChannel:
         return keep
 
     def _advance_body(self, body: ParkedBody) -> bool:
-        """Run the application if the body is complete, else park until more arrives."""
-        try:
-            done = body.complete()
-        except RemoteProtocolError as exc:
-            body.release()
-            self._refuse(exc, body.request)
-            return False
-        if done:
-            return self._run_parked(body)
-        if body.hand_over:
-            return self._hand_over(body)
-        self._body, self.phase = body, Phase.BODY
+        """Run the application once the body is complete; read on while the client's bytes
+        are there (a fast client's body is read in one turn), else park until more arrive."""
+        self._body, self.phase = body, Phase.BODY  # from here close() gives the budget back
+        while True:
+            try:
+                done = body.complete()
+            except RemoteProtocolError as exc:
+                self._refuse(exc, body.request)
+                return False
+            if done or body.hand_over:
+                self._body, self.phase = None, Phase.IDLE
+                return self._run_parked(body) if done else self._hand_over(body)
+            try:
+                count = body.receive(self.sock)
+            except BlockingIOError:
+                break
+            except OSError:
+                return False
+            if not count and not body.hand_over:
+                return False  # the client gave up mid-body
         self.deadline = self._body_deadline(body)
         return True
 
@@ -347,17 +355,7 @@ class HTTPChannel:
     def _read_body(self) -> bool:
         body = self._body
         assert body is not None
-        try:
-            count = body.receive(self.sock)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False  # close() gives the budget back
-        if not count and not body.hand_over:
-            return False  # the client gave up mid-body
-        self._body, self.phase = None, Phase.IDLE
-        keep = self._hand_over(body) if body.hand_over else self._advance_body(body)
-        if not keep:
+        if not self._advance_body(body):
             return False
         if self.phase is Phase.BODY or self.out is not None:
             return True  # more body to come, or the response waits to go out (run)

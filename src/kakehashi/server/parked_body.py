@@ -152,9 +152,10 @@ class ParkedBody:
         else:
             self.length = request.content_length or 0
             self._reader = None
-            self._buf += first
             self._got = len(first)
-            self.hand_over = not self._reserve(len(first)) or not self._grow()
+            if not (self._fast() and self._take_whole(self.length, first)):
+                self._buf += first
+                self.hand_over = not self._reserve(len(first)) or not self._grow()
 
     @property
     def received(self) -> int:
@@ -174,7 +175,7 @@ class ParkedBody:
         length = self.length
         assert length is not None
         have = len(self._buf)
-        if (self._got >= _FULL_AFTER or self._got * 8 >= length) and self._take_whole(length):
+        if self._fast() and self._take_whole(length, self._buf):
             return True
         want = min(length, max(have * 2, self._got + _FIRST_ROOM))
         if want > have:
@@ -183,9 +184,14 @@ class ParkedBody:
             self._buf += bytes(want - have)
         return True
 
-    def _take_whole(self, length: int) -> bool:
-        """Move the body into a buffer for all of it (pooled if one fits); False, nothing
-        changed, if the budget cannot hold it."""
+    def _fast(self) -> bool:
+        """Whether the client has shown it sends fast enough to be given the whole length."""
+        assert self.length is not None
+        return self._got >= _FULL_AFTER or self._got * 8 >= self.length
+
+    def _take_whole(self, length: int, received: bytes | bytearray) -> bool:
+        """Move the body (``received``, its first bytes) into a buffer for all of it, pooled
+        if one fits; False, nothing changed, if the budget cannot hold it."""
         buf = self._budget.buffer(length)
         extra = len(buf) - len(self._buf)
         if not self._budget.take(extra):
@@ -194,7 +200,7 @@ class ParkedBody:
         self._held += extra
         got = self._got
         if got:
-            with memoryview(self._buf) as old:
+            with memoryview(received) as old:
                 buf[:got] = old[:got]
         self._budget.recycle(self._buf)
         self._buf = buf
