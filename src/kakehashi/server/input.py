@@ -188,9 +188,11 @@ class BufferedInput(_Lines):
         return min(self._len, self._pos + size)
 
     def read(self, size: int | None = -1) -> bytes:
-        end = self._end(size)
-        out = self._view[self._pos : end].tobytes()
-        self._pos = end
+        # The hot path of an upload (one call per chunk the application reads): no helper
+        # call, and the slice clamps at the body's end by itself.
+        pos = self._pos
+        out = self._view[pos : self._len if size is None or size < 0 else pos + size].tobytes()
+        self._pos = pos + len(out)
         return out
 
     def readline(self, size: int | None = -1) -> bytes:
