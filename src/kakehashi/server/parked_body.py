@@ -3,11 +3,12 @@
 A small body is read without holding a thread: the connection waits in the poller between
 reads, and a worker runs the application only once the whole body is here.  What a client
 *announces* costs little: its buffer starts small and doubles as bytes arrive, and gets the
-whole announced length only once the client has shown it sends fast (``_FULL_AFTER`` bytes
-in one read, or an eighth of the body); every byte held is counted against one server-wide
-budget, so clients announcing large bodies and sending none cannot make the server allocate
-for them.  Buffers are reused through a small pool (:class:`BodyBudget`): glibc would
-otherwise keep every freed 1 MiB buffer in its per-thread arenas.
+whole announced length once a tenth of the body is here (``_WHOLE_AFTER``), so what a
+client makes the server hold is at most ten times what it sent; every byte held is
+counted against one server-wide budget, so clients announcing large bodies and sending
+none cannot make the server allocate for them.  Buffers are reused through a small pool
+(:class:`BodyBudget`): glibc would otherwise keep every freed 1 MiB buffer in its
+per-thread arenas.
 
 Two framings are read this way: a ``Content-Length`` body up to ``--buffer-body-size``,
 received straight into its buffer, and a chunked body, decoded as it arrives, while its
@@ -40,8 +41,9 @@ __all__ = ["BodyBudget", "Handover", "ParkedBody"]
 
 # A fresh buffer has room for what already arrived plus this much; it doubles from there.
 _FIRST_ROOM = 4096
-# A client that sent this much at once (or an eighth of its body) gets the whole length.
-_FULL_AFTER = 32 * 1024
+# Once 1/_WHOLE_AFTER of a body is here, its buffer gets the whole length (one copy, no more
+# doubling): a client can make the server hold at most _WHOLE_AFTER times what it sent.
+_WHOLE_AFTER = 10
 _RECV_BYTES = 256 * 1024
 # Freed buffers of at least _POOL_MIN bytes are kept for the next bodies, up to
 # _POOL_COUNT of them and _POOL_BYTES in all; a kept buffer serves a body of half its size
@@ -185,9 +187,9 @@ class ParkedBody:
         return True
 
     def _fast(self) -> bool:
-        """Whether the client has shown it sends fast enough to be given the whole length."""
+        """Whether enough of the body is here for it to be given the whole length."""
         assert self.length is not None
-        return self._got >= _FULL_AFTER or self._got * 8 >= self.length
+        return self._got * _WHOLE_AFTER >= self.length
 
     def _take_whole(self, length: int, received: bytes | bytearray) -> bool:
         """Move the body (``received``, its first bytes) into a buffer for all of it, pooled
