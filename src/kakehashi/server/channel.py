@@ -326,18 +326,26 @@ class HTTPChannel:
         return keep
 
     def _advance_body(self, body: ParkedBody) -> bool:
-        """Run the application if the body is complete, else park until more arrives."""
-        try:
-            done = body.complete()
-        except RemoteProtocolError as exc:
-            body.release()
-            self._refuse(exc, body.request)
-            return False
-        if done:
-            return self._run_parked(body)
-        if body.hand_over:
-            return self._hand_over(body)
-        self._body, self.phase = body, Phase.BODY
+        """Run the application once the body is complete; read on while the client's bytes
+        are there (a fast client's body is read in one turn), else park until more arrive."""
+        self._body, self.phase = body, Phase.BODY  # from here close() gives the budget back
+        while True:
+            try:
+                done = body.complete()
+            except RemoteProtocolError as exc:
+                self._refuse(exc, body.request)
+                return False
+            if done or body.hand_over:
+                self._body, self.phase = None, Phase.IDLE
+                return self._run_parked(body) if done else self._hand_over(body)
+            try:
+                count = body.receive(self.sock)
+            except BlockingIOError:
+                break
+            except OSError:
+                return False
+            if not count and not body.hand_over:
+                return False  # the client gave up mid-body
         self.deadline = self._body_deadline(body)
         return True
 
@@ -354,17 +362,7 @@ class HTTPChannel:
     def _read_body(self) -> bool:
         body = self._body
         assert body is not None
-        try:
-            count = body.receive(self.sock)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False  # close() gives the budget back
-        if not count and not body.hand_over:
-            return False  # the client gave up mid-body
-        self._body, self.phase = None, Phase.IDLE
-        keep = self._hand_over(body) if body.hand_over else self._advance_body(body)
-        if not keep:
+        if not self._advance_body(body):
             return False
         if self.phase is Phase.BODY or self.out is not None:
             return True  # more body to come, or the response waits to go out (run)
@@ -375,14 +373,15 @@ class HTTPChannel:
         data = body.body()
         self.buf = body.leftover()
         # A de-chunked body gets its decoded length (Django reads only CONTENT_LENGTH).
-        length = len(data) if body.length is None else None
-        stream = BufferedInput(data)
+        length = body.received if body.length is None else None
+        stream = BufferedInput(data, body.received)
         try:
             return run_application(
                 self.ctx, self.sock, self.peer, body.request, stream, self, body_length=length
             )
         finally:
             stream.close()
+            body.recycle()
 
     def _hand_over(self, body: ParkedBody) -> bool:
         """The body outgrew what is held ahead of the application: stream the rest."""

@@ -93,6 +93,10 @@ class EpollPoller(Poller):
         poll = self.epoll.poll
         channels = self.channels
         listeners = self.listeners
+        # Hand the GIL to a thread that holds an event but not the GIL, before polling
+        # again; without this one thread keeps retaking it and p99 at saturation is 5x worse
+        # (docs/design.md, "Latency at saturation").
+        pass_gil = os.sched_yield if self.ctx.config.threads > 1 else None
         while True:
             try:
                 events = poll(-1, 1)
@@ -110,6 +114,8 @@ class EpollPoller(Poller):
                         return
                 except BaseException:  # never let one event cost the server a thread
                     error_logger.exception("internal error in a worker thread; it goes on")
+            if pass_gil is not None:
+                pass_gil()
 
     def wake_all(self) -> None:
         os.write(self._wake_w, b"x")

@@ -2,9 +2,13 @@
 
 A small body is read without holding a thread: the connection waits in the poller between
 reads, and a worker runs the application only once the whole body is here.  What a client
-*announces* costs nothing: buffers grow as bytes arrive (doubling, never to more than the
-announced length), and every byte held is counted against one server-wide budget, so
-clients announcing large bodies and sending none cannot make the server allocate for them.
+*announces* costs little: its buffer starts small and doubles as bytes arrive, and gets the
+whole announced length once a tenth of the body is here (``_WHOLE_AFTER``), so what a
+client makes the server hold is at most ten times what it sent; every byte held is
+counted against one server-wide budget, so clients announcing large bodies and sending
+none cannot make the server allocate for them.  Buffers are reused through a small pool
+(:class:`BodyBudget`): glibc would otherwise keep every freed 1 MiB buffer in its
+per-thread arenas.
 
 Two framings are read this way: a ``Content-Length`` body up to ``--buffer-body-size``,
 received straight into its buffer, and a chunked body, decoded as it arrives, while its
@@ -37,18 +41,50 @@ __all__ = ["BodyBudget", "Handover", "ParkedBody"]
 
 # A fresh buffer has room for what already arrived plus this much; it doubles from there.
 _FIRST_ROOM = 4096
+# Once 1/_WHOLE_AFTER of a body is here, its buffer gets the whole length (one copy, no more
+# doubling): a client can make the server hold at most _WHOLE_AFTER times what it sent.
+_WHOLE_AFTER = 10
 _RECV_BYTES = 256 * 1024
+# Freed buffers of at least _POOL_MIN bytes are kept for the next bodies, up to
+# _POOL_COUNT of them and _POOL_BYTES in all; a kept buffer serves a body of half its size
+# or more.
+_POOL_MIN = 64 * 1024
+_POOL_COUNT = 16
+_POOL_BYTES = 16 << 20
 
 
 class BodyBudget:
-    """Bytes held by all parked bodies of one server, against a limit."""
+    """Bytes held by all parked bodies of one server, against a limit; and the pool of
+    buffers freed bodies left (bounded apart from the limit, by _POOL_COUNT and _POOL_BYTES)."""
 
-    __slots__ = ("_lock", "limit", "used")
+    __slots__ = ("_lock", "_pool", "limit", "pooled", "used")
 
     def __init__(self, limit: int) -> None:
         self._lock = threading.Lock()
         self.limit = limit
         self.used = 0
+        self._pool: list[bytearray] = []
+        self.pooled = 0  # bytes in the pool
+
+    def buffer(self, size: int) -> bytearray:
+        """A buffer of at least ``size`` bytes (and at most twice that): a pooled one, or new."""
+        with self._lock:
+            for i in range(len(self._pool) - 1, -1, -1):
+                if size <= len(self._pool[i]) <= 2 * size:
+                    buf = self._pool.pop(i)
+                    self.pooled -= len(buf)
+                    return buf
+        return bytearray(size)
+
+    def recycle(self, buf: bytearray) -> None:
+        """Keep a buffer no body uses any more for the next, if the pool has room."""
+        size = len(buf)
+        if size < _POOL_MIN:
+            return
+        with self._lock:
+            if len(self._pool) < _POOL_COUNT and self.pooled + size <= _POOL_BYTES:
+                self._pool.append(buf)
+                self.pooled += size
 
     def take(self, count: int) -> bool:
         """Reserve ``count`` bytes; False (nothing reserved) if that would pass the limit."""
@@ -118,9 +154,10 @@ class ParkedBody:
         else:
             self.length = request.content_length or 0
             self._reader = None
-            self._buf += first
             self._got = len(first)
-            self.hand_over = not self._reserve(len(first)) or not self._grow()
+            if not (self._fast() and self._take_whole(self.length, first)):
+                self._buf += first
+                self.hand_over = not self._reserve(len(first)) or not self._grow()
 
     @property
     def received(self) -> int:
@@ -135,14 +172,40 @@ class ParkedBody:
         return True
 
     def _grow(self) -> bool:
-        """Room for more of a Content-Length body: double the buffer, within the budget."""
-        assert self.length is not None
-        want = min(self.length, max(len(self._buf) * 2, self._got + _FIRST_ROOM))
-        extra = want - len(self._buf)
-        if extra > 0:
-            if not self._reserve(extra):
+        """Room for more of a Content-Length body, within the budget: the whole length once
+        the client sends fast, else twice the buffer (then hand_over if the budget is out)."""
+        length = self.length
+        assert length is not None
+        have = len(self._buf)
+        if self._fast() and self._take_whole(length, self._buf):
+            return True
+        want = min(length, max(have * 2, self._got + _FIRST_ROOM))
+        if want > have:
+            if not self._reserve(want - have):
                 return False
-            self._buf += bytes(extra)
+            self._buf += bytes(want - have)
+        return True
+
+    def _fast(self) -> bool:
+        """Whether enough of the body is here for it to be given the whole length."""
+        assert self.length is not None
+        return self._got * _WHOLE_AFTER >= self.length
+
+    def _take_whole(self, length: int, received: bytes | bytearray) -> bool:
+        """Move the body (``received``, its first bytes) into a buffer for all of it, pooled
+        if one fits; False, nothing changed, if the budget cannot hold it."""
+        buf = self._budget.buffer(length)
+        extra = len(buf) - len(self._buf)
+        if not self._budget.take(extra):
+            self._budget.recycle(buf)
+            return False
+        self._held += extra
+        got = self._got
+        if got:
+            with memoryview(received) as old:
+                buf[:got] = old[:got]
+        self._budget.recycle(self._buf)
+        self._buf = buf
         return True
 
     def complete(self) -> bool:
@@ -169,13 +232,13 @@ class ParkedBody:
             self._raw.append(data)
             count = len(data)
         else:
-            if len(self._buf) == self._got and not self._grow():
-                return 0  # the budget ran out before reading: hand_over is set
-            view = memoryview(self._buf)[self._got :]
-            try:
-                count = sock.recv_into(view)
-            finally:
-                view.release()  # the buffer grows later: no view may outlive this read
+            end = min(len(self._buf), self.length)  # a pooled buffer may be longer
+            if end == self._got:
+                if not self._grow():
+                    return 0  # the budget ran out before reading: hand_over is set
+                end = min(len(self._buf), self.length)
+            with memoryview(self._buf) as view:  # the buffer grows later: no view outlives
+                count = sock.recv_into(view[self._got : end])
             self._got += count
         if count:
             self.progressed = time.monotonic()
@@ -200,18 +263,25 @@ class ParkedBody:
         return False
 
     def body(self) -> bytearray:
-        """The complete body (once :meth:`complete` said so); the budget is given back."""
+        """The buffer holding the complete body in its first :attr:`received` bytes (once
+        :meth:`complete` said so); the budget is given back.  :meth:`recycle` it after use."""
         self.release()
-        if self.length is not None:
-            del self._buf[self._got :]
         return self._buf
+
+    def recycle(self) -> None:
+        """The body's buffer is no longer used (no view of it may remain): pool it."""
+        buf, self._buf = self._buf, bytearray()
+        self._budget.recycle(buf)
 
     def handover(self) -> Handover:
         """What the application must stream: the bytes so far, then the rest of the body."""
         self.release()
+        with memoryview(self._buf) as view:
+            prefix = view[: self._got].tobytes()
+        self.recycle()
         if self.length is None:
-            return Handover(bytes(self._buf), self._reader, bytes(self._raw), 0)
-        return Handover(bytes(self._buf[: self._got]), None, b"", self.length - self._got)
+            return Handover(prefix, self._reader, bytes(self._raw), 0)
+        return Handover(prefix, None, b"", self.length - self._got)
 
     def leftover(self) -> bytes:
         """Bytes received after a chunked body: the start of a pipelined next request."""
