@@ -22,12 +22,17 @@ def running(argv: list[str], log: Path, *ports: int, seconds: float = 10) -> Ite
                 _wait_for_port(port, proc, argv[0], deadline)
             yield
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a process we started (by its handle), killing it if it will not go."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, deadline: float) -> None:

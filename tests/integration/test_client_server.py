@@ -19,6 +19,7 @@ import pytest
 from kakehashi import client
 from kakehashi.client import Client
 from tests.client.servers import free_port
+from tests.integration.daemons import stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -51,12 +52,7 @@ def _start(argv: list[str], port: int) -> subprocess.Popen[bytes] | None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    stop(proc)
     if proc.stderr is not None:
         proc.stderr.close()
 
