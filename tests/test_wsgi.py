@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from kakehashi import http1
+from kakehashi import http1, wsgi
 from kakehashi.errors import LocalProtocolError, RemoteProtocolError
 from kakehashi.wsgi import EnvironBuilder, FileWrapper, HeadCache, StartResponse, base_environ
 
@@ -249,3 +249,48 @@ def test_head_cache_is_bounded() -> None:
     for i in range(2000):
         StartResponse(lambda data: None, cache)(f"200 R{i}", [(f"X-N{i}", "v")])
     assert len(cache.names) <= 512 and len(cache.statuses) <= 512
+
+
+def test_start_response_notes_what_the_server_acts_on() -> None:
+    sr, _ = start()
+    sr("200 OK", [("Content-Length", "12"), ("Connection", "Keep-Alive, Close"), ("Date", "x")])
+    assert (sr.content_length, sr.connection, sr.has_date, sr.has_server) == (
+        12, wsgi.CONNECTION_CLOSE, True, False,
+    )  # fmt: skip
+    assert sr.lines == [
+        b"Content-Length: 12\r\n",
+        b"Connection: Keep-Alive, Close\r\n",
+        b"Date: x\r\n",
+    ]
+    plain = StartResponse(lambda data: None, sr.cache)
+    plain("200 OK", [("Connection", "upgrade-ish"), ("Server", "mine"), ("Content-Length", "12")])
+    assert (plain.content_length, plain.connection, plain.has_server) == (12, wsgi.CONNECTION, True)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Content-Length", "1"), ("Content-Length", "2")],
+        [("Content-Length", "-1")],
+        [("Content-Length", "1 1")],
+        [("Content-Length", "9" * 19)],
+        [("X-A", ["not", "a", "str"])],
+    ],
+)
+def test_bad_lengths_and_unhashable_values_raise(headers: list[tuple[str, object]]) -> None:
+    sr, _ = start()
+    with pytest.raises(LocalProtocolError):
+        sr("200 OK", headers)  # type: ignore[arg-type]
+
+
+def test_field_cache_is_bounded_and_keeps_checking_new_values() -> None:
+    cache = HeadCache()
+    for i in range(2000):
+        StartResponse(lambda data: None, cache)("200 OK", [("Set-Cookie", f"id={i}")])
+    assert len(cache.fields) <= 512
+    late = StartResponse(lambda data: None, cache)
+    late("200 OK", [("Set-Cookie", "id=late"), ("Content-Length", "3")])
+    assert late.headers == [(b"Set-Cookie", b"id=late"), (b"Content-Length", b"3")]
+    assert late.content_length == 3
+    with pytest.raises(LocalProtocolError):
+        StartResponse(lambda data: None, cache)("200 OK", [("Set-Cookie", "a\r\nX: y")])

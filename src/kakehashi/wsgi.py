@@ -47,6 +47,7 @@ _STATUS_RE = re.compile(r"[2-5][0-9][0-9] [\t \x21-\x7e\x80-\xff]*")
 _NAME_RE = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 # RFC 9110 §5.5: CR, LF, NUL and the other CTLs but HTAB are refused anywhere in a value.
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_DIGITS_RE = re.compile(rb"[0-9]+")
 # Caching the environ key of each header name is bounded, so a client sending endless new
 # names cannot grow it.
 _MAX_CACHED_KEYS = 512
@@ -147,19 +148,33 @@ class EnvironBuilder:
         return environ
 
 
-class HeadCache:
-    """Statuses and header names an application has already had validated, per server.
+# What the server must know of a response field beyond sending it (StartResponse.facts).
+PLAIN, CONTENT_LENGTH, CONNECTION, CONNECTION_CLOSE, DATE, SERVER = range(6)
+_KINDS = {"content-length": CONTENT_LENGTH, "connection": CONNECTION, "date": DATE,
+          "server": SERVER}  # fmt: skip
+# Content-Length values longer than this are not lengths any response could have.
+_MAX_LENGTH_DIGITS = 18
 
-    Applications send the same few statuses and names on every response, so their checks
+# One field as the application gave it, checked and encoded: its name and value in
+# latin-1, its line as sent ("Name: value\r\n"), its kind, and for Content-Length the number.
+Field = tuple[bytes, bytes, bytes, int, int]
+
+
+class HeadCache:
+    """Statuses and fields an application has already had validated, per server.
+
+    Applications send the same few statuses and fields on every response, so their checks
     and encodings are remembered (up to a bound, so a misbehaving application cannot grow
-    it).  Shared by worker threads: single dict reads and writes only, atomic under the GIL.
+    it: past it, new ones are checked every time).  Shared by worker threads: single dict
+    reads and writes only, atomic under the GIL.
     """
 
-    __slots__ = ("names", "statuses")
+    __slots__ = ("fields", "names", "statuses")
 
     def __init__(self) -> None:
         self.statuses: dict[str, tuple[int, bytes]] = {}
         self.names: dict[str, tuple[bytes, str]] = {}
+        self.fields: dict[tuple[str, str], Field] = {}
 
     def status(self, status: object) -> tuple[int, bytes]:
         return _remember(self.statuses, status, _check_status)
@@ -167,32 +182,67 @@ class HeadCache:
     def name(self, name: object) -> tuple[bytes, str]:
         return _remember(self.names, name, _check_name)
 
+    def field(self, item: object) -> Field:
+        """A ``(name, value)`` pair of str, checked and encoded (raises if not allowed)."""
+        if type(item) is not tuple or len(item) != 2:
+            raise LocalProtocolError(f"a header must be a (name, value) tuple, not {item!r}")
+        if type(item[0]) is not str or type(item[1]) is not str:
+            return self._check_field(item)  # raises
+        return _remember(self.fields, item, self._check_field)
 
-def _remember(memo: dict[str, T], key: object, check: Callable[[object], T]) -> T:
-    """``check(key)``, remembered for a str key, up to ``_MAX_CACHED_KEYS`` entries."""
-    if type(key) is str:
-        known = memo.get(key)
-        if known is not None:
-            return known
-    checked = check(key)  # raises for anything invalid, so only valid str keys are stored
+    def _check_field(self, item: tuple[object, object]) -> Field:
+        name, value = item
+        bname, lname = self.name(name)
+        if type(value) is not str or _BAD_VALUE_RE.search(value):
+            raise LocalProtocolError(f"invalid value {value!r} for header {name!r}")
+        try:
+            # RFC 9110 §5.5: whitespace around a value is not part of it.  Django writes
+            # every Set-Cookie as " name=value", so it is trimmed rather than refused.
+            bvalue = value.strip(" \t").encode("latin-1")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"header {name!r} is not latin-1") from None
+        kind, number = _KINDS.get(lname, PLAIN), 0
+        if kind == CONTENT_LENGTH:
+            if _DIGITS_RE.fullmatch(bvalue) is None or len(bvalue) > _MAX_LENGTH_DIGITS:
+                raise LocalProtocolError(f"bad Content-Length {value!r} from the application")
+            number = int(bvalue)
+        elif kind == CONNECTION and "close" in [t.strip(" \t") for t in value.lower().split(",")]:
+            kind = CONNECTION_CLOSE
+        return bname, bvalue, b"%s: %s\r\n" % (bname, bvalue), kind, number
+
+
+def _remember(memo: dict[Any, T], key: Any, check: Callable[[Any], T]) -> T:
+    """``check(key)``, remembered for a str key (or a pair of str), up to
+    ``_MAX_CACHED_KEYS`` entries."""
+    known = memo.get(key) if type(key) is str or type(key) is tuple else None
+    if known is not None:
+        return known
+    checked = check(key)  # raises for anything invalid, so only valid keys are stored
     if len(memo) < _MAX_CACHED_KEYS:
-        memo[key] = checked  # type: ignore[index]  # a str, as check() accepted it
+        memo[key] = checked
     return checked
 
 
 class StartResponse:
     """The ``start_response`` callable of one request (PEP 3333).
 
-    After the application calls it, ``status_code``, ``reason`` and ``headers`` (encoded to
-    latin-1 bytes and validated) are set.  ``headers_sent`` is set by the server once the
-    head is on the wire; from then on a call with ``exc_info`` re-raises the error.
+    After the application calls it, ``status_code``, ``reason``, ``headers`` (encoded to
+    latin-1 bytes and validated) and ``lines`` (the same, as the lines that go on the wire)
+    are set, and the facts about them the server needs: ``content_length`` (the number the
+    application gave, or None), ``connection`` (0 none, CONNECTION, or CONNECTION_CLOSE when
+    it says close) and ``has_date`` and ``has_server``.  ``headers_sent`` is set by the
+    server once the head is on the wire; from then on a call with ``exc_info`` re-raises the
+    error.
 
     Args:
         write: the ``write()`` callable handed back to the application.
         cache: the server's HeadCache (a private one if not given).
     """
 
-    __slots__ = ("cache", "headers", "headers_sent", "names", "reason", "status_code", "write")
+    __slots__ = (
+        "cache", "connection", "content_length", "has_date", "has_server", "headers",
+        "headers_sent", "lines", "reason", "status_code", "write",
+    )  # fmt: skip
 
     def __init__(self, write: Callable[[bytes], None], cache: HeadCache | None = None) -> None:
         self.write = write
@@ -200,7 +250,10 @@ class StartResponse:
         self.status_code = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.names: set[str] = set()  # the header names, lower-cased
+        self.lines: list[bytes] = []
+        self.content_length: int | None = None
+        self.connection = 0
+        self.has_date = self.has_server = False
         self.headers_sent = False
 
     def __call__(
@@ -217,9 +270,37 @@ class StartResponse:
                 exc_info = None  # PEP 3333: avoid a reference cycle
         elif self.status_code:
             raise LocalProtocolError("start_response called twice without exc_info")
-        self.status_code, self.reason = self.cache.status(status)
-        self.headers, self.names = _encode_headers(headers, self.cache)
+        cache = self.cache
+        code, reason = cache.status(status)
+        if type(headers) is not list:
+            raise LocalProtocolError(f"headers must be a list, not {type(headers).__name__}")
+        known = cache.fields
+        try:
+            fields = [known.get(item) or cache.field(item) for item in headers]
+        except TypeError:  # an unhashable item: checked one by one, to say which is wrong
+            fields = [cache.field(item) for item in headers]
+        self.headers = [(field[0], field[1]) for field in fields]
+        self.lines = [field[2] for field in fields]
+        self.content_length, self.connection = None, 0
+        self.has_date = self.has_server = False
+        for field in fields:
+            if field[3]:  # one of the few kinds the server acts on
+                self._note(field)
+        self.status_code, self.reason = code, reason
         return self.write
+
+    def _note(self, field: Field) -> None:
+        kind = field[3]
+        if kind == CONTENT_LENGTH:
+            if self.content_length is not None and self.content_length != field[4]:
+                raise LocalProtocolError("conflicting Content-Length values from the application")
+            self.content_length = field[4]
+        elif kind in (CONNECTION, CONNECTION_CLOSE):
+            self.connection = max(self.connection, kind)
+        elif kind == DATE:
+            self.has_date = True
+        else:
+            self.has_server = True
 
 
 def _check_status(status: object) -> tuple[int, bytes]:
@@ -239,30 +320,6 @@ def _check_name(name: object) -> tuple[bytes, str]:
     if lname in HOP_BY_HOP:
         raise LocalProtocolError(f"hop-by-hop header {name!r} is the server's to set")
     return name.encode("latin-1"), lname
-
-
-def _encode_headers(
-    headers: object, cache: HeadCache
-) -> tuple[list[tuple[bytes, bytes]], set[str]]:
-    if type(headers) is not list:
-        raise LocalProtocolError(f"headers must be a list, not {type(headers).__name__}")
-    out = []
-    names = set()
-    for item in headers:
-        if type(item) is not tuple or len(item) != 2:
-            raise LocalProtocolError(f"a header must be a (name, value) tuple, not {item!r}")
-        name, value = item
-        bname, lname = cache.name(name)
-        if type(value) is not str or _BAD_VALUE_RE.search(value):
-            raise LocalProtocolError(f"invalid value {value!r} for header {name!r}")
-        try:
-            # RFC 9110 §5.5: whitespace around a value is not part of it.  Django writes
-            # every Set-Cookie as " name=value", so it is trimmed rather than refused.
-            out.append((bname, value.strip(" \t").encode("latin-1")))
-        except UnicodeEncodeError:
-            raise LocalProtocolError(f"header {name!r} is not latin-1") from None
-        names.add(lname)
-    return out, names
 
 
 class FileWrapper:

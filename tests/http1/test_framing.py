@@ -148,3 +148,20 @@ def test_outgoing_refusals(headers: list[tuple[bytes, bytes]]) -> None:
 def test_outgoing_repeated_equal_length() -> None:
     framing = out(headers=[(b"Content-Length", b"1"), (b"content-length", b"1")])
     assert framing.content_length == 1
+
+
+def test_decide_response_framing_from_the_facts_alone() -> None:
+    decide = http1.decide_response_framing
+    length = decide(b"GET", b"1.1", True, 200, 5, False, False)
+    assert (length.framing, length.content_length, length.keep_alive, length.added) == (
+        F.LENGTH, 5, True, (),
+    )  # fmt: skip
+    chunked = decide(b"GET", b"1.1", False, 200, None, False, False)
+    assert chunked.added == ((b"Transfer-Encoding", b"chunked"), (b"Connection", b"close"))
+    assert decide(b"GET", b"1.1", True, 204, 0, False, False).drop_length
+    assert not decide(b"GET", b"1.1", True, 204, None, False, False).drop_length
+    app_close = decide(b"GET", b"1.1", True, 200, 0, True, True)
+    assert not app_close.keep_alive and app_close.added == ()
+    assert decide(b"GET", b"1.0", True, 200, 0, False, False).added == (
+        (b"Connection", b"keep-alive"),
+    )

@@ -369,7 +369,7 @@ def test_expect_100_continue_over_tls(start_server: StartServer, certs: Certs) -
 
 
 def test_shutdown_finishes_a_tls_request_in_flight(start_server: StartServer, certs: Certs) -> None:
-    server = start_server(app, **tls(certs))
+    server = start_server(app, request_timeout=60, **tls(certs))  # 60: ctx.watch is kept
     answers: list[Any] = []
 
     def call() -> None:

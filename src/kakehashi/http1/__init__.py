@@ -27,6 +27,8 @@ from kakehashi.http1._events import (
 )
 from kakehashi.http1._framing import (
     OutgoingFraming,
+    ResponseFraming,
+    decide_response_framing,
     outgoing_response_framing,
 )
 from kakehashi.http1._head import (
@@ -76,11 +78,13 @@ __all__ = [
     "ReceivedEvent",
     "Request",
     "Response",
+    "ResponseFraming",
     "Role",
     "SentEvent",
     "Signal",
     "State",
     "absolute_authority",
+    "decide_response_framing",
     "decode_path",
     "decode_path_text",
     "encode_chunk",

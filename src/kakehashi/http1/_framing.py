@@ -17,6 +17,8 @@ from kakehashi.http1._events import Framing, Limits
 __all__ = [
     "MessageInfo",
     "OutgoingFraming",
+    "ResponseFraming",
+    "decide_response_framing",
     "outgoing_response_framing",
     "request_info",
     "response_info",
@@ -218,6 +220,58 @@ def outgoing_response_framing(
 ) -> OutgoingFraming:
     """Decide how a response we send is framed, and complete its fields.
 
+    The rules are :func:`decide_response_framing`'s; this scans ``headers`` for the facts it
+    needs and returns the fields to send.
+
+    Raises:
+        LocalProtocolError: the application set Transfer-Encoding (hop-by-hop, ours to set)
+            or a malformed Content-Length.
+    """
+    length, has_connection, wants_close = _scan_outgoing(headers)
+    decision = decide_response_framing(
+        request_method, request_version, request_keep_alive, status_code,
+        length, has_connection, wants_close,
+    )  # fmt: skip
+    out = list(headers)
+    if decision.drop_length:
+        out = [(n, v) for n, v in out if n.lower() != b"content-length"]
+    out.extend(decision.added)
+    return OutgoingFraming(decision.framing, decision.content_length, decision.keep_alive, out)
+
+
+@dataclass(slots=True)
+class ResponseFraming:
+    """How a response we send is framed, given what its fields say.
+
+    ``added`` are fields to send after the application's; ``drop_length`` says to leave out
+    the application's Content-Length (a 1xx or 204 must not carry one).
+    """
+
+    framing: Framing
+    content_length: int | None
+    keep_alive: bool
+    added: tuple[tuple[bytes, bytes], ...]
+    drop_length: bool = False
+
+
+_CHUNKED_FIELD = (b"Transfer-Encoding", b"chunked")
+_CLOSE_FIELD = (b"Connection", b"close")
+_KEEP_ALIVE_FIELD = (b"Connection", b"keep-alive")
+
+
+def decide_response_framing(
+    request_method: bytes,
+    request_version: bytes,
+    request_keep_alive: bool,
+    status_code: int,
+    length: int | None,
+    has_connection: bool,
+    wants_close: bool,
+) -> ResponseFraming:
+    """Decide how a response we send is framed, from the facts its fields state: its
+    Content-Length (checked digits, or None), whether it has a Connection field, and
+    whether that says ``close``.
+
     1. No body for HEAD, 1xx, 204 and 304 (RFC 9110 §9.3.2, §15.3.5, §15.4.5); the fields
        are kept, so HEAD reports GET's Content-Length, except Content-Length on 1xx and 204.
     2. A Content-Length from the application is used as it is (and checked when sending).
@@ -225,32 +279,27 @@ def outgoing_response_framing(
        coding, so the body runs until we close (RFC 9112 §6.3 step 8).
     4. ``Connection: close`` is added whenever the connection will not be reused, and
        ``Connection: keep-alive`` for an HTTP/1.0 client that asked to keep it.
-
-    Raises:
-        LocalProtocolError: the application set Transfer-Encoding (hop-by-hop, ours to set)
-            or a malformed Content-Length.
     """
-    length, has_connection, wants_close = _scan_outgoing(headers)
     keep_alive = request_keep_alive and not wants_close
-    out = list(headers)
+    added: tuple[tuple[bytes, bytes], ...] = ()
+    drop_length = False
     if status_code < 200 or status_code == 204:
         # RFC 9110 §8.6: a server MUST NOT send Content-Length in a 1xx or 204 response;
         # frameworks often add "0" anyway, so it is dropped rather than refused.
-        out = [(n, v) for n, v in out if n.lower() != b"content-length"]
-        framing, length = Framing.NONE, None
+        framing, drop_length, length = Framing.NONE, length is not None, None
     elif request_method == b"HEAD" or status_code == 304:
         framing = Framing.NONE
     elif length is not None:
         framing = Framing.LENGTH
     elif request_version == b"1.1":
         framing = Framing.CHUNKED
-        out.append((b"Transfer-Encoding", b"chunked"))
+        added = (_CHUNKED_FIELD,)
     else:
         framing = Framing.CLOSE
         keep_alive = False
     if not has_connection:
         if not keep_alive:
-            out.append((b"Connection", b"close"))
+            added += (_CLOSE_FIELD,)
         elif request_version == b"1.0":
-            out.append((b"Connection", b"keep-alive"))
-    return OutgoingFraming(framing, length, keep_alive, out)
+            added += (_KEEP_ALIVE_FIELD,)
+    return ResponseFraming(framing, length, keep_alive, added, drop_length)

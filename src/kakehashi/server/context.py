@@ -52,7 +52,8 @@ class ServerContext:
         self.environ = environ
         self.head_cache = HeadCache()
         self.body_budget = BodyBudget(config.parked_body_budget)
-        self.watch = RequestWatch()
+        # Only --request-timeout reads it: without one, requests are not tracked at all.
+        self.watch = RequestWatch() if config.request_timeout else None
         self.metrics: Recorder | None = None  # set by the Server with --metrics-bind
         self.stopping = False  # set once by the server's shutdown; read by every thread
         # On shutdown, idle connections are still served until then (set before stopping).

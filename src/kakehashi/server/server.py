@@ -208,7 +208,7 @@ class Server:
                 error_logger.error("worker thread %s died; starting another", thread.name)
                 self._workers[number] = self._start_worker(number)
         timeout = self.config.request_timeout
-        if timeout:
+        if timeout and self.ctx.watch is not None:
             for ident, entry, stack in self.ctx.watch.overdue(timeout):
                 error_logger.warning(
                     "request %s from %s still running after %.1fs (thread %d):\n%s",

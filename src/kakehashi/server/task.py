@@ -2,7 +2,7 @@
 
 No parsing and no polling here: the channel hands over a parsed request, its body stream and
 the socket it owns; this module calls the application, frames what it returns with
-kakehashi.http1's rules (``outgoing_response_framing``) and writes it straight to the socket
+kakehashi.http1's rules (``decide_response_framing``) and writes it straight to the socket
 from the worker thread that owns the connection (see channel.py for why that is safe).  What
 the kernel does not take is queued in the connection's OutputBuffer (outbuf.py): the thread is
 free once the iterator ends, and the connection sends the rest when the socket is writable.
@@ -25,14 +25,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProtocolError
-from kakehashi.http1 import Framing, Request, outgoing_response_framing, reason_phrase
+from kakehashi.http1 import Framing, Request, decide_response_framing, reason_phrase
 from kakehashi.server.accesslog import body_length, request_line
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import StreamingInput
 from kakehashi.server.outbuf import OutputBuffer, OutputSink, log_dropped
 from kakehashi.server.pace import SendPace
 from kakehashi.server.sockio import send_all, send_some, sendfile_some, wait_writable
-from kakehashi.wsgi import FileWrapper, InputStream, StartResponse
+from kakehashi.wsgi import CONNECTION_CLOSE, FileWrapper, InputStream, StartResponse
 
 __all__ = ["ResponseWriter", "error_response", "run_application"]
 
@@ -117,40 +117,45 @@ class ResponseWriter:
         self.close_deferred = False  # a file_wrapper's close waits for its region to go out
 
     def _head(self, length: int | None) -> bytes:
+        """The response head; ``length``: the body's, when the whole body is known."""
         start = self.start
         if not start.status_code:
             raise LocalProtocolError("the application sent a body before start_response")
-        headers, names = start.headers, start.names
+        request = self.request
+        lines = start.lines
+        declared = start.content_length
         # An empty body in answer to HEAD says nothing about GET's length (frameworks return
         # one for a streamed view): no Content-Length then, never a false "0".
-        if (
-            length is not None
-            and "content-length" not in names
-            and (length or self.request.method != b"HEAD")
-        ):
-            headers = [*headers, (b"Content-Length", b"%d" % length)]
-        out = outgoing_response_framing(
-            self.request.method,
-            self.request.http_version,
+        if declared is None and length is not None and (length or request.method != b"HEAD"):
+            declared = length
+            lines = [*lines, b"Content-Length: %d\r\n" % length]
+        out = decide_response_framing(
+            request.method,
+            request.http_version,
             self.keep_alive
             and not (self.ctx.stopping and not self.pipelined)
             and not _awaits_continue(self.body),
             start.status_code,
-            headers,
+            declared,
+            start.connection != 0,
+            start.connection == CONNECTION_CLOSE,
         )
         self.keep_alive = out.keep_alive
         self._framing = out.framing
         self._remaining = out.content_length or 0
-        extra = b""
-        if "date" not in names:
+        if out.drop_length:  # a 1xx or 204 must not carry one (rare: the slow way)
+            lines = [b"%s: %s\r\n" % f for f in start.headers if f[0].lower() != b"content-length"]
+        extra = b"".join([b"%s: %s\r\n" % field for field in out.added]) if out.added else b""
+        if not start.has_date:
             extra += b"Date: " + self.ctx.date_header() + b"\r\n"
-        if "server" not in names:
+        if not start.has_server:
             extra += b"Server: kakehashi\r\n"
         # Fields were validated by StartResponse (wsgi.py) with the same rules as
         # http1.validate_fields, so they are joined here without a second pass.
-        lines = b"".join([b"%s: %s\r\n" % field for field in out.headers])
         start.headers_sent = self.head_sent = True
-        return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (start.status_code, start.reason, lines, extra)
+        return b"HTTP/1.1 %d %s\r\n%s%s\r\n" % (
+            start.status_code, start.reason, b"".join(lines), extra,
+        )  # fmt: skip
 
     def _frame(self, data: bytes) -> bytes:
         framing = self._framing
@@ -371,33 +376,12 @@ def run_application(
     body_length: int | None = None,
     pipelined: bool = False,
 ) -> bool:
-    """Run the application for ``request`` and send its response (see _run_application);
-    the request is in ``ctx.watch`` while it runs, so a stuck one can be reported."""
-    ident = ctx.watch.begin(request, peer)
-    if ctx.metrics is not None:
-        ctx.metrics.begin()
-    try:
-        return _run_application(ctx, sock, peer, request, body, sink, body_length, pipelined)
-    finally:
-        ctx.watch.end(ident)
-        if ctx.metrics is not None:
-            ctx.metrics.end()
-
-
-def _run_application(
-    ctx: ServerContext,
-    sock: socket.socket,
-    peer: tuple[str, int],
-    request: Request,
-    body: InputStream,
-    sink: OutputSink | None,
-    body_length: int | None,
-    pipelined: bool,
-) -> bool:
     """Run the application for ``request`` and send its response.
 
     What the client has not taken when the application is done is left in ``sink.out``
-    (complete) for the connection to send; without a sink, this thread sends it all.
+    (complete) for the connection to send; without a sink, this thread sends it all.  With
+    ``--request-timeout`` the request is in ``ctx.watch`` while it runs, so a stuck one can
+    be reported; with metrics it is counted in flight.
 
     Args:
         body_length: the decoded length of a chunked body read in full, given to the
@@ -408,6 +392,30 @@ def _run_application(
     Returns:
         True if the connection may carry another request (once the output is sent).
     """
+    watch, metrics = ctx.watch, ctx.metrics
+    ident = watch.begin(request, peer) if watch is not None else 0
+    if metrics is not None:
+        metrics.begin()
+    try:
+        return _respond(ctx, sock, peer, request, body, sink, body_length, pipelined)
+    finally:
+        if watch is not None:
+            watch.end(ident)
+        if metrics is not None:
+            metrics.end()
+
+
+def _respond(
+    ctx: ServerContext,
+    sock: socket.socket,
+    peer: tuple[str, int],
+    request: Request,
+    body: InputStream,
+    sink: OutputSink | None,
+    body_length: int | None,
+    pipelined: bool,
+) -> bool:
+    """run_application's work: the environ, the application, its response, the access line."""
     started = time.monotonic() if ctx.log_access else 0.0
     writer = ResponseWriter(ctx, sock, request, request.keep_alive, peer, sink)
     writer.body = body
