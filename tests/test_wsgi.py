@@ -294,3 +294,10 @@ def test_field_cache_is_bounded_and_keeps_checking_new_values() -> None:
     assert late.content_length == 3
     with pytest.raises(LocalProtocolError):
         StartResponse(lambda data: None, cache)("200 OK", [("Set-Cookie", "a\r\nX: y")])
+
+
+@pytest.mark.parametrize("status", [["200 OK"], {"200": "OK"}, b"200 OK"])
+def test_a_status_of_another_type_raises_the_protocol_error(status: object) -> None:
+    sr, _ = start()
+    with pytest.raises(LocalProtocolError):
+        sr(status, [])  # type: ignore[arg-type]

@@ -65,6 +65,13 @@ class InputStream(Protocol):
     def __iter__(self) -> Iterator[bytes]: ...
 
 
+# Strings every request would otherwise decode anew.
+_METHODS = {
+    m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")
+}
+_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+
+
 class EnvironBuilder:
     """Builds the environ of each request for one server.
 
@@ -112,18 +119,21 @@ class EnvironBuilder:
         """
         target = request.target
         authority = None
+        uri = target.decode("latin-1")
+        environ = self._base.copy()
         if target[:1] == b"/" and b"%" not in target and b"?" not in target and b"#" not in target:
-            path, query = target, b""  # the common case, without the general splitting
+            # The common case, without the general splitting: the path is the target.
+            environ["PATH_INFO"], environ["QUERY_STRING"] = uri, ""
         else:
             path, query = split_target(request.method, target)
-            path = decode_path(path)
+            environ["PATH_INFO"] = decode_path(path).decode("latin-1")
+            environ["QUERY_STRING"] = query.decode("latin-1")
             authority = absolute_authority(target)
-        environ = self._base.copy()
-        environ["REQUEST_METHOD"] = request.method.decode("latin-1")
-        environ["PATH_INFO"] = path.decode("latin-1")
-        environ["QUERY_STRING"] = query.decode("latin-1")
-        environ["REQUEST_URI"] = environ["RAW_URI"] = target.decode("latin-1")
-        environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version.decode("latin-1")
+        method = request.method
+        environ["REQUEST_METHOD"] = _METHODS.get(method) or method.decode("latin-1")
+        environ["REQUEST_URI"] = environ["RAW_URI"] = uri
+        version = request.http_version
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version) or "HTTP/" + version.decode("latin-1")
         environ["REMOTE_ADDR"] = peer[0]
         environ["REMOTE_PORT"] = str(peer[1])
         environ["wsgi.input"] = body
@@ -271,7 +281,8 @@ class StartResponse:
         elif self.status_code:
             raise LocalProtocolError("start_response called twice without exc_info")
         cache = self.cache
-        code, reason = cache.status(status)
+        seen = cache.statuses.get(status) if type(status) is str else None
+        code, reason = seen or cache.status(status)
         if type(headers) is not list:
             raise LocalProtocolError(f"headers must be a list, not {type(headers).__name__}")
         known = cache.fields

@@ -38,6 +38,10 @@ class MessageInfo:
     expect_continue: bool = False
 
 
+# What most requests' framing fields say; shared, so never modified.
+_NO_BODY_KEEP = MessageInfo(Framing.NONE, None, True, False)
+
+
 def _split(value: bytes) -> list[bytes]:
     """A list field's elements, lower-cased (the tokens compared here are case-insensitive)."""
     return [item.strip(b" \t") for item in value.lower().split(b",")]
@@ -122,6 +126,8 @@ def request_info(
         hosts and HOST_RE.fullmatch(hosts[0]) is None
     ):
         raise RemoteProtocolError("a request needs exactly one valid Host header")
+    if len(found) == len(hosts) == 1 and http_version == b"1.1":
+        return _NO_BODY_KEEP  # the usual GET: Host and no other framing field
     keep_alive = _keep_alive(http_version, found.get(b"connection"))
     expect = found.get(b"expect")  # rare: no list is built for the usual request
     expect_continue = False

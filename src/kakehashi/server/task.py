@@ -134,7 +134,7 @@ class ResponseWriter:
             request.http_version,
             self.keep_alive
             and not (self.ctx.stopping and not self.pipelined)
-            and not _awaits_continue(self.body),
+            and not (type(self.body) is StreamingInput and _awaits_continue(self.body)),
             start.status_code,
             declared,
             start.connection != 0,
@@ -227,8 +227,20 @@ class ResponseWriter:
             self.keep_alive = False
         if len(body) >= _GATHER_BYTES:
             self._send_parts(parts)
-        elif data := b"".join(parts):
-            self._send(data)
+        elif self.out is None:  # the usual case: nothing queued before, one send
+            data = parts[0] + parts[1] if len(parts) == 2 else b"".join(parts)
+            try:
+                sent_now = self.sock.send(data)
+            except BlockingIOError:
+                sent_now = 0
+            except OSError as exc:
+                raise ClientDisconnected(f"send failed: {exc}") from exc
+            self._wire += sent_now
+            if sent_now != len(data):
+                self._queue().append(memoryview(data)[sent_now:])
+                self._waiting()
+        else:
+            self._send(b"".join(parts))
         self.sent_body_bytes += sent
 
     def send_error_page(self, status: int, detail: str, timeout: float) -> None:
@@ -416,7 +428,7 @@ def _respond(
     pipelined: bool,
 ) -> bool:
     """run_application's work: the environ, the application, its response, the access line."""
-    started = time.monotonic() if ctx.log_access else 0.0
+    started = time.monotonic() if ctx.access.is_enabled() else 0.0
     writer = ResponseWriter(ctx, sock, request, request.keep_alive, peer, sink)
     writer.body = body
     writer.pipelined = pipelined
