@@ -90,8 +90,8 @@ def test_a_base_exception_after_the_head_aborts_the_response(start_server: Start
 
 
 class _Dying:
-    """Wraps what worker threads wait in (the epoll, or the portable poller's queue) so that
-    the first wait of one thread raises."""
+    """Wraps what worker threads wait in (the epoll, or the portable poller's selector) so
+    that the first wait of one thread raises."""
 
     def __init__(self, wrapped: Any, method: str) -> None:
         self._wrapped = wrapped
@@ -120,7 +120,7 @@ def test_a_worker_thread_that_dies_is_replaced(caplog: pytest.LogCaptureFixture)
         dying = poller.epoll = _Dying(poller.epoll, "poll")  # type: ignore[assignment]
     else:
         assert isinstance(poller, PortablePoller)
-        dying = poller._ready = _Dying(poller._ready, "get")  # type: ignore[assignment]
+        dying = poller.selector = _Dying(poller.selector, "select")  # type: ignore[assignment]
     server.start()
     try:
         assert wait_until(lambda: "died; starting another" in caplog.text, 5)

@@ -1,21 +1,25 @@
-"""PortablePoller: one thread waits in a ``selectors`` selector and hands each ready
-connection to an idle worker thread (kqueue on macOS and the BSDs, select on Windows, epoll
-when chosen on Linux with ``--poller portable``).
+"""PortablePoller: the worker threads take turns waiting in a ``selectors`` selector
+(kqueue on macOS and the BSDs, select on Windows, epoll when chosen on Linux with
+``--poller portable``).
 
 The ownership rules are the epoll poller's (channel.py): a report goes to one worker, which
-claims the channel; a parked connection holds no thread.  One-shot is emulated: the selector
-thread unregisters a socket as it hands it over, and only :meth:`arm` registers it again, so
-a socket is never reported twice before its channel parks again.  A selector whose wait
-does not see registrations made meanwhile (select, poll) is woken through a socket pair
-when a socket is armed; one that keeps its set in the kernel (epoll, kqueue) is not.
+claims the channel; a parked connection holds no thread.  One-shot is emulated: the waiting
+thread unregisters a socket as it takes its report, and only :meth:`arm` registers it
+again, so a socket is never reported twice before its channel parks again.  Leader and
+followers: one idle worker at a time (the one holding ``_leader``) waits in the selector;
+it serves the first ready socket itself and queues the others for idle workers, so a
+request usually costs no hand-off between threads.  A selector whose wait does not see
+registrations made meanwhile (select, poll) is woken through a socket pair when a socket is
+armed; one that keeps its set in the kernel (epoll, kqueue) is not.
 
-Owns: the selector (every change to it under ``_mutex``), the selector thread, the queue of
+Owns: the selector (every change to it under ``_mutex``), the leader lock, the queue of
 ready descriptors, and the wake-up socket pair.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import selectors
 import socket
@@ -32,6 +36,8 @@ __all__ = ["PortablePoller", "select_capacity"]
 
 _RETRY_PAUSE = 0.01  # after a failed wait that repeats
 _STOP = -1  # the queue's sentinel: every worker that takes it puts it back and leaves
+# As in the epoll poller: how often a busy worker passes the GIL to one holding a report.
+_PASS_GIL_EVERY = 0.0005
 # Descriptors kept for listeners, the wake-up pair and the process's own files when the
 # selector is select(), whose sets hold FD_SETSIZE descriptors at most.
 _SELECT_RESERVE = 32
@@ -50,6 +56,16 @@ def select_capacity() -> int:
     return (512 if sys.platform == "win32" else 1024) - _SELECT_RESERVE
 
 
+def _take_queued(ready: queue.SimpleQueue[int]) -> int | None:
+    """A queued descriptor, or None (without raising: an exception per request costs)."""
+    if ready.empty():
+        return None
+    try:
+        return ready.get_nowait()
+    except queue.Empty:  # another worker took it since
+        return None
+
+
 class PortablePoller(Poller):
     """The poller of every platform; methods are safe from any thread unless noted."""
 
@@ -63,17 +79,22 @@ class PortablePoller(Poller):
         super().__init__(ctx, listeners, open_channel)
         self.selector = selector()
         self._mutex = threading.Lock()
+        self._leader = threading.Lock()  # held by the one worker waiting in the selector
         self._ready: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._next_pass = 0.0  # when a busy worker next passes the GIL (work())
         self._needs_wake = isinstance(self.selector, _USER_SPACE)
         self._waking = False  # a wake-up byte is on its way (see _wake)
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._failed = False  # the last wait failed (see _wait)
         self._wake_r, self._wake_w = socket.socketpair()  # a pipe cannot be selected on Windows
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self.selector.register(self._wake_r.fileno(), selectors.EVENT_READ)
+        # What is registered, as the selector's own map says, but read without its
+        # Python-level mapping (one lookup per report); changed with the selector, under _mutex.
+        self._keys: dict[int, selectors.SelectorKey] = {}
+        self._register(self._wake_r.fileno(), selectors.EVENT_READ)
         for fd in self.listeners:
-            self.selector.register(fd, selectors.EVENT_READ)
+            self._register(fd, selectors.EVENT_READ)
         if isinstance(self.selector, selectors.SelectSelector):
             self._cap_for_select()
 
@@ -104,9 +125,9 @@ class PortablePoller(Poller):
         channel.registered = True  # here: it has been armed, so forget() must unregister it
         with self._mutex:
             try:  # the usual case: reported, hence unregistered, since it was last armed
-                self.selector.register(channel.fd, events)
+                self._register(channel.fd, events)
             except KeyError:  # still registered: the sweeper claimed it while parked
-                self.selector.modify(channel.fd, events)
+                self._keys[channel.fd] = self.selector.modify(channel.fd, events)
         if self._needs_wake:
             self._wake()
 
@@ -127,76 +148,91 @@ class PortablePoller(Poller):
             if self.listeners.get(fd) is not listener:  # closed at shutdown
                 return
             with contextlib.suppress(KeyError):
-                self.selector.register(fd, selectors.EVENT_READ)
+                self._register(fd, selectors.EVENT_READ)
         if self._needs_wake:
             self._wake()
 
     def _unwatch_listener(self, fd: int) -> None:
         with self._mutex, contextlib.suppress(KeyError, ValueError, OSError):
+            self._keys.pop(fd, None)
             self.selector.unregister(fd)
 
-    # -- threads -----------------------------------------------------------------------------
+    def _register(self, fd: int, events: int) -> None:
+        """Register ``fd`` (under _mutex, or before any thread runs)."""
+        self._keys[fd] = self.selector.register(fd, events)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._select, name="kakehashi-poller", daemon=True)
-        self._thread.start()
+    # -- the workers' loop --------------------------------------------------------------------
 
-    @property
-    def threads(self) -> list[threading.Thread]:
-        return [self._thread] if self._thread is not None else []
+    def work(self) -> None:
+        """A worker thread's loop: take one ready descriptor, handle it, until woken to stop."""
+        handle = self.handle
+        pass_gil = os.sched_yield if self.ctx.config.threads > 1 else None
+        monotonic = time.monotonic
+        while True:
+            fd = self._next()
+            if fd == _STOP:
+                self._ready.put(_STOP)
+                return
+            handle(fd)
+            if pass_gil is not None and (now := monotonic()) >= self._next_pass:
+                self._next_pass = now + _PASS_GIL_EVERY  # shared; see EpollPoller.work
+                pass_gil()
 
-    def _select(self) -> None:
-        """The selector thread: wait, take each ready socket out of the selector (one-shot),
-        queue it for a worker; until :meth:`wake_all`."""
-        failed = False
-        while not self._stopping:
-            try:
-                events = self.selector.select()
-            except (OSError, ValueError) as exc:  # a socket closed under the wait (Windows)
+    def _next(self) -> int:
+        """The next ready descriptor: one a leader queued, else one this thread waits for as
+        the leader (queueing what else is ready for the others)."""
+        ready_queue = self._ready
+        while True:
+            fd = _take_queued(ready_queue)
+            if fd is not None:
+                return fd
+            with self._leader:
+                fd = _take_queued(ready_queue)  # queued while this thread waited to lead
+                if fd is not None:
+                    return fd
                 if self._stopping:
-                    return
-                error_logger.debug("selector wait failed (%s); waiting again", exc)
-                if failed:  # twice in a row: not a passing race; do not spin on it
-                    time.sleep(_RETRY_PAUSE)
-                failed = True
-                continue
-            failed = False
-            try:
-                self._hand_out(events)
-            except BaseException:  # the one thread that watches sockets must not die
-                error_logger.exception("internal error in the selector thread; it goes on")
+                    return _STOP
+                ready = self._take(self._wait())
+            if ready:
+                put = self._ready.put
+                for fd in ready[1:]:
+                    put(fd)
+                return ready[0]
 
-    def _hand_out(self, events: list[tuple[selectors.SelectorKey, int]]) -> None:
+    def _wait(self) -> list[tuple[selectors.SelectorKey, int]]:
+        """One wait in the selector (the leader only); nothing if it failed."""
+        try:
+            events = self.selector.select()
+        except (OSError, ValueError) as exc:  # a socket closed under the wait (Windows)
+            if not self._stopping:
+                error_logger.debug("selector wait failed (%s); waiting again", exc)
+                if self._failed:  # twice in a row: not a passing race; do not spin on it
+                    time.sleep(_RETRY_PAUSE)
+                self._failed = True
+            return []
+        self._failed = False
+        return events
+
+    def _take(self, events: list[tuple[selectors.SelectorKey, int]]) -> list[int]:
+        """Unregister each reported socket (the one-shot) and return their descriptors."""
         ready = []
         wake_fd = self._wake_r.fileno()
         with self._mutex:
-            keys = self.selector.get_map()
+            keys = self._keys
             for key, _ in events:
                 if key.fd == wake_fd:
                     self._drain_wake()
                 elif keys.get(key.fd) is key:  # else: unregistered since the wait returned
+                    del keys[key.fd]
                     self.selector.unregister(key.fd)
                     ready.append(key.fd)
-        put = self._ready.put
-        for fd in ready:
-            put(fd)
+        return ready
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
             while self._wake_r.recv(4096):
                 pass
         self._waking = False
-
-    def work(self) -> None:
-        """A worker thread's loop: take one ready descriptor, handle it, until woken to stop."""
-        get = self._ready.get
-        handle = self.handle
-        while True:
-            fd = get()
-            if fd == _STOP:
-                self._ready.put(_STOP)
-                return
-            handle(fd)
 
     def wake_all(self) -> None:
         self._stopping = True
@@ -205,8 +241,6 @@ class PortablePoller(Poller):
             self._wake_w.send(b"x")
 
     def _close_readiness(self) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
         with self._mutex:
             self.selector.close()
         self._wake_r.close()
