@@ -60,6 +60,7 @@ def test_once_a_tenth_is_here_the_body_gets_its_whole_length(
     while body.received < 200_000:
         _receive_some(body, server)
     assert budget.used == MIB  # once it is full, a tenth is here: one buffer for all of it
+    assert budget.pooled == 0  # the doubled buffer it left is not kept for whole bodies
     sender = threading.Thread(target=client.sendall, args=(data[200_000:],))
     sender.start()
     _receive_all(body, server)
@@ -130,3 +131,24 @@ def test_over_the_budget_the_body_is_handed_over_whole(
     assert rest.prefix == data[: len(rest.prefix)]
     assert rest.remaining == len(data) - len(rest.prefix)
     assert budget.used == 0
+
+
+def test_a_pooled_buffer_is_taken_at_once_before_a_tenth_arrived(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = pair
+    data = bytes(range(256)) * 4096  # 1 MiB
+    budget = BodyBudget(64 * MIB)
+    slow = _park(budget, data, 1000)  # the pool is empty: a small buffer that doubles
+    assert budget.used < 16 * 1024
+    budget.recycle(bytearray(MIB))  # a whole body's buffer, pooled
+    body = _park(budget, data, 1000)  # far less than a tenth, yet it takes the pooled one
+    assert budget.pooled == 0 and budget.used >= MIB
+    sender = threading.Thread(target=client.sendall, args=(data[1000:],))
+    sender.start()
+    _receive_all(body, server)
+    sender.join()
+    assert bytes(body.body()[: body.received]) == data
+    body.recycle()
+    slow.release()
+    assert budget.pooled == MIB and budget.used == 0

@@ -2,13 +2,14 @@
 
 A small body is read without holding a thread: the connection waits in the poller between
 reads, and a worker runs the application only once the whole body is here.  What a client
-*announces* costs little: its buffer starts small and doubles as bytes arrive, and gets the
-whole announced length once a tenth of the body is here (``_WHOLE_AFTER``), so what a
-client makes the server hold is at most ten times what it sent; every byte held is
-counted against one server-wide budget, so clients announcing large bodies and sending
-none cannot make the server allocate for them.  Buffers are reused through a small pool
-(:class:`BodyBudget`): glibc would otherwise keep every freed 1 MiB buffer in its
-per-thread arenas.
+*announces* costs little: its buffer starts small and doubles as bytes arrive, and a new
+buffer of the whole announced length is allocated only once a tenth of the body is here
+(``_WHOLE_AFTER``), so what a client makes the server allocate is at most ten times what
+it sent; every byte held is counted against one server-wide budget, so clients announcing
+large bodies and sending none cannot make the server allocate for them.  Buffers of whole
+bodies are reused through a small pool (:class:`BodyBudget`): glibc would otherwise keep
+every freed 1 MiB buffer in its per-thread arenas.  A pooled buffer is memory the server
+holds anyway, so a body takes one that fits at once, with no doubling and no copy.
 
 Two framings are read this way: a ``Content-Length`` body up to ``--buffer-body-size``,
 received straight into its buffer, and a chunked body, decoded as it arrives, while its
@@ -66,15 +67,16 @@ class BodyBudget:
         self._pool: list[bytearray] = []
         self.pooled = 0  # bytes in the pool
 
-    def buffer(self, size: int) -> bytearray:
-        """A buffer of at least ``size`` bytes (and at most twice that): a pooled one, or new."""
+    def buffer(self, size: int, new: bool = True) -> bytearray | None:
+        """A buffer of at least ``size`` bytes (and at most twice that): a pooled one, or
+        with ``new`` a new one (else None)."""
         with self._lock:
             for i in range(len(self._pool) - 1, -1, -1):
                 if size <= len(self._pool[i]) <= 2 * size:
                     buf = self._pool.pop(i)
                     self.pooled -= len(buf)
                     return buf
-        return bytearray(size)
+        return bytearray(size) if new else None
 
     def recycle(self, buf: bytearray) -> None:
         """Keep a buffer no body uses any more for the next, if the pool has room."""
@@ -155,7 +157,9 @@ class ParkedBody:
             self.length = request.content_length or 0
             self._reader = None
             self._got = len(first)
-            if not (self._fast() and self._take_whole(self.length, first)):
+            # A pooled buffer is memory already held: a body gets one at once, whatever it
+            # sent so far; a new buffer for the whole length only once it sent enough.
+            if not self._take_whole(self.length, first, new=self._fast()):
                 self._buf += first
                 self.hand_over = not self._reserve(len(first)) or not self._grow()
 
@@ -177,7 +181,7 @@ class ParkedBody:
         length = self.length
         assert length is not None
         have = len(self._buf)
-        if self._fast() and self._take_whole(length, self._buf):
+        if self._take_whole(length, self._buf, new=self._fast()):
             return True
         want = min(length, max(have * 2, self._got + _FIRST_ROOM))
         if want > have:
@@ -191,10 +195,13 @@ class ParkedBody:
         assert self.length is not None
         return self._got * _WHOLE_AFTER >= self.length
 
-    def _take_whole(self, length: int, received: bytes | bytearray) -> bool:
+    def _take_whole(self, length: int, received: bytes | bytearray, new: bool = True) -> bool:
         """Move the body (``received``, its first bytes) into a buffer for all of it, pooled
-        if one fits; False, nothing changed, if the budget cannot hold it."""
-        buf = self._budget.buffer(length)
+        if one fits, else (with ``new``) a new one; False, nothing changed, if there is none
+        or the budget cannot hold it."""
+        buf = self._budget.buffer(length, new)
+        if buf is None:
+            return False
         extra = len(buf) - len(self._buf)
         if not self._budget.take(extra):
             self._budget.recycle(buf)
@@ -204,7 +211,8 @@ class ParkedBody:
         if got:
             with memoryview(received) as old:
                 buf[:got] = old[:got]
-        self._budget.recycle(self._buf)
+        # The doubled buffer it leaves is not pooled: pooled ones serve whole bodies, and a
+        # pool full of odd sizes would leave every whole body a new allocation.
         self._buf = buf
         return True
 
