@@ -53,12 +53,6 @@ def error_response(ctx: ServerContext, status: int, detail: str = "") -> bytes:
     )
 
 
-def _awaits_continue(body: object) -> bool:
-    """True while a 100-continue client still waits to send a body the app never asked for:
-    the connection cannot be reused (input.py closes rather than ask for it)."""
-    return type(body) is StreamingInput and body.awaiting_continue
-
-
 class ResponseWriter:
     """Frames and sends one response; owned by the thread running the application.
 
@@ -134,7 +128,9 @@ class ResponseWriter:
             request.http_version,
             self.keep_alive
             and not (self.ctx.stopping and not self.pipelined)
-            and not (type(self.body) is StreamingInput and _awaits_continue(self.body)),
+            # A 100-continue client still waiting to send a body the application never asked
+            # for: the connection cannot be reused (input.py closes rather than ask for it).
+            and not (type(self.body) is StreamingInput and self.body.awaiting_continue),
             start.status_code,
             declared,
             start.connection != 0,
@@ -227,20 +223,8 @@ class ResponseWriter:
             self.keep_alive = False
         if len(body) >= _GATHER_BYTES:
             self._send_parts(parts)
-        elif self.out is None:  # the usual case: nothing queued before, one send
-            data = parts[0] + parts[1] if len(parts) == 2 else b"".join(parts)
-            try:
-                sent_now = self.sock.send(data)
-            except BlockingIOError:
-                sent_now = 0
-            except OSError as exc:
-                raise ClientDisconnected(f"send failed: {exc}") from exc
-            self._wire += sent_now
-            if sent_now != len(data):
-                self._queue().append(memoryview(data)[sent_now:])
-                self._waiting()
-        else:
-            self._send(b"".join(parts))
+        elif data := (parts[0] + parts[1] if len(parts) == 2 else b"".join(parts)):
+            self._send(data)
         self.sent_body_bytes += sent
 
     def send_error_page(self, status: int, detail: str, timeout: float) -> None:
@@ -294,7 +278,12 @@ class ResponseWriter:
                 if out.bounded > out.limit:
                     self._pause(out, out.limit // 2)
                 return
-        sent = send_some(self.sock, data)
+        try:  # send_some, inlined: this is every response's send
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise ClientDisconnected(f"send failed: {exc}") from exc
         self._wire += sent
         if sent != len(data):
             self._queue().append(memoryview(data)[sent:])
