@@ -40,9 +40,9 @@ def samples(cells: list[float]) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 
 def run_requests(recorder: Recorder, count: int, method: bytes = b"GET", status: int = 200) -> None:
     for _ in range(count):
-        recorder.begin()
-        recorder.response(method, status, 10)
-        recorder.end()
+        lane = recorder.begin()
+        recorder.response(lane, method, status, 10)
+        recorder.end(lane)
 
 
 # -- the exposition format -----------------------------------------------------------------------
@@ -123,9 +123,9 @@ def test_recorder_counts_by_method_and_status_class() -> None:
     run_requests(recorder, 3, b"GET", 200)
     run_requests(recorder, 2, b"POST", 404)
     run_requests(recorder, 1, b"BREW", 503)  # not a known method: OTHER
-    recorder.begin()
+    lane = recorder.begin()
     recorder.app_error(b"GET", 200, head_sent=False)  # the 500 that replaced its response
-    recorder.end()
+    recorder.end(lane)
     got = samples(recorder.totals())
     requests = {k[1]: v for k, v in got.items() if k[0] == "kakehashi_requests_total"}
     assert requests == {
@@ -198,9 +198,9 @@ def test_sum_lanes_adds_cell_by_cell_and_ignores_start_times() -> None:
 
 def test_in_flight_is_one_while_a_request_runs() -> None:
     recorder = Recorder.private(threads=1)
-    recorder.begin()
+    lane = recorder.begin()
     assert recorder.totals()[CELLS.busy] == 1
-    recorder.end()
+    recorder.end(lane)
     assert recorder.totals()[CELLS.busy] == 0
 
 

@@ -176,23 +176,26 @@ class Recorder:
 
     # -- the hot path: a thread-local read and a few stores into the thread's own lane --------
 
-    def begin(self) -> None:
-        """A request starts running on this thread."""
+    def begin(self) -> list[float]:
+        """A request starts running on this thread; returns the thread's lane, which the
+        request's :meth:`response` and :meth:`end` take (one thread-local read a request)."""
         try:
-            lane = self._local.lane
+            lane: list[float] = self._local.lane
         except AttributeError:
             lane = self._claim()
         lane[_STARTED] = monotonic()
         lane[_BUSY] = 1.0
+        return lane
 
-    def end(self) -> None:
+    @staticmethod
+    def end(lane: list[float]) -> None:
         """The request that :meth:`begin` announced is over, however it ended."""
-        self._local.lane[_BUSY] = 0.0
+        lane[_BUSY] = 0.0
 
-    def response(self, method: bytes, status: int, body_bytes: int) -> None:
-        """The application's response went out (on a thread inside :meth:`begin`): count it,
-        its body and its duration."""
-        lane: list[float] = self._local.lane
+    @staticmethod
+    def response(lane: list[float], method: bytes, status: int, body_bytes: int) -> None:
+        """The application's response went out (between :meth:`begin`, which gave ``lane``,
+        and :meth:`end`): count it, its body and its duration."""
         lane[_METHOD_BASE.get(method, _OTHER_BASE) + status // 100 % _CLASSES] += 1.0
         lane[_BODY_BYTES] += body_bytes
         seconds = monotonic() - lane[_STARTED]
@@ -228,7 +231,7 @@ class Recorder:
     def app_error(self, method: bytes, status: int, head_sent: bool) -> None:
         """The application raised: its response is a 500 unless its head went out."""
         self._add(CELLS.app_errors)
-        self.response(method, status if head_sent else 500, 0)
+        self.response(self._local.lane, method, status if head_sent else 500, 0)
 
     def totals(self) -> list[float]:
         total = sum_lanes(self.lanes)

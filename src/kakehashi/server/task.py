@@ -29,6 +29,7 @@ from kakehashi.http1 import Framing, Request, decide_response_framing, reason_ph
 from kakehashi.server.accesslog import body_length, request_line
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import StreamingInput
+from kakehashi.server.metrics import Recorder
 from kakehashi.server.outbuf import OutputBuffer, OutputSink, log_dropped
 from kakehashi.server.pace import SendPace
 from kakehashi.server.sockio import send_all, send_some, sendfile_some, wait_writable
@@ -395,15 +396,14 @@ def run_application(
     """
     watch, metrics = ctx.watch, ctx.metrics
     ident = watch.begin(request, peer) if watch is not None else 0
-    if metrics is not None:
-        metrics.begin()
+    lane = metrics.begin() if metrics is not None else None
     try:
-        return _respond(ctx, sock, peer, request, body, sink, body_length, pipelined)
+        return _respond(ctx, sock, peer, request, body, sink, body_length, pipelined, lane)
     finally:
         if watch is not None:
             watch.end(ident)
-        if metrics is not None:
-            metrics.end()
+        if lane is not None:
+            Recorder.end(lane)
 
 
 def _respond(
@@ -415,8 +415,10 @@ def _respond(
     sink: OutputSink | None,
     body_length: int | None,
     pipelined: bool,
+    lane: list[float] | None,
 ) -> bool:
-    """run_application's work: the environ, the application, its response, the access line."""
+    """run_application's work: the environ, the application, its response, the access line
+    (``lane``: this request's metrics lane, Recorder.begin's)."""
     started = time.monotonic() if ctx.access.is_enabled() else 0.0
     writer = ResponseWriter(ctx, sock, request, request.keep_alive, peer, sink)
     writer.body = body
@@ -443,8 +445,10 @@ def _respond(
             if close is not None and not writer.close_deferred:
                 close()
         keep = writer.keep_alive
-        if ctx.metrics is not None:
-            ctx.metrics.response(request.method, writer.start.status_code, writer.sent_body_bytes)
+        if lane is not None:
+            Recorder.response(
+                lane, request.method, writer.start.status_code, writer.sent_body_bytes
+            )
     except ClientDisconnected as exc:
         error_logger.debug("client %s went away: %s", peer[0], exc)
     except RemoteProtocolError as exc:
