@@ -158,7 +158,7 @@ class EnvironBuilder:
         return environ
 
 
-# What the server must know of a response field beyond sending it (StartResponse.facts).
+# What the server must know of a response field beyond sending it (StartResponse notes it).
 PLAIN, CONTENT_LENGTH, CONNECTION, CONNECTION_CLOSE, DATE, SERVER = range(6)
 _KINDS = {"content-length": CONTENT_LENGTH, "connection": CONNECTION, "date": DATE,
           "server": SERVER}  # fmt: skip

@@ -1,6 +1,6 @@
 """Run kakehashi as if on a platform without Linux's and POSIX's extras (as on Windows:
-no epoll, poll, fork, sendfile, writev, Unix sockets, POSIX signals or ``resource``), for
-tests/server/test_portability.py, which runs it in a subprocess:
+no epoll, poll, fork, sendfile, writev, sched_yield, Unix sockets, POSIX signals or
+``resource``), for tests/server/test_portability.py, which runs it in a subprocess:
 
     python -m tests.server.platform_strip check         # print a JSON report (see _check)
     python -m tests.server.platform_strip serve ARGS    # kakehashi serve ARGS
@@ -26,6 +26,7 @@ _GONE = {
         "writev",
         "pread",
         "register_at_fork",
+        "sched_yield",
         "O_NONBLOCK",
         "O_CLOEXEC",
     ],

@@ -38,6 +38,14 @@ _RETRY_PAUSE = 0.01  # after a failed wait that repeats
 _STOP = -1  # the queue's sentinel: every worker that takes it puts it back and leaves
 # As in the epoll poller: how often a busy worker passes the GIL to one holding a report.
 _PASS_GIL_EVERY = 0.0005
+
+
+def _sleep_zero() -> None:
+    time.sleep(0)  # releases the GIL and yields the CPU (Sleep(0) on Windows)
+
+
+# Windows has no sched_yield.
+_yield_cpu: Callable[[], None] = getattr(os, "sched_yield", None) or _sleep_zero
 # Descriptors kept for listeners, the wake-up pair and the process's own files when the
 # selector is select(), whose sets hold FD_SETSIZE descriptors at most.
 _SELECT_RESERVE = 32
@@ -166,7 +174,7 @@ class PortablePoller(Poller):
     def work(self) -> None:
         """A worker thread's loop: take one ready descriptor, handle it, until woken to stop."""
         handle = self.handle
-        pass_gil = os.sched_yield if self.ctx.config.threads > 1 else None
+        pass_gil = _yield_cpu if self.ctx.config.threads > 1 else None
         monotonic = time.monotonic
         while True:
             fd = self._next()
