@@ -182,3 +182,16 @@ def test_deferred_lines_are_made_by_the_flusher(
         "(access line failed to render: KeyError('oops'))",
         "plain",
     ]
+
+
+def test_past_8_kib_the_request_thread_writes_without_waking_the_flusher(
+    tmp_path: Path, handlers: list[LogFileHandler]
+) -> None:
+    path = tmp_path / "a.log"
+    handler = LogFileHandler(filename=str(path), flush_interval=60)
+    handlers.append(handler)
+    line = "x" * 99
+    for _ in range(82):  # the 82nd line takes the buffer past 8 KiB (8,192 characters)
+        handler.write_line(line)
+    assert path.read_text() == (line + "\n") * 82  # written at once, on this thread
+    assert not handler._wake.is_set()
