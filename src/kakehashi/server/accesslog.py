@@ -392,16 +392,9 @@ class AccessLog:
     ) -> None:
         """Log a response to a request the application saw."""
         if self._line is _default_line:
-            # Once per request: the facts are taken here (as _facts does, inlined) and the
-            # line is made by the flusher, off the request's thread.
+            # The facts are taken here; the line is made by the flusher, off this thread.
+            facts = _facts(environ, status, sent, seconds, self._clock)
             handler = _fast_handler()
-            get = environ.get
-            facts = (
-                environ["REMOTE_ADDR"], environ["REQUEST_METHOD"], environ["RAW_URI"],
-                environ["SERVER_PROTOCOL"], get("HTTP_REFERER") or "-",
-                get("HTTP_USER_AGENT") or "-", get("HTTP_AUTHORIZATION"),
-                status, sent, seconds, time.time(), self._clock,
-            )  # fmt: skip
             if handler is None:
                 _logger.info(_combined_line(facts))
             else:

@@ -69,7 +69,3 @@ class ServerContext:
             self._date = formatdate(now, usegmt=True).encode("ascii")
             self._date_second = now
         return self._date
-
-    @property
-    def log_access(self) -> bool:
-        return self.access.is_enabled()

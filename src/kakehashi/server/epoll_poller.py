@@ -18,7 +18,7 @@ import time
 
 from kakehashi.server.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
 from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.poller import ChannelFactory, Poller
+from kakehashi.server.poller import PASS_GIL_EVERY, ChannelFactory, Poller
 
 __all__ = ["EpollPoller", "available"]
 
@@ -31,9 +31,6 @@ def available() -> bool:
 _ARMED = getattr(select, "EPOLLIN", 1) | getattr(select, "EPOLLONESHOT", 1 << 30)
 # A channel whose response waits for the client (Phase.WRITE) waits for room to send instead.
 _ARMED_WRITE = getattr(select, "EPOLLOUT", 4) | getattr(select, "EPOLLONESHOT", 1 << 30)
-# How often a busy worker passes the GIL (see work()): the longest a thread holding an event
-# waits behind a busy one, and one context switch per that long instead of one per event.
-_PASS_GIL_EVERY = 0.0005
 _ARMED_FOR = {
     WAIT_READ: _ARMED,
     WAIT_WRITE: _ARMED_WRITE,
@@ -53,7 +50,6 @@ class EpollPoller(Poller):
         super().__init__(ctx, listeners, open_channel)
         self.epoll = select.epoll()
         self._wake_r, self._wake_w = os.pipe()
-        self._next_pass = 0.0  # when a busy worker next passes the GIL (work())
         self.epoll.register(self._wake_r, select.EPOLLIN)
         for fd in self.listeners:
             self.epoll.register(fd, _ARMED)
@@ -99,10 +95,10 @@ class EpollPoller(Poller):
         channels = self.channels
         listeners = self.listeners
         # Hand the GIL to a thread that holds an event but not the GIL, at least every
-        # _PASS_GIL_EVERY seconds: without this one thread keeps retaking it and p99 at
+        # PASS_GIL_EVERY seconds: without this one thread keeps retaking it and p99 at
         # saturation is 20x worse; doing it after every event costs a context switch per
         # request (docs/design.md, "Latency at saturation").
-        pass_gil = os.sched_yield if self.ctx.config.threads > 1 else None
+        pass_gil = self._gil_passer()
         monotonic = time.monotonic
         while True:
             try:
@@ -123,8 +119,8 @@ class EpollPoller(Poller):
                     error_logger.exception("internal error in a worker thread; it goes on")
             if pass_gil is not None and (now := monotonic()) >= self._next_pass:
                 # Shared by the threads: whichever passes the GIL, the next pass is due
-                # _PASS_GIL_EVERY later (a lost race only passes it twice).
-                self._next_pass = now + _PASS_GIL_EVERY
+                # PASS_GIL_EVERY later (a lost race only passes it twice).
+                self._next_pass = now + PASS_GIL_EVERY
                 pass_gil()
 
     def wake_all(self) -> None:

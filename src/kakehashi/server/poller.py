@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -41,6 +42,19 @@ _ACCEPT_BATCH = 16
 _BUSY_WINDOW = 1.0
 _SETTLE_ROUNDS = 3
 _SETTLE_PAUSE = 0.01
+# How often a busy worker passes the GIL to a thread that holds a readiness report but not
+# the GIL (each poller's work()): the longest such a thread waits behind a busy one, and one
+# context switch per that long instead of one per event (docs/design.md, "Latency at
+# saturation").  Shared by the workers through Poller._next_pass.
+PASS_GIL_EVERY = 0.0005
+
+
+def _sleep_zero() -> None:
+    time.sleep(0)  # releases the GIL and yields the CPU (Sleep(0) on Windows)
+
+
+# Releases the GIL and lets another runnable thread have the CPU; Windows has no sched_yield.
+_yield_cpu: Callable[[], None] = getattr(os, "sched_yield", None) or _sleep_zero
 
 
 class Poller:
@@ -57,6 +71,7 @@ class Poller:
         open_channel: ChannelFactory = HTTPChannel,
     ) -> None:
         self.ctx = ctx
+        self._next_pass = 0.0  # when a busy worker next passes the GIL (PASS_GIL_EVERY)
         # What a new connection becomes: an HTTPChannel, or with TLS a TLSChannel
         # (tls_channel.py), chosen once here so that plain connections never test for TLS.
         self._open_channel = open_channel
@@ -104,6 +119,11 @@ class Poller:
     def _close_readiness(self) -> None:
         """Release the readiness object and its wake-up channel."""
         raise NotImplementedError
+
+    def _gil_passer(self) -> Callable[[], None] | None:
+        """What a worker calls every PASS_GIL_EVERY seconds while busy; None with a single
+        worker thread, which has nobody to pass the GIL to."""
+        return _yield_cpu if self.ctx.config.threads > 1 else None
 
     def start(self) -> None:
         """Start the poller's own threads, if it has any (before the workers')."""

@@ -19,7 +19,6 @@ ready descriptors, and the wake-up socket pair.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import selectors
 import socket
@@ -30,22 +29,12 @@ from collections.abc import Callable
 
 from kakehashi.server.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
 from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.poller import ChannelFactory, Poller
+from kakehashi.server.poller import PASS_GIL_EVERY, ChannelFactory, Poller
 
 __all__ = ["PortablePoller", "select_capacity"]
 
 _RETRY_PAUSE = 0.01  # after a failed wait that repeats
 _STOP = -1  # the queue's sentinel: every worker that takes it puts it back and leaves
-# As in the epoll poller: how often a busy worker passes the GIL to one holding a report.
-_PASS_GIL_EVERY = 0.0005
-
-
-def _sleep_zero() -> None:
-    time.sleep(0)  # releases the GIL and yields the CPU (Sleep(0) on Windows)
-
-
-# Windows has no sched_yield.
-_yield_cpu: Callable[[], None] = getattr(os, "sched_yield", None) or _sleep_zero
 # Descriptors kept for listeners, the wake-up pair and the process's own files when the
 # selector is select(), whose sets hold FD_SETSIZE descriptors at most.
 _SELECT_RESERVE = 32
@@ -89,7 +78,6 @@ class PortablePoller(Poller):
         self._mutex = threading.Lock()
         self._leader = threading.Lock()  # held by the one worker waiting in the selector
         self._ready: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._next_pass = 0.0  # when a busy worker next passes the GIL (work())
         self._needs_wake = isinstance(self.selector, _USER_SPACE)
         self._waking = False  # a wake-up byte is on its way (see _wake)
         self._stopping = False
@@ -174,7 +162,7 @@ class PortablePoller(Poller):
     def work(self) -> None:
         """A worker thread's loop: take one ready descriptor, handle it, until woken to stop."""
         handle = self.handle
-        pass_gil = _yield_cpu if self.ctx.config.threads > 1 else None
+        pass_gil = self._gil_passer()
         monotonic = time.monotonic
         while True:
             fd = self._next()
@@ -183,7 +171,7 @@ class PortablePoller(Poller):
                 return
             handle(fd)
             if pass_gil is not None and (now := monotonic()) >= self._next_pass:
-                self._next_pass = now + _PASS_GIL_EVERY  # shared; see EpollPoller.work
+                self._next_pass = now + PASS_GIL_EVERY  # shared; see EpollPoller.work
                 pass_gil()
 
     def _next(self) -> int:

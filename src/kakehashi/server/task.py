@@ -466,11 +466,8 @@ def _respond(
             # Part of it waits for the client: the line is written once it is sent, or the
             # client is dropped, with the body bytes that really went out.
             out.on_discard = functools.partial(_log_access, ctx, environ, writer, started)
-        else:  # _log_access, inlined: once per request
-            ctx.access.response(
-                environ, writer.logged_status(), writer.sent_body_bytes,
-                time.monotonic() - started, writer.start.headers,
-            )  # fmt: skip
+        else:
+            _log_access(ctx, environ, writer, started)
     return keep
 
 

@@ -70,10 +70,3 @@ class RequestWatch:
             entry.warned = True
             found.append((ident, entry, stack))
         return found
-
-    def all_stuck(self, threads: int, timeout: float) -> bool:
-        """Whether every one of ``threads`` worker threads runs a request older than
-        ``timeout`` (the process can answer nothing)."""
-        now = time.monotonic()
-        stuck = sum(1 for entry in list(self.running.values()) if now - entry.started > timeout)
-        return stuck >= threads
