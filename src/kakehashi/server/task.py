@@ -424,6 +424,30 @@ def _respond(
     writer.body = body
     writer.pipelined = pipelined
     try:
+        return _run(ctx, writer, peer, request, body, body_length, started, lane)
+    finally:
+        # start_response's write() is writer.write: a reference cycle that would leave the
+        # request's objects to the garbage collector (a collection every ~90 requests);
+        # cut, they go as soon as the request is done.
+        writer.start.write = _write_after_end
+
+
+def _write_after_end(data: bytes) -> None:
+    raise LocalProtocolError("write() called after the response ended")
+
+
+def _run(
+    ctx: ServerContext,
+    writer: ResponseWriter,
+    peer: tuple[str, int],
+    request: Request,
+    body: InputStream,
+    body_length: int | None,
+    started: float,
+    lane: list[float] | None,
+) -> bool:
+    """_respond's work, with the writer made."""
+    try:
         environ = ctx.environ.build(request, body, peer)
     except RemoteProtocolError as exc:
         writer.send_error_page(exc.status_hint, str(exc), ctx.config.send_timeout)
