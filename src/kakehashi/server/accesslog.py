@@ -285,25 +285,13 @@ def check_format(fmt: str) -> None:
 
 
 def _default_line(e: Entry, t: Stamp) -> str:
-    if e.environ is not None:
-        return _combined_line(_facts(e.environ, e.status, e.sent, e.seconds, _Clock()))
+    """The default line of a refused request (AccessLog.response makes the others)."""
     return f'{e.remote} - - {t[2]} "{e.request_line}" {e.status} {e.sent} "-" "-" 0'
 
 
-def _facts(
-    environ: dict[str, Any], status: int, sent: int, seconds: float, clock: _Clock
-) -> tuple[Any, ...]:
-    """What the default line is made of, taken on the request's thread."""
-    return (
-        environ["REMOTE_ADDR"], environ["REQUEST_METHOD"], environ["RAW_URI"],
-        environ["SERVER_PROTOCOL"], environ.get("HTTP_REFERER") or "-",
-        environ.get("HTTP_USER_AGENT") or "-", environ.get("HTTP_AUTHORIZATION"),
-        status, sent, seconds, time.time(), clock,
-    )  # fmt: skip
-
-
 def _combined_line(facts: tuple[Any, ...]) -> str:
-    """The default line from :func:`_facts` (run by the flusher, for batches of lines)."""
+    """The default line from the facts AccessLog.response took (run by the flusher, for
+    batches of lines)."""
     remote, method, target, protocol, referer, agent, auth, status, sent, seconds, at, clock = facts
     stamp = clock.cache
     when = stamp[2] if stamp[0] <= at < stamp[1] else clock.at(at)[2]
@@ -393,12 +381,20 @@ class AccessLog:
         """Log a response to a request the application saw."""
         if self._line is _default_line:
             # The facts are taken here; the line is made by the flusher, off this thread.
-            facts = _facts(environ, status, sent, seconds, self._clock)
+            get = environ.get
+            target = environ["RAW_URI"]
+            referer = get("HTTP_REFERER") or "-"
+            agent = get("HTTP_USER_AGENT") or "-"
+            facts = (
+                environ["REMOTE_ADDR"], environ["REQUEST_METHOD"], target,
+                environ["SERVER_PROTOCOL"], referer, agent, get("HTTP_AUTHORIZATION"),
+                status, sent, seconds, time.time(), self._clock,
+            )  # fmt: skip
             handler = _fast_handler()
             if handler is None:
                 _logger.info(_combined_line(facts))
             else:
-                size = len(facts[2]) + len(facts[4]) + len(facts[5]) + _LINE_OVERHEAD
+                size = len(target) + len(referer) + len(agent) + _LINE_OVERHEAD
                 handler.queue((_combined_line, facts), size)
             return
         request_line = escape(

@@ -485,14 +485,27 @@ def _run(
         # failed request like any other: only the signal handlers stop the server.
         _application_failed(ctx, writer, environ, exc)
     if started:  # every response gets its line: a 500, one cut short, one refused mid-body
-        out = writer.out
-        if out is not None and out.total:
-            # Part of it waits for the client: the line is written once it is sent, or the
-            # client is dropped, with the body bytes that really went out.
-            out.on_discard = functools.partial(_log_access, ctx, environ, writer, started)
-        else:
-            _log_access(ctx, environ, writer, started)
+        _log_response(ctx, environ, writer, started)
     return keep
+
+
+def _log_response(
+    ctx: ServerContext, environ: dict[str, Any], writer: ResponseWriter, started: float
+) -> None:
+    """The access line of a response: now if it is all sent, else once it is."""
+    out = writer.out
+    if out is not None and out.total:
+        # Part of it waits for the client: the line is written once it is sent, or the
+        # client is dropped, with the body bytes that really went out.
+        out.on_discard = functools.partial(_log_access, ctx, environ, writer, started)
+    elif writer.head_sent and not writer.error_status:  # the usual case: _log_access inlined
+        start = writer.start
+        seconds = time.monotonic() - started
+        ctx.access.response(
+            environ, start.status_code, writer.sent_body_bytes, seconds, start.headers
+        )
+    else:
+        _log_access(ctx, environ, writer, started)
 
 
 def _application_failed(
