@@ -286,17 +286,22 @@ class StartResponse:
         if type(headers) is not list:
             raise LocalProtocolError(f"headers must be a list, not {type(headers).__name__}")
         known = cache.fields
-        try:
-            fields = [known.get(item) or cache.field(item) for item in headers]
-        except TypeError:  # an unhashable item: checked one by one, to say which is wrong
-            fields = [cache.field(item) for item in headers]
-        self.headers = [(field[0], field[1]) for field in fields]
-        self.lines = [field[2] for field in fields]
         self.content_length, self.connection = None, 0
         self.has_date = self.has_server = False
-        for field in fields:
+        # One loop, not comprehensions: on Python 3.11 each of those is a function made and
+        # called on every response.
+        pairs: list[tuple[bytes, bytes]] = []
+        lines: list[bytes] = []
+        for item in headers:
+            try:
+                field = known.get(item) or cache.field(item)
+            except TypeError:  # unhashable: checked as it is, to say what is wrong
+                field = cache.field(item)
+            pairs.append((field[0], field[1]))
+            lines.append(field[2])
             if field[3]:  # one of the few kinds the server acts on
                 self._note(field)
+        self.headers, self.lines = pairs, lines
         self.status_code, self.reason = code, reason
         return self.write
 
