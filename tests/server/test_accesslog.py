@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from kakehashi.errors import ConfigError
 from kakehashi.http1 import Request
 from kakehashi.server import ServerConfig
 from kakehashi.server.accesslog import (
+    BATCH,
     DEFAULT_FORMAT,
     AccessLog,
     basic_user,
@@ -24,6 +26,7 @@ from kakehashi.server.accesslog import (
     request_line,
 )
 from kakehashi.server.logfile import LogFileHandler
+from tests.wire import wait_until
 
 ENVIRON = {
     "REMOTE_ADDR": "10.0.0.7",
@@ -165,16 +168,76 @@ def test_fast_path_only_for_a_bare_log_file_handler(
     log = AccessLog()
     try:
         log.response(ENVIRON, 200, 1, 0.0)
-        assert len(handler._lines) == 1  # queued directly
+        assert not handler._lines  # waits in the log's batch
+        log.drain()
+        assert len(handler._lines) == 1  # queued directly, no record
+        assert not [r for r in caplog.records if r.name == "kakehashi.access"]
         access.propagate = True  # a parent wants the records too: the logging path
         log.response(ENVIRON, 200, 2, 0.0)
+        log.drain()  # the batch finds the setup changed: its line goes as a record
         assert [r.getMessage()[-20:] for r in caplog.records][-1].endswith('"ua/1" 0')
         assert len(handler._lines) == 2  # through emit(), as a record
-        assert len([r for r in caplog.records if r.name == "kakehashi.access"]) == 1
+        log.response(ENVIRON, 200, 3, 0.0)  # and from now on at once
+        assert len(handler._lines) == 3
+        assert len([r for r in caplog.records if r.name == "kakehashi.access"]) == 2
     finally:
         access.removeHandler(handler)
         access.propagate = True
         handler.close()
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[tuple[LogFileHandler, Path]]:
+    """The access logger's only handler: a LogFileHandler on a file (the batched path)."""
+    access = logging.getLogger("kakehashi.access")
+    path = tmp_path / "access.log"
+    handler = LogFileHandler(filename=str(path), flush_interval=0.1)
+    access.addHandler(handler)
+    access.propagate = False
+    try:
+        yield handler, path
+    finally:
+        access.removeHandler(handler)
+        access.propagate = True
+        handler.close()
+
+
+def test_the_request_that_fills_a_batch_hands_it_over(
+    log_file: tuple[LogFileHandler, Path],
+) -> None:
+    handler, _ = log_file
+    log = AccessLog()
+    for sent in range(BATCH - 1):
+        log.response(ENVIRON, 200, sent, 0.0)
+    assert not handler._lines  # the environs wait in the batch, no line made yet
+    log.response(ENVIRON, 200, BATCH - 1, 0.0)
+    lines = list(handler._lines)
+    assert len(lines) == BATCH and not log._pending  # made and handed over, in order
+    assert [int(line.split('"')[2].split()[1]) for line in lines] == list(range(BATCH))
+
+
+def test_a_waiting_batch_is_written_within_the_flush_interval(
+    log_file: tuple[LogFileHandler, Path],
+) -> None:
+    handler, path = log_file
+    handler.start()
+    log = AccessLog()
+    log.response(ENVIRON, 200, 5, 0.0)  # one line, far from a full batch
+    assert wait_until(lambda: path.read_text().count("\n") == 1, timeout=3)
+    assert '"GET /p?q=1 HTTP/1.1" 200 5 "http://r/" "ua/1" 0' in path.read_text()
+
+
+def test_a_line_that_fails_to_render_costs_no_other(log_file: tuple[LogFileHandler, Path]) -> None:
+    _, path = log_file
+    log = AccessLog()
+    log.response(ENVIRON, 200, 1, 0.0)
+    log.response({"RAW_URI": "/x"}, 200, 2, 0.0)  # a middleware dropped REMOTE_ADDR
+    log.response(ENVIRON, 200, 3, 0.0)
+    log.flush()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    assert lines[1] == "(access line failed to render: KeyError('REMOTE_ADDR'))"
+    assert '" 200 3 "' in lines[2]
 
 
 def test_disabled_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:

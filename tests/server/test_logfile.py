@@ -156,34 +156,6 @@ def test_reopen_after_rotation(tmp_path: Path, handlers: list[LogFileHandler]) -
         plain.close()
 
 
-def test_deferred_lines_are_made_by_the_flusher(
-    tmp_path: Path, handlers: list[LogFileHandler]
-) -> None:
-    path = tmp_path / "a.log"
-    handler = LogFileHandler(filename=str(path), flush_interval=60)
-    handlers.append(handler)
-    made_by: list[str] = []
-
-    def render(values: tuple[object, ...]) -> str:
-        made_by.append(threading.current_thread().name)
-        return "-".join(map(str, values))
-
-    def broken(values: tuple[object, ...]) -> str:
-        raise KeyError("oops")
-
-    handler.start()
-    handler.queue((render, (1, 2)), 10)
-    handler.queue((broken, ()), 10)
-    handler.write_line("plain")
-    assert made_by == []  # nothing formatted on the caller's thread
-    handler.flush()
-    assert path.read_text().splitlines() == [
-        "1-2",
-        "(access line failed to render: KeyError('oops'))",
-        "plain",
-    ]
-
-
 def test_past_8_kib_the_request_thread_writes_without_waking_the_flusher(
     tmp_path: Path, handlers: list[LogFileHandler]
 ) -> None:

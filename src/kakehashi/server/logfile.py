@@ -1,13 +1,13 @@
 """LogFileHandler: a logging handler whose lines cost a list append on the request path.
 
-Request threads never write to the destination: they append a line, or the values a line is
-made of with the function that makes it (so formatting leaves their thread too), to a bounded
-buffer, and one flusher thread per handler writes what has gathered every ``flush_interval``
-seconds (sooner once ``_FLUSH_AT`` characters wait), at ``flush()``, at ``close()`` and when
-the file is reopened.  A destination that does not drain (a full pipe, a stopped reader) can
-therefore stall only the flusher: once the buffer holds ``max_buffer_bytes`` the newest lines
-are dropped, counted in ``dropped``, and reported on the ``kakehashi.error`` logger when the
-destination takes data again.
+Request threads never write to the destination: they append a line (the access log hands
+over its lines in batches: accesslog.py) to a bounded buffer, and one flusher thread per
+handler writes what has gathered every ``flush_interval`` seconds (sooner once ``_FLUSH_AT``
+characters wait), at ``flush()``, at ``close()`` and when the file is reopened.  A
+destination that does not drain (a full pipe, a stopped reader) can therefore stall only the
+flusher: once the buffer holds ``max_buffer_bytes`` the newest lines are dropped, counted in
+``dropped``, and reported on the ``kakehashi.error`` logger when the destination takes data
+again.
 
 Writes to a pipe or terminal go out in pieces of at most PIPE_BUF bytes ending at a line end,
 so the lines of several pre-fork workers sharing stderr never interleave mid-line; each piece
@@ -28,20 +28,16 @@ import select
 import stat
 import threading
 import weakref
-from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Protocol
 
-# A line still to be made: render(values) -> the line, called by the flusher.
-Deferred = tuple[Callable[[tuple[Any, ...]], str], tuple[Any, ...]]
-
-__all__ = ["Deferred", "LogFileHandler", "dropped_lines", "reopen_log_files"]
+__all__ = ["LogFileHandler", "dropped_lines", "reopen_log_files"]
 
 _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _HAS_POLL = hasattr(select, "poll")
 # Characters waiting that make the request thread that queued the last line write them
-# out (or wake the flusher) before the flusher's interval.  Rendering holds the GIL: at
-# 64 KiB (about a thousand lines, 1 ms of rendering) the requests behind it made p99 at
-# keep-alive 10 6-9 ms with the access log on; at 8 KiB it is 1.3-2.1 ms.
+# out (or wake the flusher) before the flusher's interval.  Small batches keep the GIL
+# free: at 64 KiB (a thousand lines made and written at once, about 1 ms) the requests
+# behind them made p99 at keep-alive 10 6-9 ms with the access log on; at 8 KiB 1.3-2.1 ms.
 _FLUSH_AT = 8 * 1024
 # How long one flush may wait for a blocked destination: the periodic flush tries again at
 # its next tick; flush() at shutdown gives up after this and counts what it could not write.
@@ -49,6 +45,12 @@ _FINAL_FLUSH_TIMEOUT = 5.0
 _MAX_BUFFER_LIMIT = 64 << 20
 
 _live: weakref.WeakSet[LogFileHandler] = weakref.WeakSet()
+
+
+class _Source(Protocol):
+    """Something that hands a handler lines in batches (accesslog.AccessLog)."""
+
+    def drain(self) -> None: ...
 
 
 def _writable(fd: int, timeout: float) -> bool:
@@ -100,7 +102,7 @@ class LogFileHandler(logging.Handler):
         self.max_buffer_bytes = max_buffer_bytes
         self.dropped = 0
         self._reported = 0
-        self._lines: list[str | Deferred] = []
+        self._lines: list[str] = []
         self._size = 0
         self._carry = b""  # encoded text a blocked destination has not taken yet
         self._lock = threading.Lock()
@@ -109,6 +111,8 @@ class LogFileHandler(logging.Handler):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closing = False
+        # What hands this handler lines in batches (AccessLog): drained before each write.
+        self._sources: weakref.WeakSet[_Source] = weakref.WeakSet()
         self._fd, self._owned, self._is_file = self._open()
         _live.add(self)
 
@@ -158,11 +162,10 @@ class LogFileHandler(logging.Handler):
         """Queue one line (without its newline); never blocks on the destination."""
         self.queue(line, len(line) + 1)
 
-    def queue(self, item: str | Deferred, size: int) -> None:
-        """Queue a line, or a ``(render, values)`` pair the flusher turns into one (so the
-        formatting leaves the request's thread); ``size`` bounds what the line will take."""
+    def queue(self, line: str, size: int) -> None:
+        """Queue a line (without its newline); ``size`` bounds what it will take."""
         if not self.buffered:
-            self._write_now(_render([item])[0])
+            self._write_now(line)
             return
         lock = self._lock
         lock.acquire()  # not "with": this runs once per request, and nothing here raises
@@ -171,7 +174,7 @@ class LogFileHandler(logging.Handler):
             self.dropped += 1
             lock.release()
             return
-        self._lines.append(item)
+        self._lines.append(line)
         self._size = waiting
         lock.release()
         if self._thread is None:
@@ -179,9 +182,43 @@ class LogFileHandler(logging.Handler):
         if waiting >= _FLUSH_AT:
             self._flush_inline()
 
+    def queue_lines(self, lines: list[str]) -> None:
+        """Queue made lines, in order, as :meth:`write_line` would one by one."""
+        if not self.buffered:
+            for line in lines:
+                self._write_now(line)
+            return
+        with self._lock:
+            waiting = self._size
+            size = sum(map(len, lines)) + len(lines)
+            if waiting + size <= self.max_buffer_bytes:
+                self._lines.extend(lines)
+                waiting += size
+            else:  # the bound is reached within this batch: the rest are dropped
+                for line in lines:
+                    size = len(line) + 1
+                    if waiting + size > self.max_buffer_bytes:
+                        self.dropped += 1
+                        continue
+                    self._lines.append(line)
+                    waiting += size
+            self._size = waiting
+        if self._thread is None:
+            self._start_flusher()
+        if waiting >= _FLUSH_AT:
+            self._flush_inline()
+
+    def add_source(self, source: _Source) -> None:
+        """Have ``source.drain()`` called before every write (held weakly)."""
+        self._sources.add(source)
+
+    def _drain_sources(self) -> None:
+        for source in list(self._sources):
+            source.drain()
+
     def _flush_inline(self) -> None:
         """Write what waits from this (request) thread if nobody else is writing and the
-        destination is a descriptor: rendering about a hundred lines costs less than waking
+        destination is a descriptor: writing about a hundred lines costs less than waking
         the flusher (a futex wake, context switches, the GIL handed over and back), and a
         descriptor is only written while it takes bytes at once, so a blocked destination
         never holds the request.  Otherwise the flusher is woken."""
@@ -232,21 +269,24 @@ class LogFileHandler(logging.Handler):
                 logging.getLogger("kakehashi.error").exception("log flusher failed")
 
     def _flush_pending(self, timeout: float) -> None:
+        if self._sources:
+            self._drain_sources()
         with self._write_lock:
             old = data = self._carry
             with self._lock:
                 lines, self._lines = self._lines, []
                 self._size = len(old)  # lines queued from now on add to this
             if lines:
-                text = _render(lines)
-                text.append("")
-                data += "\n".join(text).encode("utf-8", "backslashreplace")
+                lines.append("")
+                data += "\n".join(lines).encode("utf-8", "backslashreplace")
             if data:
                 self._carry = self._write_out(data, timeout)
             with self._lock:
                 self._size += len(self._carry) - len(old)
-                dropped, self._reported = self.dropped - self._reported, self.dropped
-        if dropped and not self._carry:
+                # Reported once the destination takes lines again; counted until then.
+                dropped = 0 if self._carry else self.dropped - self._reported
+                self._reported += dropped
+        if dropped:
             logging.getLogger("kakehashi.error").warning(
                 "log destination %s fell behind: %d line(s) dropped", self.destination, dropped
             )
@@ -257,6 +297,8 @@ class LogFileHandler(logging.Handler):
 
     def flush(self) -> None:
         """Write everything queued, waiting up to 5 s for a blocked destination."""
+        if self._sources:
+            self._drain_sources()
         if not self._lines and not self._carry:
             return
         self._flush_pending(_FINAL_FLUSH_TIMEOUT)
@@ -300,21 +342,6 @@ class LogFileHandler(logging.Handler):
         self._write_lock = threading.RLock()
         self._wake = threading.Event()
         self._lines, self._size, self._carry, self._thread = [], 0, b"", None
-
-
-def _render(items: list[str | Deferred]) -> list[str]:
-    """Lines from queued items; an item that fails to render is replaced by a note."""
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            out.append(item)
-            continue
-        try:
-            render, values = item
-            out.append(render(values))
-        except Exception as exc:  # a bug of ours must not stop the log
-            out.append(f"(access line failed to render: {exc!r})")
-    return out
 
 
 def _reset_after_fork() -> None:
