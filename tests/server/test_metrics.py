@@ -17,6 +17,7 @@ from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
 from kakehashi.server.exposition import escape_help, escape_label, format_value, render, sample
 from kakehashi.server.metrics import (
+    BATCH,
     CELLS,
     DURATION_BOUNDS,
     Recorder,
@@ -194,6 +195,19 @@ def test_sum_lanes_adds_cell_by_cell_and_ignores_start_times() -> None:
     total = sum_lanes([one, two])
     assert total[CELLS.requests] == 3 and total[CELLS.busy] == 3
     assert total[CELLS.started] == 0  # a time, not a count
+
+
+def test_responses_are_added_up_in_batches_and_read_exactly() -> None:
+    recorder = Recorder.private(threads=1)
+    run_requests(recorder, BATCH * 3 + 5)
+    pending = [len(lane[CELLS.count]) for lane in recorder.lanes]
+    assert max(pending) < BATCH  # a thread adds up its own once BATCH gather: bounded
+    assert sum(pending) == 5  # the rest wait, not lost...
+    totals = recorder.totals()  # ...and a reader adds them up before reading
+    assert totals[CELLS.requests + 2] == BATCH * 3 + 5
+    assert totals[CELLS.body_bytes] == (BATCH * 3 + 5) * 10
+    assert sum(totals[CELLS.buckets : CELLS.buckets + len(DURATION_BOUNDS) + 1]) == BATCH * 3 + 5
+    assert not any(lane[CELLS.count] for lane in recorder.lanes)
 
 
 def test_in_flight_is_one_while_a_request_runs() -> None:

@@ -38,6 +38,7 @@ from kakehashi.http1 import Request
 from kakehashi.server.logfile import LogFileHandler
 
 __all__ = [
+    "BATCH",
     "DEFAULT_FORMAT",
     "AccessLog",
     "Entry",

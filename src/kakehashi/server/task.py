@@ -29,7 +29,7 @@ from kakehashi.http1 import Framing, Request, decide_response_framing, reason_ph
 from kakehashi.server.accesslog import body_length, request_line
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import StreamingInput
-from kakehashi.server.metrics import Recorder
+from kakehashi.server.metrics import LaneList, Recorder
 from kakehashi.server.outbuf import OutputBuffer, OutputSink, log_dropped
 from kakehashi.server.pace import SendPace
 from kakehashi.server.sockio import send_all, send_some, sendfile_some, wait_writable
@@ -415,7 +415,7 @@ def _respond(
     sink: OutputSink | None,
     body_length: int | None,
     pipelined: bool,
-    lane: list[float] | None,
+    lane: LaneList | None,
 ) -> bool:
     """run_application's work: the environ, the application, its response, the access line
     (``lane``: this request's metrics lane, Recorder.begin's)."""
@@ -444,7 +444,7 @@ def _run(
     body: InputStream,
     body_length: int | None,
     started: float,
-    lane: list[float] | None,
+    lane: LaneList | None,
 ) -> bool:
     """_respond's work, with the writer made."""
     try:
