@@ -23,8 +23,8 @@ in flight = the sum of each lane's busy flag (a thread runs one request at a tim
 A response is not added up on the request's path: its thread appends ``(method, status,
 bytes, seconds)`` to its lane's *pending* deque (after the cells, at ``_PENDING``), and the
 figures are added in one loop once BATCH have gathered, into the same lane.  Done in a
-loop, the adding costs far less than done alone on each request's path (the metrics' cost
-fell from about 6% to about 3% of keep-alive throughput).  A reader (:meth:`Recorder.totals`,
+loop, the adding costs far less than done alone on each request's path (about 2.5 µs of
+server CPU less per keep-alive request, bench/RESULTS.md).  A reader (:meth:`Recorder.totals`,
 :meth:`Recorder.publish`) first adds what is pending in every lane into a lane of its own,
 taking items with ``popleft`` (atomic), so each is counted once and every lane still has a
 single writer.
