@@ -342,6 +342,7 @@ class LogFileHandler(logging.Handler):
         self._write_lock = threading.RLock()
         self._wake = threading.Event()
         self._lines, self._size, self._carry, self._thread = [], 0, b"", None
+        self._sources = weakref.WeakSet()  # the parent's batches are the parent's to write
 
 
 def _reset_after_fork() -> None:
