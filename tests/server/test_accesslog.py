@@ -227,6 +227,25 @@ def test_a_waiting_batch_is_written_within_the_flush_interval(
     assert '"GET /p?q=1 HTTP/1.1" 200 5 "http://r/" "ua/1" 0' in path.read_text()
 
 
+def test_an_unbuffered_handler_gets_each_line_at_once(tmp_path: Path) -> None:
+    access = logging.getLogger("kakehashi.access")
+    path = tmp_path / "access.log"
+    handler = LogFileHandler(filename=str(path), buffered=False)
+    access.addHandler(handler)
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    try:
+        log = AccessLog()
+        log.response(ENVIRON, 200, 7, 0.0)
+        assert '" 200 7 "' in path.read_text()  # written, not waiting for a batch
+        assert not log._pending
+    finally:
+        access.removeHandler(handler)
+        access.propagate = True
+        access.setLevel(logging.NOTSET)
+        handler.close()
+
+
 def test_a_line_that_fails_to_render_costs_no_other(log_file: tuple[LogFileHandler, Path]) -> None:
     _, path = log_file
     log = AccessLog()

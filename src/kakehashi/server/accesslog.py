@@ -428,8 +428,10 @@ class AccessLog:
         self._emit(self._line(entry, self._clock.now()))
 
     def _batch_to(self, handler: LogFileHandler | None) -> bool:
-        """Send batches to ``handler`` from now on (False for None: log line by line)."""
-        if handler is None:
+        """Send batches to ``handler`` from now on; False (log line by line) for None or an
+        unbuffered handler, whose lines are written at once and which has no flusher to
+        drain a batch."""
+        if handler is None or not handler.buffered:
             return False
         handler.add_source(self)
         self._direct = handler
