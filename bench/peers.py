@@ -247,6 +247,19 @@ def rss_bytes(pid: int, *, children: bool = True) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of ``pid`` and its live children (recursively), in seconds;
+    0 for a process that is gone."""
+    total = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    return total + sum(cpu_seconds(child) for child in _children(pid))
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 @dataclass
 class Server:
     """A running peer. Stop it with :meth:`stop` (or use it as a context manager)."""

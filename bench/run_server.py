@@ -81,6 +81,9 @@ class Result:
     error: str | None = None
     ratio: float | None = None
     rss_mib: float | None = None
+    # Server CPU (user + system, the process and its children) per request during the run:
+    # steadier than req/s on a noisy machine, for what a feature costs.
+    cpu_us: float | None = None
     rounds: list[float | None] = field(default_factory=list)  # req/s of every round
     round_ratios: list[float | None] = field(default_factory=list)  # each round vs waitress's
 
@@ -178,9 +181,13 @@ def timed(
     try:
         check()
         run_wrk(argv(args.warmup), args.warmup)
+        cpu = peers.cpu_seconds(server.pid)
         output = run_wrk(argv(args.duration), args.duration)
+        cpu = peers.cpu_seconds(server.pid) - cpu
         result.rss_mib = peers.rss_bytes(server.pid) / 2**20
         parse_wrk(output, result)
+        if result.requests:
+            result.cpu_us = cpu / result.requests * 1e6
         if server.proc.poll() is not None:
             result.error = f"server exited with {server.proc.returncode} during the run"
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
@@ -247,9 +254,11 @@ def markdown(results: list[Result], peer_names: list[str], scenario_names: list[
         for p in peer_names:
             cells = [_round_cell(by_key.get((p, s))) for s in scenario_names]
             lines.append(f"| {p} | " + " | ".join(cells) + " |")
-    lines += ["", "latency p50 / p99 (ms), errors", ""]
-    lines.append("| scenario | peer | p50 | p99 | non-2xx | socket errors | RSS MiB | note |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines += ["", "latency p50 / p99 (ms), errors, memory and server CPU", ""]
+    lines.append(
+        "| scenario | peer | p50 | p99 | non-2xx | socket errors | RSS MiB | CPU µs/req | note |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for s in scenario_names:
         for p in peer_names:
             r = by_key.get((p, s))
@@ -259,7 +268,8 @@ def markdown(results: list[Result], peer_names: list[str], scenario_names: list[
             p50 = f"{r.p50_ms:.2f}" if r.p50_ms is not None else "-"
             p99 = f"{r.p99_ms:.2f}" if r.p99_ms is not None else "-"
             rss = f"{r.rss_mib:.0f}" if r.rss_mib is not None else "-"
-            row = [s, p, p50, p99, str(r.non_2xx), errs, rss, r.error or ""]
+            cpu = f"{r.cpu_us:.1f}" if r.cpu_us is not None else "-"
+            row = [s, p, p50, p99, str(r.non_2xx), errs, rss, cpu, r.error or ""]
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
