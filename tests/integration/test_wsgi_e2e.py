@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from kakehashi.errors import LocalProtocolError
 from tests.conftest import StartServer, addr
 from tests.wire import Reader, connect, exchange, get, wait_until
 
@@ -414,3 +415,24 @@ def test_access_log_can_be_turned_off(
     server = start_server(access_log=False)
     get(addr(server))
     assert not [r for r in caplog.records if r.name == "kakehashi.access"]
+
+
+def test_a_write_kept_past_the_response_is_refused(start_server: StartServer) -> None:
+    # A write() the application keeps (its own, or the one start_response returns) and calls
+    # after its response ended must not put bytes into the connection's next response.
+    kept: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        kept.append(start_response("200 OK", [("Content-Length", "2")]))
+        return [b"ok"]
+
+    server = start_server(app)
+    with connect(addr(server)) as sock:
+        reader = Reader(sock)
+        sock.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.read_response().body == b"ok"
+        with pytest.raises(LocalProtocolError, match="after the response ended"):
+            kept[0](b"injected")
+        sock.sendall(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = reader.read_response()
+        assert (second.status, second.body) == (200, b"ok")

@@ -160,27 +160,7 @@ class LogFileHandler(logging.Handler):
 
     def write_line(self, line: str) -> None:
         """Queue one line (without its newline); never blocks on the destination."""
-        self.queue(line, len(line) + 1)
-
-    def queue(self, line: str, size: int) -> None:
-        """Queue a line (without its newline); ``size`` bounds what it will take."""
-        if not self.buffered:
-            self._write_now(line)
-            return
-        lock = self._lock
-        lock.acquire()  # not "with": this runs once per request, and nothing here raises
-        waiting = self._size + size
-        if waiting > self.max_buffer_bytes:
-            self.dropped += 1
-            lock.release()
-            return
-        self._lines.append(line)
-        self._size = waiting
-        lock.release()
-        if self._thread is None:
-            self._start_flusher()
-        if waiting >= _FLUSH_AT:
-            self._flush_inline()
+        self.queue_lines([line])
 
     def queue_lines(self, lines: list[str]) -> None:
         """Queue made lines, in order, as :meth:`write_line` would one by one."""

@@ -71,6 +71,7 @@ class ResponseWriter:
         "body",
         "close_deferred",
         "ctx",
+        "ended",
         "error_status",
         "head_sent",
         "keep_alive",
@@ -110,6 +111,7 @@ class ResponseWriter:
         self.pipelined = False
         self.out: OutputBuffer | None = None
         self.close_deferred = False  # a file_wrapper's close waits for its region to go out
+        self.ended = False  # the request is over: a write() the application kept is refused
 
     def _head(self, length: int | None) -> bytes:
         """The response head; ``length``: the body's, when the whole body is known."""
@@ -175,6 +177,8 @@ class ResponseWriter:
         """Send a piece of body (also the ``write()`` callable of start_response)."""
         if type(data) is not bytes:
             raise LocalProtocolError(f"the application must yield bytes, not {type(data).__name__}")
+        if self.ended:  # else its bytes would land in the connection's next response
+            raise LocalProtocolError(_ENDED)
         if not data:
             return
         head = b"" if self.head_sent else self._head(None)
@@ -394,59 +398,45 @@ def run_application(
     Returns:
         True if the connection may carry another request (once the output is sent).
     """
+    writer = ResponseWriter(ctx, sock, request, request.keep_alive, peer, sink)
+    writer.body = body
+    writer.pipelined = pipelined
     watch, metrics = ctx.watch, ctx.metrics
     ident = watch.begin(request, peer) if watch is not None else 0
     lane = metrics.begin() if metrics is not None else None
     try:
-        return _respond(ctx, sock, peer, request, body, sink, body_length, pipelined, lane)
+        return _respond(ctx, writer, peer, request, body, body_length, lane)
     finally:
+        writer.ended = True
+        # start_response's write() is writer.write: a reference cycle that would leave the
+        # request's objects to the garbage collector (a collection every ~90 requests);
+        # cut, they go as soon as the request is done.
+        writer.start.write = _write_after_end
         if watch is not None:
             watch.end(ident)
         if lane is not None:
             Recorder.end(lane)
 
 
-def _respond(
-    ctx: ServerContext,
-    sock: socket.socket,
-    peer: tuple[str, int],
-    request: Request,
-    body: InputStream,
-    sink: OutputSink | None,
-    body_length: int | None,
-    pipelined: bool,
-    lane: LaneList | None,
-) -> bool:
-    """run_application's work: the environ, the application, its response, the access line
-    (``lane``: this request's metrics lane, Recorder.begin's)."""
-    started = time.monotonic() if ctx.access.is_enabled() else 0.0
-    writer = ResponseWriter(ctx, sock, request, request.keep_alive, peer, sink)
-    writer.body = body
-    writer.pipelined = pipelined
-    try:
-        return _run(ctx, writer, peer, request, body, body_length, started, lane)
-    finally:
-        # start_response's write() is writer.write: a reference cycle that would leave the
-        # request's objects to the garbage collector (a collection every ~90 requests);
-        # cut, they go as soon as the request is done.
-        writer.start.write = _write_after_end
+_ENDED = "write() called after the response ended"
 
 
 def _write_after_end(data: bytes) -> None:
-    raise LocalProtocolError("write() called after the response ended")
+    raise LocalProtocolError(_ENDED)
 
 
-def _run(
+def _respond(
     ctx: ServerContext,
     writer: ResponseWriter,
     peer: tuple[str, int],
     request: Request,
     body: InputStream,
     body_length: int | None,
-    started: float,
     lane: LaneList | None,
 ) -> bool:
-    """_respond's work, with the writer made."""
+    """run_application's work: the environ, the application, its response, the access line
+    (``lane``: this request's metrics lane, Recorder.begin's)."""
+    started = time.monotonic() if ctx.access.is_enabled() else 0.0
     try:
         environ = ctx.environ.build(request, body, peer)
     except RemoteProtocolError as exc:
@@ -485,27 +475,14 @@ def _run(
         # failed request like any other: only the signal handlers stop the server.
         _application_failed(ctx, writer, environ, exc)
     if started:  # every response gets its line: a 500, one cut short, one refused mid-body
-        _log_response(ctx, environ, writer, started)
+        out = writer.out
+        if out is not None and out.total:
+            # Part of it waits for the client: the line is written once it is sent, or the
+            # client is dropped, with the body bytes that really went out.
+            out.on_discard = functools.partial(_log_access, ctx, environ, writer, started)
+        else:
+            _log_access(ctx, environ, writer, started)
     return keep
-
-
-def _log_response(
-    ctx: ServerContext, environ: dict[str, Any], writer: ResponseWriter, started: float
-) -> None:
-    """The access line of a response: now if it is all sent, else once it is."""
-    out = writer.out
-    if out is not None and out.total:
-        # Part of it waits for the client: the line is written once it is sent, or the
-        # client is dropped, with the body bytes that really went out.
-        out.on_discard = functools.partial(_log_access, ctx, environ, writer, started)
-    elif writer.head_sent and not writer.error_status:  # the usual case: _log_access inlined
-        start = writer.start
-        seconds = time.monotonic() - started
-        ctx.access.response(
-            environ, start.status_code, writer.sent_body_bytes, seconds, start.headers
-        )
-    else:
-        _log_access(ctx, environ, writer, started)
 
 
 def _application_failed(
