@@ -194,11 +194,13 @@ def log_file(tmp_path: Path) -> Iterator[tuple[LogFileHandler, Path]]:
     handler = LogFileHandler(filename=str(path), flush_interval=0.1)
     access.addHandler(handler)
     access.propagate = False
+    access.setLevel(logging.INFO)
     try:
         yield handler, path
     finally:
         access.removeHandler(handler)
         access.propagate = True
+        access.setLevel(logging.NOTSET)
         handler.close()
 
 
@@ -257,6 +259,23 @@ def test_a_line_that_fails_to_render_costs_no_other(log_file: tuple[LogFileHandl
     assert len(lines) == 3
     assert lines[1] == "(access line failed to render: KeyError('REMOTE_ADDR'))"
     assert '" 200 3 "' in lines[2]
+
+
+def test_a_level_set_while_serving_applies_to_batched_lines(
+    log_file: tuple[LogFileHandler, Path],
+) -> None:
+    _, path = log_file
+    access = logging.getLogger("kakehashi.access")
+    log = AccessLog()
+    log.response(ENVIRON, 200, 1, 0.0)
+    access.setLevel(logging.WARNING)  # asked when the batch is drained, not per request
+    log.response(ENVIRON, 200, 2, 0.0)
+    log.flush()
+    assert path.read_text() == ""
+    access.setLevel(logging.INFO)
+    log.response(ENVIRON, 200, 3, 0.0)
+    log.flush()
+    assert [line.split('"')[2].split()[1] for line in path.read_text().splitlines()] == ["3"]
 
 
 def test_disabled_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,7 +42,7 @@ def samples(cells: list[float]) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 
 def run_requests(recorder: Recorder, count: int, method: bytes = b"GET", status: int = 200) -> None:
     for _ in range(count):
-        lane = recorder.begin()
+        lane = recorder.begin(time.monotonic())
         recorder.response(lane, method, status, 10)
         recorder.end(lane)
 
@@ -124,7 +125,7 @@ def test_recorder_counts_by_method_and_status_class() -> None:
     run_requests(recorder, 3, b"GET", 200)
     run_requests(recorder, 2, b"POST", 404)
     run_requests(recorder, 1, b"BREW", 503)  # not a known method: OTHER
-    lane = recorder.begin()
+    lane = recorder.begin(time.monotonic())
     recorder.app_error(b"GET", 200, head_sent=False)  # the 500 that replaced its response
     recorder.end(lane)
     got = samples(recorder.totals())
@@ -212,7 +213,7 @@ def test_responses_are_added_up_in_batches_and_read_exactly() -> None:
 
 def test_in_flight_is_one_while_a_request_runs() -> None:
     recorder = Recorder.private(threads=1)
-    lane = recorder.begin()
+    lane = recorder.begin(time.monotonic())
     assert recorder.totals()[CELLS.busy] == 1
     recorder.end(lane)
     assert recorder.totals()[CELLS.busy] == 0

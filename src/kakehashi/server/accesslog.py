@@ -397,8 +397,8 @@ class AccessLog:
             self._line = _compile(fmt)
 
     def is_enabled(self) -> bool:
-        # Asked per request (isEnabledFor is cached by logging), so a level set after the
-        # server started still takes effect.
+        # Asked per line made (isEnabledFor is cached by logging), so a level set after the
+        # server started still takes effect (for batched lines, from the next batch drained).
         return self.enabled and _logger.isEnabledFor(_INFO)
 
     def response(
@@ -409,16 +409,23 @@ class AccessLog:
         seconds: float,
         headers_out: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        """Log a response to a request the application saw."""
+        """Log a response to a request the application saw.
+
+        The logger's level is asked here only for a line made at once; a batched one is
+        asked about when its batch is drained."""
         if self._line is _default_line:
-            if self._direct is None and not self._batch_to(_fast_handler()):
-                item = (environ, status, sent, seconds, time.time())
-                _logger.info(_combined_lines([item], self._clock)[0])
+            if self._direct is not None or self._batch_to(_fast_handler()):
+                pending = self._pending
+                pending.append((environ, status, sent, seconds, time.time()))
+                if len(pending) >= BATCH:
+                    self.drain()
                 return
-            pending = self._pending
-            pending.append((environ, status, sent, seconds, time.time()))
-            if len(pending) >= BATCH:
-                self.drain()
+            if not _logger.isEnabledFor(_INFO):
+                return
+            item = (environ, status, sent, seconds, time.time())
+            _logger.info(_combined_lines([item], self._clock)[0])
+            return
+        if not _logger.isEnabledFor(_INFO):
             return
         request_line = escape(
             f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}"
@@ -447,7 +454,7 @@ class AccessLog:
                 items.append(pending.popleft())
             except IndexError:  # another thread took the last one
                 break
-        if not items:
+        if not items or not _logger.isEnabledFor(_INFO):
             return
         lines = _combined_lines(items, self._clock)
         handler = _fast_handler()

@@ -195,14 +195,15 @@ class Recorder:
 
     # -- the hot path: a thread-local read and a few stores into the thread's own lane --------
 
-    def begin(self) -> LaneList:
-        """A request starts running on this thread; returns the thread's lane, which the
-        request's :meth:`response` and :meth:`end` take (one thread-local read a request)."""
+    def begin(self, started: float) -> LaneList:
+        """A request starts running on this thread (at ``started``, a monotonic time); returns
+        the thread's lane, which the request's :meth:`response` and :meth:`end` take (one
+        thread-local read a request)."""
         try:
             lane: LaneList = self._local.lane
         except AttributeError:
             lane = self._claim()
-        lane[_STARTED] = monotonic()
+        lane[_STARTED] = started
         lane[_BUSY] = 1.0
         return lane
 

@@ -403,9 +403,11 @@ def run_application(
     writer.pipelined = pipelined
     watch, metrics = ctx.watch, ctx.metrics
     ident = watch.begin(request, peer) if watch is not None else 0
-    lane = metrics.begin() if metrics is not None else None
+    # One clock read for both the access line's duration and the metrics' histogram.
+    started = time.monotonic() if ctx.access.enabled or metrics is not None else 0.0
+    lane = metrics.begin(started) if metrics is not None else None
     try:
-        return _respond(ctx, writer, peer, request, body, body_length, lane)
+        return _respond(ctx, writer, peer, request, body, body_length, lane, started)
     finally:
         writer.ended = True
         # start_response's write() is writer.write: a reference cycle that would leave the
@@ -433,18 +435,20 @@ def _respond(
     body: InputStream,
     body_length: int | None,
     lane: LaneList | None,
+    started: float,
 ) -> bool:
     """run_application's work: the environ, the application, its response, the access line
-    (``lane``: this request's metrics lane, Recorder.begin's)."""
-    started = time.monotonic() if ctx.access.is_enabled() else 0.0
+    (``lane``: this request's metrics lane, Recorder.begin's; ``started``: when the request
+    began, if the log or the metrics need it)."""
+    access = ctx.access
+    # Whether the logger's level lets the line through is asked once per batch of lines
+    # (AccessLog.drain), not here: two Python calls a request fewer.
+    logged = access.enabled
     try:
         environ = ctx.environ.build(request, body, peer)
     except RemoteProtocolError as exc:
         writer.send_error_page(exc.status_hint, str(exc), ctx.config.send_timeout)
-        if started:
-            ctx.access.refused(
-                peer[0], exc.status_hint, writer.sent_body_bytes, request_line(request)
-            )
+        access.refused(peer[0], exc.status_hint, writer.sent_body_bytes, request_line(request))
         return False
     if body_length is not None:
         environ["CONTENT_LENGTH"] = str(body_length)
@@ -474,14 +478,20 @@ def _respond(
         # SystemExit, KeyboardInterrupt or GeneratorExit raised by an application is a
         # failed request like any other: only the signal handlers stop the server.
         _application_failed(ctx, writer, environ, exc)
-    if started:  # every response gets its line: a 500, one cut short, one refused mid-body
+    if logged:  # every response gets its line: a 500, one cut short, one refused mid-body
         out = writer.out
         if out is not None and out.total:
             # Part of it waits for the client: the line is written once it is sent, or the
             # client is dropped, with the body bytes that really went out.
             out.on_discard = functools.partial(_log_access, ctx, environ, writer, started)
-        else:
-            _log_access(ctx, environ, writer, started)
+        else:  # _log_access, inlined: this is every response's line
+            access.response(
+                environ,
+                writer.logged_status(),
+                writer.sent_body_bytes,
+                time.monotonic() - started,
+                writer.start.headers,
+            )
     return keep
 
 
