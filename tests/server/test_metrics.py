@@ -43,7 +43,7 @@ def samples(cells: list[float]) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 def run_requests(recorder: Recorder, count: int, method: bytes = b"GET", status: int = 200) -> None:
     for _ in range(count):
         lane = recorder.begin(time.monotonic())
-        recorder.response(lane, method, status, 10)
+        recorder.response(lane, method, status, 10, 0.001)
         recorder.end(lane)
 
 

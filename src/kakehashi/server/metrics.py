@@ -213,11 +213,14 @@ class Recorder:
         lane[_BUSY] = 0.0
 
     @staticmethod
-    def response(lane: LaneList, method: bytes, status: int, body_bytes: int) -> None:
-        """The application's response went out (between :meth:`begin`, which gave ``lane``,
-        and :meth:`end`): count it, its body and its duration (once BATCH have gathered)."""
+    def response(
+        lane: LaneList, method: bytes, status: int, body_bytes: int, seconds: float
+    ) -> None:
+        """The application's response went out, ``seconds`` after :meth:`begin` (which gave
+        ``lane``), before :meth:`end`: count it, its body and its duration (once BATCH have
+        gathered)."""
         pending = lane[_PENDING]
-        pending.append((method, status, body_bytes, monotonic() - lane[_STARTED]))
+        pending.append((method, status, body_bytes, seconds))
         if len(pending) >= BATCH:
             _add_up(pending, lane)
 
@@ -260,7 +263,8 @@ class Recorder:
     def app_error(self, method: bytes, status: int, head_sent: bool) -> None:
         """The application raised: its response is a 500 unless its head went out."""
         self._add(CELLS.app_errors)
-        self.response(self._local.lane, method, status if head_sent else 500, 0)
+        lane = self._local.lane
+        self.response(lane, method, status if head_sent else 500, 0, monotonic() - lane[_STARTED])
 
     def totals(self) -> list[float]:
         self._add_pending()
@@ -270,17 +274,24 @@ class Recorder:
 
 
 def _add_up(pending: deque[tuple[bytes, int, int, float]], lane: LaneList) -> None:
-    """Count the responses waiting in ``pending`` into ``lane`` (its owner's thread)."""
+    """Count the responses waiting in ``pending`` into ``lane`` (its owner's thread).
+
+    Bytes and durations are summed in locals and added once; the constants are locals too
+    (this loop runs once per response)."""
     take = pending.popleft
+    bases, other, bounds, buckets = _METHOD_BASE, _OTHER_BASE, DURATION_BOUNDS, _BUCKETS
+    body_total = seconds_total = 0.0
     while pending:
         try:
             method, status, body_bytes, seconds = take()
         except IndexError:  # another reader took the last one
-            return
-        lane[_METHOD_BASE.get(method, _OTHER_BASE) + status // 100 % _CLASSES] += 1.0
-        lane[_BODY_BYTES] += body_bytes
-        lane[_BUCKETS + bisect_left(DURATION_BOUNDS, seconds)] += 1.0
-        lane[_SUM] += seconds
+            break
+        lane[bases.get(method, other) + status // 100 % _CLASSES] += 1.0
+        lane[buckets + bisect_left(bounds, seconds)] += 1.0
+        body_total += body_bytes
+        seconds_total += seconds
+    lane[_BODY_BYTES] += body_total
+    lane[_SUM] += seconds_total
 
 
 class WorkerSlots:

@@ -453,7 +453,7 @@ def _respond(
     if body_length is not None:
         environ["CONTENT_LENGTH"] = str(body_length)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
-    keep = False
+    keep = answered = False
     try:
         result = ctx.app(environ, writer.start)
         try:
@@ -463,10 +463,7 @@ def _respond(
             if close is not None and not writer.close_deferred:
                 close()
         keep = writer.keep_alive
-        if lane is not None:
-            Recorder.response(
-                lane, request.method, writer.start.status_code, writer.sent_body_bytes
-            )
+        answered = True
     except ClientDisconnected as exc:
         error_logger.debug("client %s went away: %s", peer[0], exc)
     except RemoteProtocolError as exc:
@@ -478,6 +475,13 @@ def _respond(
         # SystemExit, KeyboardInterrupt or GeneratorExit raised by an application is a
         # failed request like any other: only the signal handlers stop the server.
         _application_failed(ctx, writer, environ, exc)
+    if not started:
+        return keep
+    seconds = time.monotonic() - started  # one clock read for the metrics and the log
+    if answered and lane is not None:  # a failed one was counted by _application_failed
+        Recorder.response(
+            lane, request.method, writer.start.status_code, writer.sent_body_bytes, seconds
+        )
     if logged:  # every response gets its line: a 500, one cut short, one refused mid-body
         out = writer.out
         if out is not None and out.total:
@@ -489,7 +493,7 @@ def _respond(
                 environ,
                 writer.logged_status(),
                 writer.sent_body_bytes,
-                time.monotonic() - started,
+                seconds,
                 writer.start.headers,
             )
     return keep
