@@ -71,12 +71,21 @@ _FROM_BASE = (
 class Peer:
     name: str
     note: str
-    args: tuple[str, ...]  # after sys.executable; "{bind}" is replaced by HOST:PORT
+    # After sys.executable; "{bind}" is replaced by HOST:PORT, "{host}" and "{port}" by each.
+    args: tuple[str, ...]
     flood_args: tuple[str, ...] = ()
 
     def argv(self, bind: str, *, flood: bool = False) -> list[str]:
         args = self.args + (self.flood_args if flood else ())
-        return [sys.executable, *(a.replace("{bind}", bind) for a in args)]
+        host, port = bind.rsplit(":", 1)
+        host = host.strip("[]")
+        return [
+            sys.executable,
+            *(
+                a.replace("{bind}", bind).replace("{host}", host).replace("{port}", port)
+                for a in args
+            ),
+        ]
 
 
 _GUNICORN = ("-m", "gunicorn", "--bind", "{bind}", "--workers", "1", "--log-level", "warning")
@@ -115,6 +124,29 @@ PEERS: dict[str, Peer] = {
             ("-m", "bench.serve_peer", "stdlib", "{bind}"),
         ),
         Peer(
+            "uvicorn",
+            "uvicorn + httptools + uvloop, 1 worker, ASGI (bench/asgi_app.py): C parts, "
+            "for calibration",
+            (
+                "-m",
+                "uvicorn",
+                "bench.asgi_app:app",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--lifespan",
+                "off",
+            ),
+        ),
+        Peer(
             "kakehashi",
             "kakehashi, 4 threads (flood: --header-timeout 10)",
             KAKEHASHI_ARGS,
@@ -151,8 +183,15 @@ PEERS: dict[str, Peer] = {
 
 
 def available() -> list[str]:
-    """Every peer, less ``kakehashi-base`` unless KAKEHASHI_BASE_SRC says where it is."""
-    return [p for p in PEERS if p != "kakehashi-base" or os.environ.get("KAKEHASHI_BASE_SRC")]
+    """Every peer, less ``kakehashi-base`` unless KAKEHASHI_BASE_SRC says where it is, and
+    less ``uvicorn`` unless it is installed with uvloop and httptools."""
+    from importlib.util import find_spec
+
+    missing = {
+        "kakehashi-base": not os.environ.get("KAKEHASHI_BASE_SRC"),
+        "uvicorn": any(find_spec(m) is None for m in ("uvicorn", "uvloop", "httptools")),
+    }
+    return [p for p in PEERS if not missing.get(p)]
 
 
 def versions() -> dict[str, str]:
@@ -160,7 +199,7 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     found = {"python": sys.version.split()[0]}
-    for name in ("waitress", "gunicorn", "cheroot", "kakehashi"):
+    for name in ("waitress", "gunicorn", "cheroot", "uvicorn", "kakehashi"):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
