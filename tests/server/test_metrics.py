@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -42,9 +41,7 @@ def samples(cells: list[float]) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 
 def run_requests(recorder: Recorder, count: int, method: bytes = b"GET", status: int = 200) -> None:
     for _ in range(count):
-        lane = recorder.begin(time.monotonic())
-        recorder.response(lane, method, status, 10, 0.001)
-        recorder.end(lane)
+        recorder.response(method, status, 10, 0.001)
 
 
 # -- the exposition format -----------------------------------------------------------------------
@@ -125,9 +122,7 @@ def test_recorder_counts_by_method_and_status_class() -> None:
     run_requests(recorder, 3, b"GET", 200)
     run_requests(recorder, 2, b"POST", 404)
     run_requests(recorder, 1, b"BREW", 503)  # not a known method: OTHER
-    lane = recorder.begin(time.monotonic())
-    recorder.app_error(b"GET", 200, head_sent=False)  # the 500 that replaced its response
-    recorder.end(lane)
+    recorder.app_error(b"GET", 200, head_sent=False, seconds=0.001)  # the 500 that replaced it
     got = samples(recorder.totals())
     requests = {k[1]: v for k, v in got.items() if k[0] == "kakehashi_requests_total"}
     assert requests == {
@@ -191,11 +186,9 @@ def test_a_dead_threads_lane_is_reused_and_keeps_its_counts() -> None:
     assert recorder.totals()[CELLS.requests + 2] == lanes_for(1) * 3 * 10
 
 
-def test_sum_lanes_adds_cell_by_cell_and_ignores_start_times() -> None:
+def test_sum_lanes_adds_cell_by_cell() -> None:
     one, two = [1.0] * CELLS.count, [2.0] * CELLS.count
-    total = sum_lanes([one, two])
-    assert total[CELLS.requests] == 3 and total[CELLS.busy] == 3
-    assert total[CELLS.started] == 0  # a time, not a count
+    assert sum_lanes([one, two]) == [3.0] * CELLS.count
 
 
 def test_responses_are_added_up_in_batches_and_read_exactly() -> None:
@@ -211,11 +204,14 @@ def test_responses_are_added_up_in_batches_and_read_exactly() -> None:
     assert not any(lane[CELLS.count] for lane in recorder.lanes)
 
 
-def test_in_flight_is_one_while_a_request_runs() -> None:
+def test_in_flight_is_asked_of_the_server_when_read() -> None:
+    # No store per request says one began or ended: the server counts the connections its
+    # threads serve when the figures are read (tests/integration/test_metrics.py).
     recorder = Recorder.private(threads=1)
-    lane = recorder.begin(time.monotonic())
-    assert recorder.totals()[CELLS.busy] == 1
-    recorder.end(lane)
+    serving = [2.0]
+    recorder.in_flight = lambda: serving[0]
+    assert recorder.totals()[CELLS.busy] == 2
+    serving[0] = 0.0
     assert recorder.totals()[CELLS.busy] == 0
 
 
@@ -232,6 +228,7 @@ def test_a_forked_workers_counts_reach_the_parent_and_survive_its_death() -> Non
             run_requests(recorder, 250)
             recorder.opened()
             recorder.log_dropped = lambda: 3
+            recorder.in_flight = lambda: 1.0  # a connection a thread was serving
             recorder.publish()
         finally:
             os._exit(0)
@@ -240,10 +237,12 @@ def test_a_forked_workers_counts_reach_the_parent_and_survive_its_death() -> Non
     assert slots.totals()[CELLS.requests + 2] == 250  # read from the shared slot
     assert slots.totals()[CELLS.opened] - slots.totals()[CELLS.closed] == 1
     assert slots.totals()[CELLS.log_dropped] == 3
+    assert slots.totals()[CELLS.busy] == 1
     slots.retire(pid, replaced=True)
     totals = slots.totals()
     assert totals[CELLS.requests + 2] == 250  # folded into the retired total
     assert totals[CELLS.opened] - totals[CELLS.closed] == 0  # its connections died with it
+    assert totals[CELLS.busy] == 0
     assert totals[CELLS.restarts] == 1
     # A new worker in the freed slot starts from zero; the totals only grow.
     again = None

@@ -117,7 +117,8 @@ def render(cells: Sequence[float]) -> bytes:
                  cells[c.opened]),
         *_single(f"{p}connections_open", "gauge", "Connections open now.", open_now),
         *_single(f"{p}connections_in_flight", "gauge",
-                 "Connections whose request the application is running now.", in_flight),
+                 "Connections a thread is serving now: reading a request, running the "
+                 "application or writing its response.", in_flight),
         *_single(f"{p}connections_parked", "gauge",
                  "Open connections holding no thread: idle, or waiting for the client.",
                  max(0.0, open_now - in_flight)),

@@ -17,8 +17,10 @@ is that the parent's figures lag a worker's by one tick (0.5 s at most), and a w
 outright loses what it counted since its last tick.  When the parent reaps a worker it folds
 that slot into a *retired* total it keeps, so replacing a worker never lowers a counter.
 
-Gauges come from counters or per-lane flags: connections open = opened - closed; requests
-in flight = the sum of each lane's busy flag (a thread runs one request at a time).
+Gauges come from counters or from the server's state when read: connections open = opened
+- closed; in flight = the connections a thread is serving right now (the server's poller
+counts them for :meth:`Recorder.totals` and :meth:`Recorder.publish`), so a request costs no
+store to say it began or ended.
 
 A response is not added up on the request's path: its thread appends ``(method, status,
 bytes, seconds)`` to its lane's *pending* deque (after the cells, at ``_PENDING``), and the
@@ -38,7 +40,6 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from time import monotonic
 from typing import Any, Protocol, cast
 
 __all__ = [
@@ -86,9 +87,8 @@ class Cells:
     log_dropped: int = app_errors + 1  # set from the access log's own count
     restarts: int = log_dropped + 1  # written by the parent only (its retired total)
     recycles: int = restarts + 1
-    busy: int = recycles + 1  # a gauge: 1 while this lane's thread runs a request
-    started: int = busy + 1  # scratch: when that request began (never summed or folded)
-    count: int = started + 1
+    busy: int = recycles + 1  # a gauge, set when read: connections a thread is serving
+    count: int = busy + 1
 
 
 CELLS = Cells()
@@ -103,7 +103,6 @@ _PROTOCOL_CELL = {status: CELLS.protocol + i for i, status in enumerate(PROTOCOL
 _PROTOCOL_OTHER = CELLS.protocol + len(PROTOCOL_STATUSES)
 # The hot path reads module constants, not attributes.
 _BODY_BYTES, _BUCKETS, _SUM = CELLS.body_bytes, CELLS.buckets, CELLS.duration_sum
-_BUSY, _STARTED = CELLS.busy, CELLS.started
 # Threads beyond the application's that record: the sweeper, the thread that shuts the
 # server down, and room for worker threads that replace dead ones while these still run.
 _SPARE_LANES = 4
@@ -134,7 +133,6 @@ def sum_lanes(lanes: Iterable[Sequence[float]]) -> list[float]:
     for lane in lanes:
         for index, value in enumerate(lane[: CELLS.count]):
             total[index] += value
-    total[CELLS.started] = 0.0
     return total
 
 
@@ -152,15 +150,17 @@ class Recorder:
     increment may then be lost to a race (never a crash); :func:`lanes_for` leaves room.
 
     ``shared``: a worker's slot, written by :meth:`publish` only.  ``log_dropped``: returns
-    how many access-log lines this process dropped so far (the log keeps that count).
+    how many access-log lines this process dropped so far (the log keeps that count);
+    ``in_flight``: how many connections a thread is serving now (the server's poller).
     """
 
-    __slots__ = ("_local", "_lock", "_owners", "_shared", "lanes", "log_dropped")
+    __slots__ = ("_local", "_lock", "_owners", "_shared", "in_flight", "lanes", "log_dropped")
 
     def __init__(self, lanes: int, shared: list[Lane] | None = None) -> None:
         self.lanes: list[LaneList] = [[0.0] * CELLS.count + [deque()] for _ in range(lanes)]
         self._shared = shared
         self.log_dropped: Callable[[], float] = lambda: 0.0
+        self.in_flight: Callable[[], float] = lambda: 0.0
         self._owners: list[threading.Thread | None] = [None] * lanes
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -179,6 +179,7 @@ class Recorder:
             for index, value in enumerate(lane[: CELLS.count]):
                 shared[index] = value
         self._shared[0][CELLS.log_dropped] = self.log_dropped()
+        self._shared[0][CELLS.busy] = self.in_flight()
 
     def _claim(self) -> LaneList:
         me = threading.current_thread()
@@ -193,32 +194,15 @@ class Recorder:
         self._local.lane = lane
         return lane
 
-    # -- the hot path: a thread-local read and a few stores into the thread's own lane --------
+    # -- the hot path: a thread-local read and an append to the thread's own lane ------------
 
-    def begin(self, started: float) -> LaneList:
-        """A request starts running on this thread (at ``started``, a monotonic time); returns
-        the thread's lane, which the request's :meth:`response` and :meth:`end` take (one
-        thread-local read a request)."""
+    def response(self, method: bytes, status: int, body_bytes: int, seconds: float) -> None:
+        """The application's response went out, ``seconds`` after its request began: count it,
+        its body and its duration (once BATCH have gathered in this thread's lane)."""
         try:
             lane: LaneList = self._local.lane
         except AttributeError:
             lane = self._claim()
-        lane[_STARTED] = started
-        lane[_BUSY] = 1.0
-        return lane
-
-    @staticmethod
-    def end(lane: LaneList) -> None:
-        """The request that :meth:`begin` announced is over, however it ended."""
-        lane[_BUSY] = 0.0
-
-    @staticmethod
-    def response(
-        lane: LaneList, method: bytes, status: int, body_bytes: int, seconds: float
-    ) -> None:
-        """The application's response went out, ``seconds`` after :meth:`begin` (which gave
-        ``lane``), before :meth:`end`: count it, its body and its duration (once BATCH have
-        gathered)."""
         pending = lane[_PENDING]
         pending.append((method, status, body_bytes, seconds))
         if len(pending) >= BATCH:
@@ -260,16 +244,17 @@ class Recorder:
         """A protocol error was answered with ``status``."""
         self._add(_PROTOCOL_CELL.get(status, _PROTOCOL_OTHER))
 
-    def app_error(self, method: bytes, status: int, head_sent: bool) -> None:
-        """The application raised: its response is a 500 unless its head went out."""
+    def app_error(self, method: bytes, status: int, head_sent: bool, seconds: float) -> None:
+        """The application raised, ``seconds`` after its request began: its response is a 500
+        unless its head went out."""
         self._add(CELLS.app_errors)
-        lane = self._local.lane
-        self.response(lane, method, status if head_sent else 500, 0, monotonic() - lane[_STARTED])
+        self.response(method, status if head_sent else 500, 0, seconds)
 
     def totals(self) -> list[float]:
         self._add_pending()
         total = sum_lanes(self.lanes)
         total[CELLS.log_dropped] = self.log_dropped()
+        total[CELLS.busy] = self.in_flight()
         return total
 
 

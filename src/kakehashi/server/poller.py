@@ -147,6 +147,12 @@ class Poller:
         if self.ctx.stopping and not self.channels:
             self.drained.set()
 
+    def in_flight(self) -> float:
+        """How many connections a thread is serving now (reading a request, running the
+        application, writing a response): the metrics' in-flight gauge, counted when read
+        so that a request costs nothing to say it began or ended."""
+        return float(sum(1 for channel in list(self.channels.values()) if channel.owned))
+
     def handle(self, fd: int) -> None:
         """Handle one readiness report for ``fd`` (a worker thread, outside the epoll's own
         loop, which inlines this)."""

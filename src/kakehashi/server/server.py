@@ -145,6 +145,8 @@ class Server:
         # Every connection is a TLSChannel with --certfile: decided here, once.
         factory = HTTPChannel if tls_context is None else tls_channels(tls_context)
         self._poller = make_poller(self.ctx, self.sockets, factory)
+        if recorder is not None:
+            recorder.in_flight = self._poller.in_flight
         self._workers: list[threading.Thread] = []
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()  # asks serve_forever to shut down

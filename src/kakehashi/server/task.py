@@ -29,7 +29,6 @@ from kakehashi.http1 import Framing, Request, decide_response_framing, reason_ph
 from kakehashi.server.accesslog import body_length, request_line
 from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.input import StreamingInput
-from kakehashi.server.metrics import LaneList, Recorder
 from kakehashi.server.outbuf import OutputBuffer, OutputSink, log_dropped
 from kakehashi.server.pace import SendPace
 from kakehashi.server.sockio import send_all, send_some, sendfile_some, wait_writable
@@ -401,13 +400,12 @@ def run_application(
     writer = ResponseWriter(ctx, sock, request, request.keep_alive, peer, sink)
     writer.body = body
     writer.pipelined = pipelined
-    watch, metrics = ctx.watch, ctx.metrics
+    watch = ctx.watch
     ident = watch.begin(request, peer) if watch is not None else 0
     # One clock read for both the access line's duration and the metrics' histogram.
-    started = time.monotonic() if ctx.access.enabled or metrics is not None else 0.0
-    lane = metrics.begin(started) if metrics is not None else None
+    started = time.monotonic() if ctx.access.enabled or ctx.metrics is not None else 0.0
     try:
-        return _respond(ctx, writer, peer, request, body, body_length, lane, started)
+        return _respond(ctx, writer, peer, request, body, body_length, started)
     finally:
         writer.ended = True
         # start_response's write() is writer.write: a reference cycle that would leave the
@@ -416,8 +414,6 @@ def run_application(
         writer.start.write = _write_after_end
         if watch is not None:
             watch.end(ident)
-        if lane is not None:
-            Recorder.end(lane)
 
 
 _ENDED = "write() called after the response ended"
@@ -434,12 +430,10 @@ def _respond(
     request: Request,
     body: InputStream,
     body_length: int | None,
-    lane: LaneList | None,
     started: float,
 ) -> bool:
     """run_application's work: the environ, the application, its response, the access line
-    (``lane``: this request's metrics lane, Recorder.begin's; ``started``: when the request
-    began, if the log or the metrics need it)."""
+    (``started``: when the request began, if the log or the metrics need it)."""
     access = ctx.access
     # Whether the logger's level lets the line through is asked once per batch of lines
     # (AccessLog.drain), not here: two Python calls a request fewer.
@@ -470,18 +464,17 @@ def _respond(
         if exc is getattr(body, "error", None):  # the client broke the body's framing
             _body_refused(writer, peer, exc)
         else:
-            _application_failed(ctx, writer, environ, exc)
+            _application_failed(ctx, writer, environ, exc, started)
     except BaseException as exc:
         # SystemExit, KeyboardInterrupt or GeneratorExit raised by an application is a
         # failed request like any other: only the signal handlers stop the server.
-        _application_failed(ctx, writer, environ, exc)
+        _application_failed(ctx, writer, environ, exc, started)
     if not started:
         return keep
     seconds = time.monotonic() - started  # one clock read for the metrics and the log
-    if answered and lane is not None:  # a failed one was counted by _application_failed
-        Recorder.response(
-            lane, request.method, writer.start.status_code, writer.sent_body_bytes, seconds
-        )
+    metrics = ctx.metrics
+    if answered and metrics is not None:  # a failed one was counted by _application_failed
+        metrics.response(request.method, writer.start.status_code, writer.sent_body_bytes, seconds)
     if logged:  # every response gets its line: a 500, one cut short, one refused mid-body
         out = writer.out
         if out is not None and out.total:
@@ -500,14 +493,22 @@ def _respond(
 
 
 def _application_failed(
-    ctx: ServerContext, writer: ResponseWriter, environ: dict[str, Any], exc: BaseException
+    ctx: ServerContext,
+    writer: ResponseWriter,
+    environ: dict[str, Any],
+    exc: BaseException,
+    started: float,
 ) -> None:
+    """Log the failure, count it, and send a 500 page unless the head went out (``started``:
+    when the request began, set whenever metrics are on)."""
     error_logger.error(
         "error in application for %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"],
         exc_info=exc,
     )  # fmt: skip
     if ctx.metrics is not None:  # counted as a 500, or as the response that was cut short
-        ctx.metrics.app_error(writer.request.method, writer.start.status_code, writer.head_sent)
+        seconds = time.monotonic() - started
+        request, start = writer.request, writer.start
+        ctx.metrics.app_error(request.method, start.status_code, writer.head_sent, seconds)
     if writer.head_sent:
         return  # the caller closes: the client sees a truncated response, never a wrong one
     detail = ""
