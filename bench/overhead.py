@@ -77,37 +77,59 @@ def one_slice(server: peers.Server, argv: list[str], seconds: float, into: Slice
         into.p99_ms.append(result.p99_ms)
 
 
+def _ratios(num: list[float], den: list[float]) -> str:
+    low, mid, high = quartiles([a / b for a, b in zip(num, den, strict=False)])
+    return f"{mid:.3f} ({low:.3f}-{high:.3f})"
+
+
 def table(slices: dict[str, Slices], names: list[str]) -> str:
+    """Each peer against the first and against the one above it (the order of --peers:
+    kakehashi, then with the access log, then with metrics too), slice by slice."""
     base = slices[names[0]]
     lines = [
-        f"ratio to {names[0]}, slice by slice (median and quartiles)",
+        f"ratios slice by slice, median (quartiles): to {names[0]}, and to the peer above",
         "",
-        "| peer | req/s (median) | req/s ratio | CPU µs/req (median) | CPU ratio | p99 ms "
-        "(median) | slices |",
-        "|---|---|---|---|---|---|---|",
+        f"| peer | req/s (median) | req/s to {names[0]} | req/s to above | CPU µs/req "
+        f"(median) | CPU to {names[0]} | CPU to above | p99 ms (median) | slices |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    above = base
     for name in names:
         s = slices[name]
-        pairs = list(zip(s.rps, base.rps, strict=False))
-        ratio = quartiles([a / b for a, b in pairs])
-        cpu = quartiles([a / b for a, b in zip(s.cpu_us, base.cpu_us, strict=False)])
+        failed = f" ({len(s.errors)} failed)" if s.errors else ""
+        p99 = statistics.median(s.p99_ms) if s.p99_ms else float("nan")
         lines.append(
-            f"| {name} | {statistics.median(s.rps):,.0f} | {ratio[1]:.3f} "
-            f"({ratio[0]:.3f}-{ratio[2]:.3f}) | {statistics.median(s.cpu_us):.1f} | "
-            f"{cpu[1]:.3f} ({cpu[0]:.3f}-{cpu[2]:.3f}) | "
-            f"{statistics.median(s.p99_ms) if s.p99_ms else float('nan'):.2f} | "
-            f"{len(s.rps)}{' (' + str(len(s.errors)) + ' failed)' if s.errors else ''} |"
+            f"| {name} | {statistics.median(s.rps):,.0f} | {_ratios(s.rps, base.rps)} | "
+            f"{_ratios(s.rps, above.rps)} | {statistics.median(s.cpu_us):.1f} | "
+            f"{_ratios(s.cpu_us, base.cpu_us)} | {_ratios(s.cpu_us, above.cpu_us)} | "
+            f"{p99:.2f} | {len(s.rps)}{failed} |"
         )
+        above = s
     return "\n".join(lines)
+
+
+def report(path: Path) -> int:
+    """Print the table of a run saved by this script."""
+    raw = json.loads(path.read_text())
+    slices = {r["peer"]: Slices(**r) for r in raw["results"]}
+    print(table(slices, list(slices)))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/overhead.py", description=__doc__)
-    parser.add_argument("--peers", default=DEFAULT_PEERS, help="the first is the reference")
+    parser.add_argument(
+        "--peers",
+        default=DEFAULT_PEERS,
+        help="the first is the reference; each is also compared with the one before it",
+    )
     parser.add_argument("--scenario", default="keepalive10", choices=list(SCENARIOS))
     parser.add_argument("--slices", type=int, default=30, help=f"rounds (at most {MAX_SLICES})")
     parser.add_argument("--slice", type=float, default=1.0, help="seconds of wrk per slice")
+    parser.add_argument("--report", type=Path, help="only re-print the table of a raw JSON")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(args.report)
     names = [n.strip() for n in args.peers.split(",") if n.strip()]
     unknown = [n for n in names if n not in peers.PEERS]
     if unknown or len(names) < 2:
