@@ -93,23 +93,33 @@ def serve_in_process(server: Server) -> int:
             signal.signal(signum, handler)
 
 
+def _stop_gracefully(server: Server, signum: int, asked_before: bool) -> None:
+    log.info("%s: shutting down gracefully", signal.Signals(signum).name)
+    notify("STOPPING=1")
+    shutdown_after_delay(server, asked_before)
+
+
 def _install_signals(server: Server) -> dict[int, Any]:
     """First SIGINT/SIGTERM: graceful shutdown.  A second SIGINT, or SIGQUIT: forced exit."""
     asked: list[int] = []
 
+    # The handlers take no lock (logging, Event.set and starting a thread all do, and the
+    # main thread may hold one when the signal comes): they hand their work to the main
+    # thread (Server.call_soon).  Raising KeyboardInterrupt, the forced exit, takes none.
     def stop(signum: int, frame: object) -> None:
         if signum == _SIGQUIT or (asked and signum in _INTERRUPTS):
             raise KeyboardInterrupt
-        log.info("%s: shutting down gracefully", signal.Signals(signum).name)
-        notify("STOPPING=1")
-        shutdown_after_delay(server, bool(asked))
+        asked_before = bool(asked)
         asked.append(signum)
+        server.call_soon(lambda: _stop_gracefully(server, signum, asked_before))
 
     def reopen(signum: int, frame: object) -> None:
-        log.info("SIGUSR1: reopened %d log file(s)", reopen_logs())
+        server.call_soon(lambda: log.info("SIGUSR1: reopened %d log file(s)", reopen_logs()))
 
     def refuse_reload(signum: int, frame: object) -> None:
-        log.warning("SIGHUP ignored: a rolling reload needs --workers 2 or more")
+        server.call_soon(
+            lambda: log.warning("SIGHUP ignored: a rolling reload needs --workers 2 or more")
+        )
 
     # POSIX names are looked up, so that Windows gets what it has: Ctrl-C (SIGINT) and
     # Ctrl-Break (SIGBREAK) stop gracefully there, a second one forces the exit.

@@ -8,11 +8,14 @@ whatever is left, wake the threads and join them.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import select
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,8 @@ from kakehashi.wsgi import WSGIApp, base_environ
 __all__ = ["Server", "bind_sockets", "make_poller", "serve"]
 
 _WINDOWS_SIGNAL_CHECK = 0.25  # seconds between chances for Ctrl-C's handler on Windows
+# Bytes a wake-up takes in the wake socket: any number of them means "look again".
+_WAKE_BYTES = 4096
 
 
 def bind_sockets(config: ServerConfig) -> list[socket.socket]:
@@ -149,7 +154,15 @@ class Server:
             recorder.in_flight = self._poller.in_flight
         self._workers: list[threading.Thread] = []
         self._sweeper: threading.Thread | None = None
-        self._stop = threading.Event()  # asks serve_forever to shut down
+        # serve_forever's thread sleeps on the wake socket, not on a lock: a signal handler
+        # runs on that thread, between two of its bytecodes, so anything it did that takes a
+        # lock (Event.set, logging, starting a thread) could wait forever for a lock that
+        # same thread held when the signal came (a worker hung this way on SIGTERM).
+        # Handlers only set a flag or queue a call, and write a byte (call_soon).  The
+        # socket pair exists while serve_forever runs.
+        self._stop_asked = False
+        self._soon: collections.deque[Callable[[], object]] = collections.deque()
+        self._wake_w: socket.socket | None = None
         self._sweeper_stop = threading.Event()
         self._stopped = threading.Event()
 
@@ -222,25 +235,63 @@ class Server:
                 )
 
     def serve_forever(self) -> None:
-        """Serve until :meth:`request_shutdown` (or :meth:`shutdown`), then shut down."""
+        """Serve until :meth:`request_shutdown` (or :meth:`shutdown`), then shut down.  Runs
+        what :meth:`call_soon` queued, on this thread, meanwhile."""
         if not self._threads:
             self.start()
-        if sys.platform == "win32":
-            # A wait on a lock is not interrupted by Ctrl-C there: wake to let handlers run.
-            while not self._stop.wait(_WINDOWS_SIGNAL_CHECK):
-                pass
-        self._stop.wait()
-        self._shutdown(self.config.graceful_timeout)
+        wake_r, self._wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        # A wait is not interrupted by Ctrl-C on Windows: wake to let its handler run.
+        timeout = _WINDOWS_SIGNAL_CHECK if sys.platform == "win32" else None
+        try:
+            while True:
+                self._run_soon()
+                if self._stop_asked:
+                    break
+                select.select([wake_r], [], [], timeout)
+                with contextlib.suppress(OSError):  # BlockingIOError: a timeout, nothing came
+                    wake_r.recv(_WAKE_BYTES)
+            self._shutdown(self.config.graceful_timeout)
+        finally:
+            wake_w, self._wake_w = self._wake_w, None
+            if wake_w is not None:
+                wake_w.close()
+            wake_r.close()
+
+    def call_soon(self, work: Callable[[], object]) -> None:
+        """Have serve_forever's thread run ``work`` (or, once it is draining, the shutdown
+        before its last log flush).  Takes no lock: this is what a signal handler may do."""
+        self._soon.append(work)
+        self._wake()
 
     def request_shutdown(self) -> None:
-        """Ask a running :meth:`serve_forever` to shut down; safe from signal handlers."""
-        self._stop.set()
+        """Ask a running :meth:`serve_forever` to shut down.  Takes no lock, so a signal
+        handler may call it."""
+        self._stop_asked = True
+        self._wake()
+
+    def _wake(self) -> None:
+        # Full: a wake-up is pending already.  None or closed: serve_forever is not
+        # waiting (it looks at the flag and the queue before it does).
+        wake_w = self._wake_w
+        if wake_w is not None:
+            with contextlib.suppress(OSError):
+                wake_w.send(b"\0")
+
+    def _run_soon(self) -> None:
+        while self._soon:
+            work = self._soon.popleft()
+            try:
+                work()
+            except Exception:  # a handler's work failed: say so, keep serving
+                error_logger.exception("deferred signal work failed")
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Shut down now, from any thread other than a worker; returns when all is closed."""
         if timeout is None:
             timeout = self.config.graceful_timeout
-        self._stop.set()
+        self.request_shutdown()
         self._shutdown(timeout)
 
     def _shutdown(self, timeout: float) -> None:
@@ -275,6 +326,7 @@ class Server:
             self.ctx.metrics.publish()
         if self._metrics_http is not None:
             self._metrics_http.close()
+        self._run_soon()  # a log reopen asked while draining: before the last flush
         self.ctx.access.flush()  # buffered access lines are written before shutdown returns
         self._stopped.set()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import faulthandler
+import functools
 import itertools
 import os
 import random
@@ -320,15 +321,18 @@ def shutdown_after_delay(server: Server, asked_before: bool) -> None:
 def _install_signals(server: Server, hooks: WorkerHooks) -> None:
     asked: list[int] = []
 
+    # The handlers take no lock (they may interrupt the main thread holding one): they
+    # hand their work to the main thread (Server.call_soon).
     def stop(signum: int, frame: object) -> None:
-        shutdown_after_delay(server, bool(asked))
+        asked_before = bool(asked)
         asked.append(signum)
+        server.call_soon(functools.partial(shutdown_after_delay, server, asked_before))
 
     def quit_now(signum: int, frame: object) -> None:
         os._exit(0)
 
     def reopen(signum: int, frame: object) -> None:
-        hooks.reopen_logs()
+        server.call_soon(hooks.reopen_logs)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
