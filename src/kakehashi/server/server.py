@@ -260,8 +260,9 @@ class Server:
             wake_r.close()
 
     def call_soon(self, work: Callable[[], object]) -> None:
-        """Have serve_forever's thread run ``work`` (or, once it is draining, the shutdown
-        before its last log flush).  Takes no lock: this is what a signal handler may do."""
+        """Have serve_forever's thread run ``work`` soon; what is queued while the server
+        drains runs just before its last log flush.  Takes no lock: this is what a signal
+        handler may do."""
         self._soon.append(work)
         self._wake()
 
