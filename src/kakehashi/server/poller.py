@@ -37,11 +37,14 @@ ChannelFactory = Callable[[socket.socket, tuple[str, int], ServerContext, "Polle
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
 # On shutdown, if connections arrived within the last _BUSY_WINDOW seconds, the backlog is
-# accepted again _SETTLE_ROUNDS times, _SETTLE_PAUSE apart, while handshakes under way (and
-# deferred connections whose first bytes are on their way) complete.
+# accepted again every _SETTLE_PAUSE while handshakes under way (and deferred connections
+# whose first bytes are on their way) complete: until none came for _SETTLE_QUIET, at most
+# _SETTLE_MAX.  A handshake's last step runs in the client's kernel, which a loaded machine
+# can delay by tens of milliseconds; one completed after the listener closes is reset.
 _BUSY_WINDOW = 1.0
-_SETTLE_ROUNDS = 3
 _SETTLE_PAUSE = 0.01
+_SETTLE_QUIET = 0.1
+_SETTLE_MAX = 1.0
 # How often a busy worker passes the GIL to a thread that holds a readiness report but not
 # the GIL (each poller's work()): the longest such a thread waits behind a busy one, and one
 # context switch per that long instead of one per event (docs/design.md, "Latency at
@@ -258,20 +261,33 @@ class Poller:
                 filtered = refuse_new_handshakes(listener) or filtered
             self._accept_backlog(listener)
         if filtered and time.monotonic() - self.last_accept < _BUSY_WINDOW:
-            for _ in range(_SETTLE_ROUNDS):
-                time.sleep(_SETTLE_PAUSE)
-                for _, listener in listeners:
-                    self._accept_backlog(listener)
+            self._settle([listener for _, listener in listeners])
         for _, listener in listeners:
             listener.close()
 
-    def _accept_backlog(self, listener: socket.socket) -> None:
+    def _settle(self, listeners: list[socket.socket]) -> None:
+        """Accept again, every _SETTLE_PAUSE, until no connection came for _SETTLE_QUIET (at
+        most _SETTLE_MAX: new handshakes are refused, so only those under way can come)."""
+        start = quiet_since = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now - quiet_since >= _SETTLE_QUIET or now - start >= _SETTLE_MAX:
+                return
+            time.sleep(_SETTLE_PAUSE)
+            if sum(self._accept_backlog(listener) for listener in listeners):
+                quiet_since = time.monotonic()
+
+    def _accept_backlog(self, listener: socket.socket) -> int:
+        """Accept what the kernel holds for ``listener``; returns how many."""
+        accepted = 0
         while len(self.channels) < self.connection_limit:
             try:
                 sock, addr = listener.accept()
             except OSError:  # BlockingIOError: the backlog is empty
-                return
+                break
             self._new_channel(sock, addr).rearm()
+            accepted += 1
+        return accepted
 
     def linger_idle(self, until: float) -> None:
         """Idle connections are closed at ``until`` unless a request arrives before."""
