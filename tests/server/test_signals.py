@@ -43,11 +43,18 @@ def server() -> Iterator[Server]:
         server.shutdown(timeout=2.0)
 
 
-def test_sigterm_is_handled_by_the_serving_thread(server: Server) -> None:
+def test_sigterm_is_handled_by_the_serving_thread(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kakehashi")
+
+    def said() -> bool:
+        return any("shutting down gracefully" in r.getMessage() for r in caplog.records)
+
     os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, on this thread, at once
-    assert not server.ctx.stopping  # it only asked
-    server.serve_forever()  # returns: the shutdown ran here
-    assert server.ctx.stopping
+    assert not said() and not server.ctx.stopping  # it only asked: no logging in a handler
+    server.serve_forever()  # returns: the line and the shutdown came from here
+    assert said() and server.ctx.stopping
 
 
 def test_sigusr1_while_this_thread_holds_the_logs_lock(server: Server, tmp_path: Path) -> None:

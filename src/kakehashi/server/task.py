@@ -480,15 +480,9 @@ def _respond(
         if out is not None and out.total:
             # Part of it waits for the client: the line is written once it is sent, or the
             # client is dropped, with the body bytes that really went out.
-            out.on_discard = functools.partial(_log_access, ctx, environ, writer, started)
-        else:  # _log_access, inlined: this is every response's line
-            access.response(
-                environ,
-                writer.logged_status(),
-                writer.sent_body_bytes,
-                seconds,
-                writer.start.headers,
-            )
+            out.on_discard = functools.partial(_log_when_sent, ctx, environ, writer, started)
+        else:
+            _log_access(ctx, environ, writer, seconds)
     return keep
 
 
@@ -531,16 +525,28 @@ def _log_access(
     ctx: ServerContext,
     environ: dict[str, Any],
     writer: ResponseWriter,
-    started: float,
+    seconds: float,
     unsent: int = 0,
 ) -> None:
-    """The access line of a response, with the status and body bytes that went out
-    (``unsent``: bytes still queued when the client was dropped; head and chunk framing
-    make that a bound within a few bytes per piece)."""
+    """The access line of a response, ``seconds`` after its request began, with the status
+    and body bytes that went out (``unsent``: bytes still queued when the client was dropped;
+    head and chunk framing make that a bound within a few bytes per piece)."""
     ctx.access.response(
         environ,
         writer.logged_status(),
         max(0, writer.sent_body_bytes - unsent),
-        time.monotonic() - started,
+        seconds,
         writer.start.headers,
     )
+
+
+def _log_when_sent(
+    ctx: ServerContext,
+    environ: dict[str, Any],
+    writer: ResponseWriter,
+    started: float,
+    unsent: int,
+) -> None:
+    """The output buffer's on_discard: the line of a response that finished going out (or
+    whose client was dropped) after the application returned."""
+    _log_access(ctx, environ, writer, time.monotonic() - started, unsent)
