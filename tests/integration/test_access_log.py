@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kakehashi.server.logfile import LogFileHandler
+from kakehashi.server.observe.logfile import LogFileHandler
 from tests import wire
 from tests.conftest import StartServer, addr
 

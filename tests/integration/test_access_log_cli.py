@@ -136,7 +136,7 @@ class = "logging.StreamHandler"
 stream = "ext://sys.stderr"
 
 [handlers.access]
-class = "kakehashi.server.logfile.LogFileHandler"
+class = "kakehashi.server.observe.logfile.LogFileHandler"
 filename = "{log}"
 flush_interval = 0.1
 
@@ -216,7 +216,7 @@ def test_a_blocked_stdout_stalls_no_request(serve_process: Spawn, tmp_path: Path
         "handlers": {
             "err": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
             "out": {
-                "class": "kakehashi.server.logfile.LogFileHandler",
+                "class": "kakehashi.server.observe.logfile.LogFileHandler",
                 "stream": "ext://sys.stdout",
                 "flush_interval": 0.05,
                 "max_buffer_bytes": 16384,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from kakehashi.server import Server, ServerConfig
-from kakehashi.server.epoll_poller import EpollPoller
-from kakehashi.server.portable_poller import PortablePoller
+from kakehashi.server.threads.epoll_poller import EpollPoller
+from kakehashi.server.threads.portable_poller import PortablePoller
 from tests import server_apps
 from tests.conftest import TEST_POLLER, StartServer, addr, kakehashi_threads
 from tests.wire import Reader, connect, get, wait_until

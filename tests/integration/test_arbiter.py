@@ -76,7 +76,7 @@ def test_a_failed_fork_is_one_line_and_stops_the_started_workers(tmp_path: Path)
     # needs, then drops to nobody with a low process limit: the 4th worker cannot be forked.
     script = (
         "import os, resource, sys\n"
-        "import kakehashi.cli, kakehashi.server.arbiter, tests.integration.manager_apps\n"
+        "import kakehashi.cli, kakehashi.server.process.arbiter, tests.integration.manager_apps\n"
         "import encodings.idna, ctypes, faulthandler, random, tomllib\n"
         "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
         "sys.exit(kakehashi.cli.main(sys.argv[1:]))\n"

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kakehashi.errors import ConfigError
 from kakehashi.server import Server
-from kakehashi.server.metrics_http import MetricsListener
+from kakehashi.server.observe.metrics_http import MetricsListener
 from tests import server_apps
 from tests.conftest import ServeProcess, StartServer
 from tests.wire import Reader, connect, exchange, get, wait_until

@@ -130,7 +130,8 @@ def _get(address: str, path: str, delay: float = 0.0) -> tuple[int, bytes]:
 
 def _count_file_sends() -> dict[str, int]:
     """Counts the fallback's calls, per caller: a file region, and spool files."""
-    from kakehashi.server import outbuf, sockio
+    from kakehashi.server.net import sockio
+    from kakehashi.server.threads import outbuf
 
     counts = {"region": 0, "spool": 0}
     send_file = sockio.send_file

@@ -15,7 +15,7 @@ import pytest
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import Request
 from kakehashi.server import ServerConfig
-from kakehashi.server.accesslog import (
+from kakehashi.server.observe.accesslog import (
     BATCH,
     DEFAULT_FORMAT,
     AccessLog,
@@ -25,7 +25,7 @@ from kakehashi.server.accesslog import (
     first_line,
     request_line,
 )
-from kakehashi.server.logfile import LogFileHandler
+from kakehashi.server.observe.logfile import LogFileHandler
 from tests.wire import wait_until
 
 ENVIRON = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kakehashi.server.input import BufferedInput
+from kakehashi.server.threads.input import BufferedInput
 
 BODY = b"first line\nsecond\n\nlast without newline"
 

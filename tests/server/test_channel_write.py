@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from kakehashi.server.channel import Phase
-from kakehashi.server.epoll_poller import EpollPoller
-from kakehashi.server.portable_poller import PortablePoller
+from kakehashi.server.threads.channel import Phase
+from kakehashi.server.threads.epoll_poller import EpollPoller
+from kakehashi.server.threads.portable_poller import PortablePoller
 from tests.server.test_channel import Rig
 from tests.wire import parse_response
 

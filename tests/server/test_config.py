@@ -6,7 +6,7 @@ import pytest
 
 from kakehashi.errors import ConfigError
 from kakehashi.server import Address, ServerConfig, parse_bind
-from kakehashi.server.server import bind_sockets
+from kakehashi.server.threads.server import bind_sockets
 
 pytestmark = pytest.mark.timeout(10)
 

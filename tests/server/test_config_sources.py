@@ -14,7 +14,7 @@ from kakehashi.cli import build_parser
 from kakehashi.cli.serve import config_from_args
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
-from kakehashi.server.config_sources import from_env, from_toml, merge, to_toml
+from kakehashi.server.config.sources import from_env, from_toml, merge, to_toml
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kakehashi.server.logfile import LogFileHandler, dropped_lines, reopen_log_files
+from kakehashi.server.observe.logfile import LogFileHandler, dropped_lines, reopen_log_files
 from tests.wire import wait_until
 
 F_SETPIPE_SZ = 1031  # Linux fcntl: the pipe's capacity

@@ -15,8 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
-from kakehashi.server.exposition import escape_help, escape_label, format_value, render, sample
-from kakehashi.server.metrics import (
+from kakehashi.server.observe.exposition import (
+    escape_help,
+    escape_label,
+    format_value,
+    render,
+    sample,
+)
+from kakehashi.server.observe.metrics import (
     BATCH,
     CELLS,
     DURATION_BOUNDS,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kakehashi.server.outbuf import OutputBuffer
-from kakehashi.server.pace import SendPace
+from kakehashi.server.engine.pace import SendPace
+from kakehashi.server.threads.outbuf import OutputBuffer
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kakehashi.server.pace import SendPace
+from kakehashi.server.engine.pace import SendPace
 
 
 def test_progress_rule() -> None:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from kakehashi.http1 import DEFAULT_LIMITS, Request, maybe_parse_request_head
-from kakehashi.server.input import BufferedInput
-from kakehashi.server.parked_body import BodyBudget, ParkedBody
+from kakehashi.server.threads.input import BufferedInput
+from kakehashi.server.threads.parked_body import BodyBudget, ParkedBody
 
 MIB = 1 << 20
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pytest
 
 from kakehashi.server import ServerConfig
-from kakehashi.server.channel import Phase
-from kakehashi.server.context import ServerContext
-from kakehashi.server.portable_poller import PortablePoller
+from kakehashi.server.threads.channel import Phase
+from kakehashi.server.threads.context import ServerContext
+from kakehashi.server.threads.portable_poller import PortablePoller
 from kakehashi.wsgi import EnvironBuilder, base_environ
 from tests.server_apps import app
 
@@ -118,7 +118,7 @@ def test_wake_all_sends_every_worker_home(watched: Watched) -> None:
     ("choice", "kind"), [("epoll", "EpollPoller"), ("portable", "PortablePoller")]
 )
 def test_the_poller_setting_picks_the_implementation(choice: str, kind: str) -> None:
-    from kakehashi.server.server import Server
+    from kakehashi.server.threads.server import Server
 
     server = Server(app, ServerConfig(bind=("127.0.0.1:0",), poller=choice))
     try:

@@ -1,4 +1,4 @@
-"""Unit tests of kakehashi.server.proxies: trust, Forwarded / X-Forwarded-*, the root path.
+"""Unit tests of kakehashi.server.edge.proxies: trust, Forwarded / X-Forwarded-*, the root path.
 
 No sockets: requests are parsed from bytes and their environ built as the server does.
 """
@@ -19,7 +19,7 @@ from kakehashi import http1
 from kakehashi.cli.serve import add_arguments, config_from_args
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
-from kakehashi.server.proxies import (
+from kakehashi.server.edge.proxies import (
     PROXY_KEYS,
     Malformed,
     ProxiedEnvironBuilder,

@@ -1,4 +1,4 @@
-"""Unit tests of kakehashi.server.proxy_protocol: the sans-I/O PROXY header parser, v1 and v2.
+"""Unit tests of kakehashi.server.edge.proxy_protocol: the sans-I/O PROXY header parser, v1 and v2.
 
 Headers are encoded here from the specification (haproxy's doc/proxy-protocol.txt), then fed
 whole, cut short at every byte, followed by HTTP, corrupted, and as random bytes.
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from kakehashi.errors import ConfigError, RemoteProtocolError
 from kakehashi.server import ServerConfig
-from kakehashi.server.proxy_protocol import (
+from kakehashi.server.edge.proxy_protocol import (
     V2_SIGNATURE,
     ProxyHeader,
     expect_proxy_header,

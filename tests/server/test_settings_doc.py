@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kakehashi.server.settings_doc import settings_markdown
+from kakehashi.server.config.page import settings_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 
 
 def test_settings_doc_is_in_sync() -> None:
     assert DOC.read_text(encoding="utf-8") == settings_markdown(), (
-        "regenerate: python -m kakehashi.server.settings_doc > docs/settings.md"
+        "regenerate: python -m kakehashi.server.config.page > docs/settings.md"
     )
 
 

@@ -19,8 +19,8 @@ import pytest
 
 from kakehashi.cli import lifecycle
 from kakehashi.server import Server, ServerConfig
-from kakehashi.server.logfile import LogFileHandler
-from kakehashi.server.worker import WorkerHooks, _install_signals
+from kakehashi.server.observe.logfile import LogFileHandler
+from kakehashi.server.process.worker import WorkerHooks, _install_signals
 from tests.conftest import hello_app
 
 pytestmark = [

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kakehashi.server import sockio
+from kakehashi.server.net import sockio
 
 pytestmark = pytest.mark.timeout(10)
 

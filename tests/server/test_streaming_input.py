@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from kakehashi import http1
-from kakehashi.server.input import StreamingInput
+from kakehashi.server.threads.input import StreamingInput
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kakehashi.server.tls_channel import distinguished_name
+from kakehashi.server.threads.tls_channel import distinguished_name
 
 
 def test_most_specific_first_with_short_names() -> None:

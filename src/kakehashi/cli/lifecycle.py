@@ -4,7 +4,7 @@ the two ways it runs (one process, or the arbiter over pre-fork workers).
 With one worker and nothing that needs a manager, the server runs in this process: SIGINT or
 SIGTERM asks for a graceful shutdown, a second SIGINT (or SIGQUIT) forces the exit, SIGUSR1
 reopens the log files and SIGHUP is refused with a log line (a reload needs the manager).
-Otherwise the arbiter (kakehashi.server.arbiter) installs its own handlers.
+Otherwise the arbiter (kakehashi.server.process.arbiter) installs its own handlers.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.server import Server, ServerConfig
-from kakehashi.server.logfile import LogFileHandler, reopen_log_files
-from kakehashi.server.systemd import notify
-from kakehashi.server.worker import shutdown_after_delay
+from kakehashi.server.net.systemd import notify
+from kakehashi.server.observe.logfile import LogFileHandler, reopen_log_files
+from kakehashi.server.process.worker import shutdown_after_delay
 
 __all__ = ["PidFile", "needs_manager", "reopen_logs", "serve_in_process"]
 
@@ -37,7 +37,7 @@ def needs_manager(config: ServerConfig) -> bool:
 
 def reopen_logs() -> int:
     """Reopen every log file kakehashi's loggers write to (logrotate moved them): SIGUSR1.
-    Lines the access log still queues go to the old file first (server/logfile.py).
+    Lines the access log still queues go to the old file first (server/observe/logfile.py).
 
     Returns how many files were reopened.
     """

@@ -20,7 +20,7 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
-from kakehashi.server.logfile import LogFileHandler
+from kakehashi.server.observe.logfile import LogFileHandler
 
 __all__ = ["add_logging_arguments", "configure_logging"]
 

@@ -4,7 +4,7 @@ The flags are generated from the fields of ServerConfig (one declaration per set
 gunicorn's and uvicorn's spellings users already know: ``--host``/``--port``,
 ``--access-logfile`` and ``--log-level``.  This is the only place that installs signal
 handlers: SIGINT or SIGTERM asks the server to shut down gracefully, a second SIGINT forces
-the exit (cli/lifecycle.py); with several workers the arbiter (server/arbiter.py) does.
+the exit (cli/lifecycle.py); with several workers the arbiter (server/process/arbiter.py) does.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from kakehashi.cli.lifecycle import PidFile, needs_manager, reopen_logs, serve_i
 from kakehashi.cli.logsetup import add_logging_arguments, configure_logging
 from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server import Server, ServerConfig
-from kakehashi.server.arbiter import Arbiter
-from kakehashi.server.config_sources import from_env, from_toml, merge, to_toml
-from kakehashi.server.server import bind_sockets
-from kakehashi.server.systemd import listen_fds
-from kakehashi.server.tls import make_context
-from kakehashi.server.worker import RequestTracker, WorkerHooks
+from kakehashi.server.config.sources import from_env, from_toml, merge, to_toml
+from kakehashi.server.edge.tls import make_context
+from kakehashi.server.net.systemd import listen_fds
+from kakehashi.server.process.arbiter import Arbiter
+from kakehashi.server.process.worker import RequestTracker, WorkerHooks
+from kakehashi.server.threads.server import bind_sockets
 from kakehashi.wsgi import WSGIApp
 
 __all__ = ["add_arguments", "load_app", "run"]

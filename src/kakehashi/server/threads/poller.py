@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kakehashi.server.channel import HTTPChannel
-from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.handshakes import refuse_new_handshakes
+from kakehashi.server.net.handshakes import refuse_new_handshakes
+from kakehashi.server.threads.channel import HTTPChannel
+from kakehashi.server.threads.context import ServerContext, error_logger
 
 __all__ = ["ChannelFactory", "Poller"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from kakehashi.server.metrics import (
+from kakehashi.server.observe.metrics import (
     CELLS,
     DURATION_BOUNDS,
     METHODS,

@@ -19,15 +19,15 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from kakehashi.http1 import Request
-from kakehashi.server.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
-from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.proxies import ProxiedEnvironBuilder
-from kakehashi.server.task import error_response
-from kakehashi.server.tls import TLSSocket
+from kakehashi.server.edge.proxies import ProxiedEnvironBuilder
+from kakehashi.server.edge.tls import TLSSocket
+from kakehashi.server.threads.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
+from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.threads.task import error_response
 from kakehashi.wsgi import InputStream
 
 if TYPE_CHECKING:
-    from kakehashi.server.poller import ChannelFactory, Poller
+    from kakehashi.server.threads.poller import ChannelFactory, Poller
 
 __all__ = ["TLSChannel", "TLSEnvironBuilder", "TLSPeer", "distinguished_name", "tls_channels"]
 

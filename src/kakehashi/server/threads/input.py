@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from kakehashi.errors import ClientDisconnected, RemoteProtocolError
 from kakehashi.http1 import BodyReader, EndOfMessage, ReceiveBuffer
-from kakehashi.server.sockio import recv_some, send_all
+from kakehashi.server.net.sockio import recv_some, send_all
 
 __all__ = ["BufferedInput", "StreamingInput"]
 

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 from kakehashi.errors import RemoteProtocolError
-from kakehashi.server.proxies import TrustedPeers
+from kakehashi.server.edge.proxies import TrustedPeers
 
 __all__ = [
     "MODES",

@@ -44,17 +44,17 @@ from kakehashi.http1 import (
     maybe_parse_request_head,
     reader_for,
 )
-from kakehashi.server.accesslog import body_length, first_line, request_line
-from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.input import BufferedInput, StreamingInput
-from kakehashi.server.outbuf import OutputBuffer, log_dropped
-from kakehashi.server.parked_body import ParkedBody
-from kakehashi.server.proxy_protocol import expect_proxy_header
-from kakehashi.server.sockio import send_all
-from kakehashi.server.task import error_response, run_application
+from kakehashi.server.edge.proxy_protocol import expect_proxy_header
+from kakehashi.server.net.sockio import send_all
+from kakehashi.server.observe.accesslog import body_length, first_line, request_line
+from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.threads.input import BufferedInput, StreamingInput
+from kakehashi.server.threads.outbuf import OutputBuffer, log_dropped
+from kakehashi.server.threads.parked_body import ParkedBody
+from kakehashi.server.threads.task import error_response, run_application
 
 if TYPE_CHECKING:
-    from kakehashi.server.poller import Poller
+    from kakehashi.server.threads.poller import Poller
 
 __all__ = ["WAIT_READ", "WAIT_WRITE", "HTTPChannel", "Phase"]
 

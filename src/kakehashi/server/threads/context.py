@@ -13,11 +13,11 @@ import time
 from email.utils import formatdate
 
 from kakehashi.http1 import Limits
-from kakehashi.server.accesslog import AccessLog
-from kakehashi.server.config import ServerConfig
-from kakehashi.server.metrics import Recorder
-from kakehashi.server.parked_body import BodyBudget
-from kakehashi.server.watch import RequestWatch
+from kakehashi.server.config.settings import ServerConfig
+from kakehashi.server.observe.accesslog import AccessLog
+from kakehashi.server.observe.metrics import Recorder
+from kakehashi.server.threads.parked_body import BodyBudget
+from kakehashi.server.threads.watch import RequestWatch
 from kakehashi.wsgi import EnvironBuilder, HeadCache, WSGIApp
 
 __all__ = ["ServerContext"]

@@ -1,6 +1,6 @@
 """The settings table of docs/settings.md, generated from ServerConfig's fields.
 
-No I/O here: :func:`settings_markdown` returns the text; ``python -m kakehashi.server.settings_doc``
+No I/O here: :func:`settings_markdown` returns the text; ``python -m kakehashi.server.config.page``
 prints it, and a test checks that docs/settings.md is up to date.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from kakehashi.server.config import ServerConfig
+from kakehashi.server.config.settings import ServerConfig
 
 __all__ = ["settings_markdown"]
 
@@ -18,7 +18,7 @@ def settings_markdown() -> str:
     lines = [
         "# kakehashi serve: settings",
         "",
-        "Generated from `ServerConfig` (`python -m kakehashi.server.settings_doc`); do not edit.",
+        "Generated from `ServerConfig` (`python -m kakehashi.server.config.page`); do not edit.",
         "Every setting is a field of `kakehashi.ServerConfig` and a flag of `kakehashi serve`.",
         "",
     ]

@@ -20,21 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from kakehashi.errors import ConfigError
-from kakehashi.server.channel import HTTPChannel
-from kakehashi.server.config import Address, ServerConfig
-from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.epoll_poller import EpollPoller
-from kakehashi.server.epoll_poller import available as epoll_available
-from kakehashi.server.logfile import dropped_lines
-from kakehashi.server.metrics import Recorder
-from kakehashi.server.metrics_http import server_metrics
-from kakehashi.server.poller import ChannelFactory, Poller
-from kakehashi.server.portable_poller import PortablePoller
-from kakehashi.server.proxies import ProxiedEnvironBuilder, TrustedPeers
-from kakehashi.server.sockio import reuse_address
-from kakehashi.server.systemd import adopt_socket
-from kakehashi.server.tls import make_context
-from kakehashi.server.tls_channel import TLSEnvironBuilder, tls_channels
+from kakehashi.server.config.settings import Address, ServerConfig
+from kakehashi.server.edge.proxies import ProxiedEnvironBuilder, TrustedPeers
+from kakehashi.server.edge.tls import make_context
+from kakehashi.server.net.sockio import reuse_address
+from kakehashi.server.net.systemd import adopt_socket
+from kakehashi.server.observe.logfile import dropped_lines
+from kakehashi.server.observe.metrics import Recorder
+from kakehashi.server.observe.metrics_http import server_metrics
+from kakehashi.server.threads.channel import HTTPChannel
+from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.threads.epoll_poller import EpollPoller
+from kakehashi.server.threads.epoll_poller import available as epoll_available
+from kakehashi.server.threads.poller import ChannelFactory, Poller
+from kakehashi.server.threads.portable_poller import PortablePoller
+from kakehashi.server.threads.tls_channel import TLSEnvironBuilder, tls_channels
 from kakehashi.wsgi import WSGIApp, base_environ
 
 __all__ = ["Server", "bind_sockets", "make_poller", "serve"]

@@ -18,8 +18,8 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import DEFAULT_LIMITS, Limits
-from kakehashi.server.accesslog import DEFAULT_FORMAT, check_format
-from kakehashi.server.proxies import TrustedPeers, root_path_key
+from kakehashi.server.edge.proxies import TrustedPeers, root_path_key
+from kakehashi.server.observe.accesslog import DEFAULT_FORMAT, check_format
 
 __all__ = ["Address", "ServerConfig", "parse_bind"]
 
@@ -304,7 +304,7 @@ class ServerConfig:
                       "syntax as --forwarded-allow-ips; a header from anyone else closes "
                       "the connection", "proxies"),
     )  # fmt: skip
-    # -- TLS (server/tls.py, docs/tls.md) ------------------------------------------------------
+    # -- TLS (server/edge/tls.py, docs/tls.md) -------------------------------------------------
     certfile: str = field(
         default="",
         metadata=_opt("--certfile", "PEM certificate chain: serve HTTPS on every --bind "

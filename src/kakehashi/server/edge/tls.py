@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kakehashi.errors import ConfigError
-from kakehashi.server.config import ServerConfig
-from kakehashi.server.sockio import TLS_SEND_BYTES
+from kakehashi.server.config.settings import ServerConfig
+from kakehashi.server.net.sockio import TLS_SEND_BYTES
 
 __all__ = ["TLSSocket", "make_context"]
 

@@ -11,7 +11,7 @@ default format and ``json`` have hand-written formatters; any other format is co
 into a list of small functions.
 
 Where lines go: the ``kakehashi.access`` logger.  When its only handler is a
-:class:`~kakehashi.server.logfile.LogFileHandler` without formatter or filter (what
+:class:`~kakehashi.server.observe.logfile.LogFileHandler` without formatter or filter (what
 ``kakehashi serve`` installs), the line goes straight into that handler's buffer and no
 ``logging`` record is made; otherwise (handlers of the user's, ``caplog``...) it is logged as
 an INFO record whose message is the line, so every ``logging`` setup keeps working.
@@ -35,7 +35,7 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import Request
-from kakehashi.server.logfile import LogFileHandler
+from kakehashi.server.observe.logfile import LogFileHandler
 
 __all__ = [
     "BATCH",

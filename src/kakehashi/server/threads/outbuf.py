@@ -34,9 +34,9 @@ from itertools import islice
 from typing import Protocol
 
 from kakehashi.errors import ClientDisconnected
-from kakehashi.server.context import error_logger
-from kakehashi.server.pace import SendPace
-from kakehashi.server.sockio import TLS_SEND_BYTES, send_file
+from kakehashi.server.engine.pace import SendPace
+from kakehashi.server.net.sockio import TLS_SEND_BYTES, send_file
+from kakehashi.server.threads.context import error_logger
 
 __all__ = ["OutputBuffer", "OutputSink", "log_dropped"]
 

@@ -27,9 +27,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from kakehashi.server.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
-from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.poller import PASS_GIL_EVERY, ChannelFactory, Poller
+from kakehashi.server.threads.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
+from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.threads.poller import PASS_GIL_EVERY, ChannelFactory, Poller
 
 __all__ = ["PortablePoller", "select_capacity"]
 

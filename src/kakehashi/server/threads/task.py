@@ -26,12 +26,12 @@ from typing import Any
 
 from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProtocolError
 from kakehashi.http1 import Framing, Request, decide_response_framing, reason_phrase
-from kakehashi.server.accesslog import body_length, request_line
-from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.input import StreamingInput
-from kakehashi.server.outbuf import OutputBuffer, OutputSink, log_dropped
-from kakehashi.server.pace import SendPace
-from kakehashi.server.sockio import send_all, send_some, sendfile_some, wait_writable
+from kakehashi.server.engine.pace import SendPace
+from kakehashi.server.net.sockio import send_all, send_some, sendfile_some, wait_writable
+from kakehashi.server.observe.accesslog import body_length, request_line
+from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.threads.input import StreamingInput
+from kakehashi.server.threads.outbuf import OutputBuffer, OutputSink, log_dropped
 from kakehashi.wsgi import CONNECTION_CLOSE, FileWrapper, InputStream, StartResponse
 
 __all__ = ["ResponseWriter", "error_response", "run_application"]

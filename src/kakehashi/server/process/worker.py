@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from kakehashi.errors import ConfigError
-from kakehashi.server.config import ServerConfig
-from kakehashi.server.context import error_logger
-from kakehashi.server.metrics import Recorder
-from kakehashi.server.reloader import FileWatcher
-from kakehashi.server.server import Server
+from kakehashi.server.config.settings import ServerConfig
+from kakehashi.server.observe.metrics import Recorder
+from kakehashi.server.process.reloader import FileWatcher
+from kakehashi.server.threads.context import error_logger
+from kakehashi.server.threads.server import Server
 from kakehashi.wsgi import FileWrapper, WSGIApp
 
 __all__ = [

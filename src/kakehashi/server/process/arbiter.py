@@ -29,11 +29,11 @@ import time
 from dataclasses import dataclass
 
 from kakehashi.errors import ConfigError
-from kakehashi.server.config import ServerConfig
-from kakehashi.server.context import error_logger
-from kakehashi.server.metrics_http import ParentMetrics
-from kakehashi.server.systemd import notify
-from kakehashi.server.worker import WorkerHooks, WorkerSpec, run_worker
+from kakehashi.server.config.settings import ServerConfig
+from kakehashi.server.net.systemd import notify
+from kakehashi.server.observe.metrics_http import ParentMetrics
+from kakehashi.server.process.worker import WorkerHooks, WorkerSpec, run_worker
+from kakehashi.server.threads.context import error_logger
 from kakehashi.wsgi import WSGIApp
 
 __all__ = ["Arbiter"]

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 from kakehashi.errors import ConfigError, RemoteProtocolError
 from kakehashi.http1 import Limits, maybe_parse_request_head, reason_phrase
-from kakehashi.server.config import ServerConfig, parse_bind
-from kakehashi.server.context import error_logger
-from kakehashi.server.exposition import CONTENT_TYPE, render
-from kakehashi.server.metrics import Recorder, WorkerSlots
-from kakehashi.server.sockio import reuse_address
+from kakehashi.server.config.settings import ServerConfig, parse_bind
+from kakehashi.server.net.sockio import reuse_address
+from kakehashi.server.observe.exposition import CONTENT_TYPE, render
+from kakehashi.server.observe.metrics import Recorder, WorkerSlots
+from kakehashi.server.threads.context import error_logger
 
 __all__ = ["MetricsListener", "ParentMetrics", "server_metrics"]
 

@@ -16,9 +16,9 @@ import select
 import socket
 import time
 
-from kakehashi.server.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
-from kakehashi.server.context import ServerContext, error_logger
-from kakehashi.server.poller import PASS_GIL_EVERY, ChannelFactory, Poller
+from kakehashi.server.threads.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
+from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.threads.poller import PASS_GIL_EVERY, ChannelFactory, Poller
 
 __all__ = ["EpollPoller", "available"]
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, get_type_hints
 
 from kakehashi.errors import ConfigError
-from kakehashi.server.config import ServerConfig
+from kakehashi.server.config.settings import ServerConfig
 
 __all__ = ["ENV_PREFIX", "from_env", "from_toml", "merge", "to_toml"]
 

@@ -1,0 +1,1 @@
+"""edge: between the client and the app: TLS contexts, trusted proxies, the PROXY protocol."""
