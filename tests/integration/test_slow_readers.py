@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 from kakehashi.server import Server
-from kakehashi.server.threads.channel import HTTPChannel, Phase
+from kakehashi.server.threads.channel import HTTPChannel
 from kakehashi.server.threads.outbuf import OutputBuffer
+from kakehashi.server.threads.poller import Phase
 from tests.conftest import ROOT, SRC, StartServer, addr, hello_app
 from tests.wire import Reader, get, parse_response, wait_until
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from kakehashi.server import Server
-from kakehashi.server.threads.channel import Phase
+from kakehashi.server.threads.poller import Phase
 from tests.conftest import StartServer, addr
 from tests.integration.processes import cli
 from tests.integration.test_slow_readers import (

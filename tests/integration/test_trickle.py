@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from kakehashi.server import Server, channel
+from kakehashi.server import Server
+from kakehashi.server.threads import channel
 from tests import wire
 from tests.conftest import StartServer, addr
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from kakehashi.server import ServerConfig
-from kakehashi.server.threads.channel import HTTPChannel, Phase
+from kakehashi.server.threads.channel import HTTPChannel
 from kakehashi.server.threads.context import ServerContext
+from kakehashi.server.threads.poller import Phase
 from kakehashi.server.threads.server import make_poller
 from kakehashi.wsgi import EnvironBuilder, base_environ
 from tests import server_apps

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from kakehashi.server.threads.channel import Phase
 from kakehashi.server.threads.epoll_poller import EpollPoller
+from kakehashi.server.threads.poller import Phase
 from kakehashi.server.threads.portable_poller import PortablePoller
 from tests.server.test_channel import Rig
 from tests.wire import parse_response

@@ -6,7 +6,7 @@ import pytest
 
 from kakehashi.errors import ConfigError
 from kakehashi.server import Address, ServerConfig, parse_bind
-from kakehashi.server.threads.server import bind_sockets
+from kakehashi.server.net.bind import bind_sockets
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -79,12 +79,12 @@ def test_every_field_has_a_flag_and_help() -> None:
 
 
 def test_bind_in_use_is_a_config_error() -> None:
-    first = bind_sockets(ServerConfig(bind=("127.0.0.1:0",)))
+    first = bind_sockets(ServerConfig(bind=("127.0.0.1:0",)).addresses)
     try:
         port = first[0].getsockname()[1]
         # a second listener on the same port fails (SO_REUSEADDR does not allow two listeners)
         with pytest.raises(ConfigError, match="cannot listen on"):
-            bind_sockets(ServerConfig(bind=("127.0.0.1:0", f"127.0.0.1:{port}")))
+            bind_sockets(ServerConfig(bind=("127.0.0.1:0", f"127.0.0.1:{port}")).addresses)
     finally:
         for sock in first:
             sock.close()

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pytest
 
 from kakehashi.server import ServerConfig
-from kakehashi.server.threads.channel import Phase
+from kakehashi.server.threads.channel import HTTPChannel
 from kakehashi.server.threads.context import ServerContext
+from kakehashi.server.threads.poller import Phase
 from kakehashi.server.threads.portable_poller import PortablePoller
 from kakehashi.wsgi import EnvironBuilder, base_environ
 from tests.server_apps import app
@@ -49,7 +50,7 @@ class Watched:
 def watched(request: pytest.FixtureRequest) -> Iterator[Watched]:
     config = ServerConfig(poller="portable")
     ctx = ServerContext(app, config, EnvironBuilder(base_environ("localhost", 0)))
-    p = PortablePoller(ctx, [], request.param)
+    p = PortablePoller(ctx, [], request.param, open_channel=HTTPChannel)
     reports: queue.SimpleQueue[int] = queue.SimpleQueue()
     p.handle = reports.put  # type: ignore[method-assign]
     worker = threading.Thread(target=p.work)
@@ -135,7 +136,7 @@ def test_many_ready_sockets_reach_the_workers_once_each(
     sockets ready at once, every socket is handled exactly once."""
     config = ServerConfig(poller="portable", threads=3)
     ctx = ServerContext(app, config, EnvironBuilder(base_environ("localhost", 0)))
-    p = PortablePoller(ctx, [], make)
+    p = PortablePoller(ctx, [], make, open_channel=HTTPChannel)
     handled: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
     p.handle = lambda fd: handled.put((fd, threading.get_ident()))  # type: ignore[method-assign]
     workers = [threading.Thread(target=p.work) for _ in range(3)]

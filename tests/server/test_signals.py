@@ -21,6 +21,7 @@ from kakehashi.cli import lifecycle
 from kakehashi.server import Server, ServerConfig
 from kakehashi.server.observe.logfile import LogFileHandler
 from kakehashi.server.process.worker import WorkerHooks, _install_signals
+from kakehashi.server.threads.server import managed_server
 from tests.conftest import hello_app
 
 pytestmark = [
@@ -80,7 +81,9 @@ def test_a_workers_handlers_hand_over_too() -> None:
     # A pre-fork worker's own handlers (SIGTERM, SIGUSR1), in this process: they only queue.
     reopened: list[bool] = []
     server = Server(hello_app, ServerConfig(bind=("127.0.0.1:0",), threads=1))
-    hooks = WorkerHooks(load_app=lambda: hello_app, reopen_logs=lambda: reopened.append(True))
+    hooks = WorkerHooks(
+        load_app=lambda: hello_app, engine=managed_server, reopen_logs=lambda: reopened.append(True)
+    )
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
     previous[signal.SIGQUIT] = signal.getsignal(signal.SIGQUIT)
     _install_signals(server, hooks)

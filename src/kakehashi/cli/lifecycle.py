@@ -18,9 +18,9 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.server import Server, ServerConfig
+from kakehashi.server.engine.contract import shutdown_after_delay
 from kakehashi.server.net.systemd import notify
 from kakehashi.server.observe.logfile import LogFileHandler, reopen_log_files
-from kakehashi.server.process.worker import shutdown_after_delay
 
 __all__ = ["PidFile", "needs_manager", "reopen_logs", "serve_in_process"]
 

@@ -29,10 +29,11 @@ from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server import Server, ServerConfig
 from kakehashi.server.config.sources import from_env, from_toml, merge, to_toml
 from kakehashi.server.edge.tls import make_context
+from kakehashi.server.net.bind import bind_sockets
 from kakehashi.server.net.systemd import listen_fds
 from kakehashi.server.process.arbiter import Arbiter
-from kakehashi.server.process.worker import RequestTracker, WorkerHooks
-from kakehashi.server.threads.server import bind_sockets
+from kakehashi.server.process.worker import WorkerHooks
+from kakehashi.server.threads.server import managed_server
 from kakehashi.wsgi import WSGIApp
 
 __all__ = ["add_arguments", "load_app", "run"]
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
             return _inspect(args, config)
         configure_logging(args, config)
         config = _prepare(config)
-        sockets = bind_sockets(config)
+        sockets = bind_sockets(config.addresses, config.backlog, config.reuse_port)
         server = _make_server(args, config, sockets)  # binds --metrics-bind too
         pid_file = PidFile(config.pid)
         pid_file.write()
@@ -212,12 +213,13 @@ def _make_server(
     if not managed:
         assert app is not None
         if config.shutdown_delay:  # to answer with Connection: close during the delay
-            app = RequestTracker(app)
+            return managed_server(app, config, sockets=sockets)
         return Server(app, config, sockets=sockets)
     if config.tls:  # a certificate that cannot be loaded stops the start, not every worker
         make_context(config)
     hooks = WorkerHooks(
         load_app=lambda: load_app(args.app),
+        engine=managed_server,
         reopen_logs=reopen_logs,
         reload_config=lambda: config_from_args(args),
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import select
 import socket
 from dataclasses import dataclass, field
@@ -19,11 +18,10 @@ from typing import Any
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import DEFAULT_LIMITS, Limits
 from kakehashi.server.edge.proxies import TrustedPeers, root_path_key
+from kakehashi.server.net.bind import Address, parse_bind
 from kakehashi.server.observe.accesslog import DEFAULT_FORMAT, check_format
 
 __all__ = ["Address", "ServerConfig", "parse_bind"]
-
-_BIND_RE = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]{1,5})")
 
 
 def _opt(flag: str, help: str, section: str, **extra: Any) -> dict[str, Any]:
@@ -32,46 +30,6 @@ def _opt(flag: str, help: str, section: str, **extra: Any) -> dict[str, Any]:
     if "most" in extra:
         help = f"{help} (at most {extra['most']:,})"
     return {"flag": flag, "help": help, "section": section, **extra}
-
-
-@dataclass(frozen=True)
-class Address:
-    """Where to listen: a TCP (host, port), a Unix socket path, or an inherited descriptor."""
-
-    host: str = ""
-    port: int = 0
-    unix_path: str = ""
-    fd: int = -1  # a listening socket this process was given (fd://N, systemd)
-
-    def __str__(self) -> str:
-        if self.fd >= 0:
-            return f"fd://{self.fd}"
-        if self.unix_path:
-            return f"unix:{self.unix_path}"
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_bind(text: str) -> Address:
-    """``HOST:PORT``, ``[::1]:PORT``, ``:PORT`` (all interfaces), ``unix:/path`` or ``fd://N``.
-
-    Raises:
-        ConfigError: anything else.
-    """
-    if text.startswith("fd://"):
-        if not text[5:].isdigit() or int(text[5:]) > 65535:
-            raise ConfigError(f"cannot bind to {text!r}: want fd://N, N a file descriptor")
-        return Address(fd=int(text[5:]))
-    if text.startswith("unix:"):
-        if len(text) == 5:
-            raise ConfigError("unix: needs a path, as in unix:/run/app.sock")
-        return Address(unix_path=text[5:])
-    m = _BIND_RE.fullmatch(text)
-    if m is None or int(m["port"]) > 65535:
-        raise ConfigError(
-            f"cannot bind to {text!r}: want HOST:PORT, [::1]:PORT, unix:/path or fd://N"
-        )
-    host = m["v6"] if m["v6"] is not None else (m["host"] or "0.0.0.0")
-    return Address(host, int(m["port"]))
 
 
 def _check_number(f: dataclasses.Field[Any], value: object) -> None:

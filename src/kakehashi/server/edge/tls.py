@@ -27,13 +27,12 @@ import errno
 import socket
 import ssl
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from kakehashi.errors import ConfigError
-from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.net.sockio import TLS_SEND_BYTES
 
-__all__ = ["TLSSocket", "make_context"]
+__all__ = ["TLSSettings", "TLSSocket", "make_context"]
 
 _WAIT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _VERIFY = {
@@ -126,7 +125,27 @@ def _load(what: str, step: Callable[[], object]) -> None:
         raise ConfigError(f"TLS setup failed: {what}: {reason}") from exc
 
 
-def make_context(config: ServerConfig) -> ssl.SSLContext:
+class TLSSettings(Protocol):
+    """The settings read here (ServerConfig has them): a protocol, so that this room stays
+    below the config room, which imports the trusted-proxy parser from it."""
+
+    @property
+    def certfile(self) -> str: ...
+    @property
+    def keyfile(self) -> str: ...
+    @property
+    def keyfile_password(self) -> str: ...
+    @property
+    def ca_certs(self) -> str: ...
+    @property
+    def ciphers(self) -> str: ...
+    @property
+    def cert_reqs(self) -> str: ...
+    @property
+    def ssl_min_version(self) -> str: ...
+
+
+def make_context(config: TLSSettings) -> ssl.SSLContext:
     """The server's SSLContext from its settings; its sockets are TLSSockets.
 
     Raises:

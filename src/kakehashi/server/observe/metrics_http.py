@@ -22,16 +22,30 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kakehashi.errors import ConfigError, RemoteProtocolError
 from kakehashi.http1 import Limits, maybe_parse_request_head, reason_phrase
-from kakehashi.server.config.settings import ServerConfig, parse_bind
+from kakehashi.server.net.bind import parse_bind
 from kakehashi.server.net.sockio import reuse_address
 from kakehashi.server.observe.exposition import CONTENT_TYPE, render
+from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.observe.metrics import Recorder, WorkerSlots
-from kakehashi.server.threads.context import error_logger
 
-__all__ = ["MetricsListener", "ParentMetrics", "server_metrics"]
+__all__ = ["MetricsListener", "MetricsSettings", "ParentMetrics", "server_metrics"]
+
+
+class MetricsSettings(Protocol):
+    """The settings read here (ServerConfig has them): a protocol, so that this room stays
+    below the config room, which imports the access log's format checker from it."""
+
+    @property
+    def metrics_bind(self) -> str: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def workers(self) -> int: ...
+
 
 _DEADLINE = 10.0  # seconds a scrape connection may take, from accept to its answer sent
 _MAX_CONNECTIONS = 64
@@ -197,7 +211,7 @@ class MetricsListener:
 
 
 def server_metrics(
-    config: ServerConfig, given: Recorder | None
+    config: MetricsSettings, given: Recorder | None
 ) -> tuple[Recorder | None, MetricsListener | None]:
     """A server's recorder, and the listener it serves it on (not started yet).
 
@@ -214,12 +228,12 @@ class ParentMetrics:
     """The pre-fork parent's metrics: the workers' shared slots and the listener serving
     their sum.  Create it before forking (it binds: ConfigError if it cannot)."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: MetricsSettings) -> None:
         self.slots = WorkerSlots(config.workers, config.threads)
         self.listener = MetricsListener(config.metrics_bind, lambda: render(self.slots.totals()))
 
     @classmethod
-    def create(cls, config: ServerConfig) -> ParentMetrics | None:
+    def create(cls, config: MetricsSettings) -> ParentMetrics | None:
         return cls(config) if config.metrics_bind else None
 
     def in_child(self, slot: int | None) -> Recorder:

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from kakehashi.errors import ConfigError
 from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.net.systemd import notify
+from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.observe.metrics_http import ParentMetrics
 from kakehashi.server.process.worker import WorkerHooks, WorkerSpec, run_worker
-from kakehashi.server.threads.context import error_logger
 from kakehashi.wsgi import WSGIApp
 
 __all__ = ["Arbiter"]

@@ -4,8 +4,8 @@ Runs in the child after ``fork()`` and never returns (``os._exit``).  The worker
 its parent through one pipe, one short line per message (each write is below PIPE_BUF, so
 atomic): ``ready`` once it accepts connections, ``beat`` every tick while it is healthy,
 ``recycle N`` once it served its ``--max-requests``, ``changed PATH`` when a watched file
-changed (``--reload``), ``stuck ...`` when every thread has run one request for longer than
-``--timeout``, and ``error CODE TEXT`` when it cannot boot.
+changed (``--reload``), ``stuck ...`` when the engine says every request it can run has made no
+progress for ``--timeout``, and ``error CODE TEXT`` when it cannot boot.
 
 A heartbeat thread sends the beats.  It also watches the parent: Linux delivers SIGTERM
 when the parent dies (``PR_SET_PDEATHSIG``), and elsewhere the parent-pid check at each tick
@@ -20,34 +20,29 @@ import contextlib
 import ctypes
 import faulthandler
 import functools
-import itertools
 import os
 import random
 import signal
 import socket
 import sys
 import threading
-import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from kakehashi.errors import ConfigError
 from kakehashi.server.config.settings import ServerConfig
+from kakehashi.server.engine.contract import Engine, EngineFactory, shutdown_after_delay
+from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.observe.metrics import Recorder
 from kakehashi.server.process.reloader import FileWatcher
-from kakehashi.server.threads.context import error_logger
-from kakehashi.server.threads.server import Server
-from kakehashi.wsgi import FileWrapper, WSGIApp
 
 __all__ = [
-    "RequestTracker",
     "WorkerHooks",
     "WorkerSpec",
     "run_worker",
     "set_parent_death_signal",
-    "shutdown_after_delay",
 ]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -55,10 +50,12 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 @dataclass
 class WorkerHooks:
-    """What the command line gives the process manager: how to import the application, how
-    to reopen its log files, and how to read the configuration again on SIGHUP."""
+    """What the command line gives the process manager: how to import the application, the
+    engine to serve it with, how to reopen its log files, and how to read the configuration
+    again on SIGHUP."""
 
-    load_app: Callable[[], WSGIApp]
+    load_app: Callable[[], Any]
+    engine: EngineFactory  # the engine that serves the app (the CLI picks it)
     reopen_logs: Callable[[], object] = lambda: None
     reload_config: Callable[[], ServerConfig] | None = None
 
@@ -72,7 +69,7 @@ class WorkerSpec:
     hooks: WorkerHooks
     parent_pid: int
     pipe: int  # the write end of this worker's pipe to the arbiter
-    app: WSGIApp | None = None  # preloaded in the parent (--preload)
+    app: Any = None  # preloaded in the parent (--preload)
     close_fds: list[int] = field(default_factory=list)  # the parent's, not ours
     metrics: Recorder | None = None  # this worker's slot of the parent's --metrics-bind
 
@@ -101,92 +98,13 @@ class _Report:
             os.write(self.fd, data)
 
 
-class RequestTracker:
-    """Wraps the application to count requests and see which are running, and since when.
-
-    Lists, tuples and file wrappers pass through untouched (the server frames them itself);
-    any other iterable is wrapped: each chunk it yields is progress, and its ``close()`` marks
-    the request as finished.  A request is stuck when it has made no progress for a while.
-    """
-
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
-        self._ids = itertools.count(1)
-        self.started = 0
-        self.running: dict[int, tuple[str, float]] = {}  # single dict operations only
-        self.closing = False  # set once (--shutdown-delay): responses ask for a new connection
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if self.closing:
-            start_response = _closing(start_response)
-        key = self.started = next(self._ids)
-        line = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
-        self.running[key] = (line, time.monotonic())
-        try:
-            result = self.app(environ, start_response)
-        except BaseException:
-            self.running.pop(key, None)
-            raise
-        if type(result) in (list, tuple) or type(result) is FileWrapper:
-            self.running.pop(key, None)
-            return result
-        return _Finishing(result, self, key)
-
-    def stuck(self, threads: int, timeout: float) -> list[str]:
-        """The requests holding every thread with no progress for ``timeout``, else nothing."""
-        now = time.monotonic()
-        running = list(self.running.values())
-        if timeout <= 0 or len(running) < threads:
-            return []
-        if all(now - since > timeout for _, since in running):
-            return [f"{line} ({now - since:.1f}s)" for line, since in running]
-        return []
-
-
-def _closing(start_response: Callable[..., Any]) -> Callable[..., Any]:
-    """``start_response`` that adds ``Connection: close`` (the framing then closes after it)."""
-
-    def closing(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-        if not any(name.lower() == "connection" for name, _ in headers):
-            headers = [*headers, ("Connection", "close")]
-        return start_response(status, headers, *exc_info)
-
-    return closing
-
-
-class _Finishing:
-    """A streamed response: each chunk counts as progress, ``close()`` as the end."""
-
-    __slots__ = ("_key", "_result", "_tracker")
-
-    def __init__(self, result: Iterable[bytes], tracker: RequestTracker, key: int) -> None:
-        self._result = result
-        self._tracker = tracker
-        self._key = key
-
-    def __iter__(self) -> Iterator[bytes]:
-        running = self._tracker.running
-        line = running[self._key][0]
-        for chunk in self._result:
-            running[self._key] = (line, time.monotonic())  # a stream that moves is not stuck
-            yield chunk
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._tracker.running.pop(self._key, None)
-
-
 class _Heartbeat:
     """The worker's heartbeat thread (see the module docstring)."""
 
     def __init__(self, spec: WorkerSpec, report: _Report) -> None:
         self.spec = spec
         self.report = report
-        self.tracker: RequestTracker | None = None
+        self.engine: Engine | None = None
         self.stop = threading.Event()
         timeout = spec.config.timeout
         self.tick = min(1.0, timeout / 4) if timeout else 1.0
@@ -209,11 +127,11 @@ class _Heartbeat:
             self._beat()
 
     def _beat(self) -> None:
-        tracker = self.tracker
-        if tracker is None:  # still importing the application
+        engine = self.engine
+        if engine is None:  # still importing the application
             self.report.send("beat")
             return
-        stuck = tracker.stuck(self.spec.config.threads, self.spec.config.timeout)
+        stuck = engine.stuck(self.spec.config.timeout)
         if stuck:
             if not self._stuck_told:
                 self._stuck_told = True
@@ -224,9 +142,10 @@ class _Heartbeat:
         changed = self.watcher.changed() if self.watcher is not None else None
         if changed:
             self.report.send(f"changed {changed}")
-        if self.max_requests and not self._recycle_asked and tracker.started >= self.max_requests:
+        started = engine.requests_started()
+        if self.max_requests and not self._recycle_asked and started >= self.max_requests:
             self._recycle_asked = True
-            self.report.send(f"recycle {tracker.started}")
+            self.report.send(f"recycle {started}")
 
 
 def run_worker(spec: WorkerSpec) -> NoReturn:
@@ -280,14 +199,13 @@ def _serve(spec: WorkerSpec) -> int:
     except Exception as exc:
         report.send(f"error 1 {exc!r}")
         raise
-    tracker = RequestTracker(app)
-    server = Server(
-        tracker, spec.config, sockets=spec.sockets, shared_listeners=True, metrics=spec.metrics
+    server = spec.hooks.engine(
+        app, spec.config, sockets=spec.sockets, shared_listeners=True, metrics=spec.metrics
     )
     _install_signals(server, spec.hooks)
     if spec.config.reload:
         heartbeat.watcher = FileWatcher(spec.config.reload_extra_file)
-    heartbeat.tracker = tracker
+    heartbeat.engine = server
     # Ready before the threads start: connections wait in the kernel's queue meanwhile, and
     # the arbiter never sees a worker that already served a request as one still booting.
     report.send("ready")
@@ -301,24 +219,7 @@ def _serve(spec: WorkerSpec) -> int:
     return 0
 
 
-def shutdown_after_delay(server: Server, asked_before: bool) -> None:
-    """SIGTERM: drain now, or after ``--shutdown-delay`` seconds of serving with
-    ``Connection: close`` (for load balancers that stop sending traffic late).  A second
-    SIGTERM drains at once."""
-    delay = server.config.shutdown_delay
-    if not delay or asked_before:
-        server.request_shutdown()
-        return
-    if isinstance(server.ctx.app, RequestTracker):  # kept-alive clients go elsewhere
-        server.ctx.app.closing = True
-    error_logger.info("serving %gs more before draining (--shutdown-delay)", delay)
-    timer = threading.Timer(delay, server.request_shutdown)
-    timer.name = "kakehashi-shutdown-delay"
-    timer.daemon = True
-    timer.start()
-
-
-def _install_signals(server: Server, hooks: WorkerHooks) -> None:
+def _install_signals(server: Engine, hooks: WorkerHooks) -> None:
     asked: list[int] = []
 
     # The handlers take no lock (they may interrupt the main thread holding one): they

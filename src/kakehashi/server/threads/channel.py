@@ -28,13 +28,11 @@ arms the others, so idle threads take them.
 from __future__ import annotations
 
 import contextlib
-import enum
 import io
 import re
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from kakehashi.errors import ClientDisconnected, RemoteProtocolError
 from kakehashi.http1 import (
@@ -47,14 +45,13 @@ from kakehashi.http1 import (
 from kakehashi.server.edge.proxy_protocol import expect_proxy_header
 from kakehashi.server.net.sockio import send_all
 from kakehashi.server.observe.accesslog import body_length, first_line, request_line
-from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.observe.loggers import error_logger
+from kakehashi.server.threads.context import ServerContext
 from kakehashi.server.threads.input import BufferedInput, StreamingInput
 from kakehashi.server.threads.outbuf import OutputBuffer, log_dropped
 from kakehashi.server.threads.parked_body import ParkedBody
+from kakehashi.server.threads.poller import WAIT_READ, WAIT_WRITE, Phase, Poller
 from kakehashi.server.threads.task import error_response, run_application
-
-if TYPE_CHECKING:
-    from kakehashi.server.threads.poller import Poller
 
 __all__ = ["WAIT_READ", "WAIT_WRITE", "HTTPChannel", "Phase"]
 
@@ -65,19 +62,6 @@ _EMPTY_LINES_RE = re.compile(rb"(?:\r\n)*")
 _DRAIN_BYTES = 1 << 20
 # Error responses to a misbehaving client get this long to go out, no more.
 _ERROR_SEND_TIMEOUT = 1.0
-
-
-# What a channel may ask the poller to wait for, beyond what its phase says (Poller.arm).
-WAIT_READ = 1
-WAIT_WRITE = 2
-
-
-class Phase(enum.Enum):
-    IDLE = "idle"  # waiting for the first byte of a request (fresh or kept alive)
-    HEAD = "head"  # part of a request head has arrived
-    BODY = "body"  # head done, reading a small body before running the application
-    WRITE = "write"  # the response is queued: waiting for the client to take it
-    HANDSHAKE = "handshake"  # TLS: the handshake is under way (tls_channel.py)
 
 
 class HTTPChannel:

@@ -8,7 +8,6 @@ worst computed twice in the same second.
 
 from __future__ import annotations
 
-import logging
 import time
 from email.utils import formatdate
 
@@ -21,9 +20,6 @@ from kakehashi.server.threads.watch import RequestWatch
 from kakehashi.wsgi import EnvironBuilder, HeadCache, WSGIApp
 
 __all__ = ["ServerContext"]
-
-access_logger = logging.getLogger("kakehashi.access")
-error_logger = logging.getLogger("kakehashi.error")
 
 
 class ServerContext:

@@ -16,9 +16,17 @@ import select
 import socket
 import time
 
-from kakehashi.server.threads.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
-from kakehashi.server.threads.context import ServerContext, error_logger
-from kakehashi.server.threads.poller import PASS_GIL_EVERY, ChannelFactory, Poller
+from kakehashi.server.observe.loggers import error_logger
+from kakehashi.server.threads.context import ServerContext
+from kakehashi.server.threads.poller import (
+    PASS_GIL_EVERY,
+    WAIT_READ,
+    WAIT_WRITE,
+    Channel,
+    ChannelFactory,
+    Phase,
+    Poller,
+)
 
 __all__ = ["EpollPoller", "available"]
 
@@ -45,7 +53,7 @@ class EpollPoller(Poller):
         self,
         ctx: ServerContext,
         listeners: list[socket.socket],
-        open_channel: ChannelFactory = HTTPChannel,
+        open_channel: ChannelFactory,
     ) -> None:
         super().__init__(ctx, listeners, open_channel)
         self.epoll = select.epoll()
@@ -54,7 +62,7 @@ class EpollPoller(Poller):
         for fd in self.listeners:
             self.epoll.register(fd, _ARMED)
 
-    def arm(self, channel: HTTPChannel) -> None:
+    def arm(self, channel: Channel) -> None:
         """Arm a channel's socket for one readiness event (called under the channel's lock)."""
         events = _ARMED_WRITE if channel.phase is Phase.WRITE else _ARMED
         if channel.registered:
@@ -63,7 +71,7 @@ class EpollPoller(Poller):
             self.epoll.register(channel.fd, events)
             channel.registered = True
 
-    def arm_tls(self, channel: HTTPChannel, wait: int) -> None:
+    def arm_tls(self, channel: Channel, wait: int) -> None:
         events = _ARMED_FOR[wait]
         if channel.registered:
             self.epoll.modify(channel.fd, events)
@@ -71,7 +79,7 @@ class EpollPoller(Poller):
             self.epoll.register(channel.fd, events)
             channel.registered = True
 
-    def _unwatch(self, channel: HTTPChannel) -> None:
+    def _unwatch(self, channel: Channel) -> None:
         try:
             self.epoll.unregister(channel.fd)
         except (OSError, ValueError):  # the epoll itself was closed at shutdown

@@ -36,7 +36,7 @@ from typing import Protocol
 from kakehashi.errors import ClientDisconnected
 from kakehashi.server.engine.pace import SendPace
 from kakehashi.server.net.sockio import TLS_SEND_BYTES, send_file
-from kakehashi.server.threads.context import error_logger
+from kakehashi.server.observe.loggers import error_logger
 
 __all__ = ["OutputBuffer", "OutputSink", "log_dropped"]
 

@@ -18,21 +18,55 @@ GIL) and the listeners; the subclass owns its readiness object.
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kakehashi.server.net.handshakes import refuse_new_handshakes
-from kakehashi.server.threads.channel import HTTPChannel
-from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.observe.loggers import error_logger
+from kakehashi.server.threads.context import ServerContext
 
 __all__ = ["ChannelFactory", "Poller"]
 
-ChannelFactory = Callable[[socket.socket, tuple[str, int], ServerContext, "Poller"], HTTPChannel]
+# What a channel may ask the poller to wait for, beyond what its phase says (Poller.arm).
+WAIT_READ = 1
+WAIT_WRITE = 2
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"  # waiting for the first byte of a request (fresh or kept alive)
+    HEAD = "head"  # part of a request head has arrived
+    BODY = "body"  # head done, reading a small body before running the application
+    WRITE = "write"  # the response is queued: waiting for the client to take it
+    HANDSHAKE = "handshake"  # TLS: the handshake is under way (tls_channel.py)
+
+
+class Channel(Protocol):
+    """A connection as the pollers see it (channel.py's Channel and its TLS kind): a
+    protocol of its own, so that the pollers never import the channel that imports them."""
+
+    fd: int
+    sock: socket.socket
+    registered: bool
+    owned: bool
+    deadline: float
+    phase: Phase
+    out: Any
+
+    def claim(self) -> bool: ...
+    def run(self) -> None: ...
+    def rearm(self) -> None: ...
+    def expire(self) -> None: ...
+    def linger(self, until: float) -> None: ...
+    def close(self) -> None: ...
+
+
+ChannelFactory = Callable[[socket.socket, tuple[str, int], ServerContext, "Poller"], Channel]
 
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
@@ -71,14 +105,14 @@ class Poller:
         self,
         ctx: ServerContext,
         listeners: list[socket.socket],
-        open_channel: ChannelFactory = HTTPChannel,
+        open_channel: ChannelFactory,
     ) -> None:
         self.ctx = ctx
         self._next_pass = 0.0  # when a busy worker next passes the GIL (PASS_GIL_EVERY)
-        # What a new connection becomes: an HTTPChannel, or with TLS a TLSChannel
+        # What a new connection becomes: an Channel, or with TLS a TLSChannel
         # (tls_channel.py), chosen once here so that plain connections never test for TLS.
         self._open_channel = open_channel
-        self.channels: dict[int, HTTPChannel] = {}
+        self.channels: dict[int, Channel] = {}
         self.listeners = {sock.fileno(): sock for sock in listeners}
         self._listeners_paused = False
         self.drained = threading.Event()
@@ -88,18 +122,18 @@ class Poller:
 
     # -- what a subclass provides ------------------------------------------------------------
 
-    def arm(self, channel: HTTPChannel) -> None:
+    def arm(self, channel: Channel) -> None:
         """Arm a channel's socket for one readiness report (called under the channel's lock):
         readable, or writable in Phase.WRITE."""
         raise NotImplementedError
 
-    def arm_tls(self, channel: HTTPChannel, wait: int) -> None:
+    def arm_tls(self, channel: Channel, wait: int) -> None:
         """Arm for ``wait`` (WAIT_READ, WAIT_WRITE or both, from channel.py) whatever the
         phase says: a TLS handshake waits for what OpenSSL asks (tls_channel.py).  Kept
         apart from :meth:`arm` so the plain path tests nothing more."""
         raise NotImplementedError
 
-    def _unwatch(self, channel: HTTPChannel) -> None:
+    def _unwatch(self, channel: Channel) -> None:
         """Stop watching a channel's socket (before it closes)."""
         raise NotImplementedError
 
@@ -138,7 +172,7 @@ class Poller:
 
     # -- channels ----------------------------------------------------------------------------
 
-    def forget(self, channel: HTTPChannel) -> None:
+    def forget(self, channel: Channel) -> None:
         """Drop a channel before its socket closes (so its fd cannot be reused before this)."""
         if channel.registered:
             self._unwatch(channel)
@@ -199,7 +233,7 @@ class Poller:
         if channels and channels[0].claim():
             channels[0].run()
 
-    def _new_channel(self, sock: socket.socket, addr: Any) -> HTTPChannel:
+    def _new_channel(self, sock: socket.socket, addr: Any) -> Channel:
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):  # not a Unix socket
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

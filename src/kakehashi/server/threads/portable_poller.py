@@ -27,9 +27,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from kakehashi.server.threads.channel import WAIT_READ, WAIT_WRITE, HTTPChannel, Phase
-from kakehashi.server.threads.context import ServerContext, error_logger
-from kakehashi.server.threads.poller import PASS_GIL_EVERY, ChannelFactory, Poller
+from kakehashi.server.observe.loggers import error_logger
+from kakehashi.server.threads.context import ServerContext
+from kakehashi.server.threads.poller import (
+    PASS_GIL_EVERY,
+    WAIT_READ,
+    WAIT_WRITE,
+    Channel,
+    ChannelFactory,
+    Phase,
+    Poller,
+)
 
 __all__ = ["PortablePoller", "select_capacity"]
 
@@ -71,7 +79,8 @@ class PortablePoller(Poller):
         ctx: ServerContext,
         listeners: list[socket.socket],
         selector: Callable[[], selectors.BaseSelector] = selectors.DefaultSelector,
-        open_channel: ChannelFactory = HTTPChannel,
+        *,
+        open_channel: ChannelFactory,
     ) -> None:
         super().__init__(ctx, listeners, open_channel)
         self.selector = selector()
@@ -106,18 +115,18 @@ class PortablePoller(Poller):
 
     # -- arming ------------------------------------------------------------------------------
 
-    def arm(self, channel: HTTPChannel) -> None:
+    def arm(self, channel: Channel) -> None:
         """Arm a channel's socket for one report (called under the channel's lock)."""
         events = selectors.EVENT_WRITE if channel.phase is Phase.WRITE else selectors.EVENT_READ
         self._arm_for(channel, events)
 
-    def arm_tls(self, channel: HTTPChannel, wait: int) -> None:
+    def arm_tls(self, channel: Channel, wait: int) -> None:
         events = (selectors.EVENT_READ if wait & WAIT_READ else 0) | (
             selectors.EVENT_WRITE if wait & WAIT_WRITE else 0
         )
         self._arm_for(channel, events)
 
-    def _arm_for(self, channel: HTTPChannel, events: int) -> None:
+    def _arm_for(self, channel: Channel, events: int) -> None:
         channel.registered = True  # here: it has been armed, so forget() must unregister it
         with self._mutex:
             try:  # the usual case: reported, hence unregistered, since it was last armed
@@ -135,7 +144,7 @@ class PortablePoller(Poller):
             with contextlib.suppress(OSError):  # full: bytes are waiting, it will wake
                 self._wake_w.send(b"x")
 
-    def _unwatch(self, channel: HTTPChannel) -> None:
+    def _unwatch(self, channel: Channel) -> None:
         self._unwatch_listener(channel.fd)
 
     def _rearm_listener(self, listener: socket.socket) -> None:

@@ -16,49 +16,32 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kakehashi.errors import ConfigError
-from kakehashi.server.config.settings import Address, ServerConfig
+from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.edge.proxies import ProxiedEnvironBuilder, TrustedPeers
 from kakehashi.server.edge.tls import make_context
-from kakehashi.server.net.sockio import reuse_address
-from kakehashi.server.net.systemd import adopt_socket
+from kakehashi.server.net.bind import bind_sockets
 from kakehashi.server.observe.logfile import dropped_lines
+from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.observe.metrics import Recorder
 from kakehashi.server.observe.metrics_http import server_metrics
 from kakehashi.server.threads.channel import HTTPChannel
-from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.threads.context import ServerContext
 from kakehashi.server.threads.epoll_poller import EpollPoller
 from kakehashi.server.threads.epoll_poller import available as epoll_available
 from kakehashi.server.threads.poller import ChannelFactory, Poller
 from kakehashi.server.threads.portable_poller import PortablePoller
 from kakehashi.server.threads.tls_channel import TLSEnvironBuilder, tls_channels
+from kakehashi.server.threads.tracker import RequestTracker
 from kakehashi.wsgi import WSGIApp, base_environ
 
-__all__ = ["Server", "bind_sockets", "make_poller", "serve"]
+__all__ = ["Server", "make_poller", "managed_server", "serve"]
 
 _WINDOWS_SIGNAL_CHECK = 0.25  # seconds between chances for Ctrl-C's handler on Windows
 # Bytes a wake-up takes in the wake socket: any number of them means "look again".
 _WAKE_BYTES = 4096
-
-
-def bind_sockets(config: ServerConfig) -> list[socket.socket]:
-    """Listening sockets for every address of ``config`` (non-blocking).
-
-    Raises:
-        ConfigError: an address cannot be bound (in use, no permission, bad host).
-    """
-    sockets: list[socket.socket] = []
-    try:
-        for address in config.addresses:
-            sockets.append(_bind_one(address, config.backlog, config.reuse_port))
-    except OSError as exc:
-        for sock in sockets:
-            sock.close()
-        raise ConfigError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
-    return sockets
 
 
 def make_poller(
@@ -68,36 +51,6 @@ def make_poller(
     if ctx.config.poller == "epoll" or (ctx.config.poller == "auto" and epoll_available()):
         return EpollPoller(ctx, sockets, open_channel)
     return PortablePoller(ctx, sockets, open_channel=open_channel)
-
-
-def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socket.socket:
-    if address.fd >= 0:
-        return adopt_socket(address.fd)
-    if address.unix_path:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        with contextlib.suppress(FileNotFoundError):
-            Path(address.unix_path).unlink()
-        target: Any = address.unix_path
-    else:
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        reuse_address(sock)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if hasattr(socket, "TCP_DEFER_ACCEPT"):
-            # Linux hands a connection to accept() only once its first bytes arrived (or after
-            # about a second), as nginx's "deferred": the request is then there to read at once,
-            # and a silent connection costs us nothing until the kernel gives up waiting.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
-        target = (address.host, address.port)
-    try:
-        sock.bind(target)
-        sock.listen(backlog)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
 
 
 class Server:
@@ -130,7 +83,13 @@ class Server:
         self.shared_listeners = shared_listeners
         try:
             tls_context = make_context(self.config) if self.config.tls else None
-            self.sockets = sockets if sockets is not None else bind_sockets(self.config)
+            self.sockets = (
+                sockets
+                if sockets is not None
+                else bind_sockets(
+                    self.config.addresses, self.config.backlog, self.config.reuse_port
+                )
+            )
         except ConfigError:
             if self._metrics_http is not None:
                 self._metrics_http.release()
@@ -272,6 +231,20 @@ class Server:
         self._stop_asked = True
         self._wake()
 
+    # What the process manager reads (engine/contract.py).  The app is a RequestTracker
+    # when the server was made by managed_server(); a plain app has nothing to report.
+    def say_goodbye(self) -> None:
+        if isinstance(self.ctx.app, RequestTracker):
+            self.ctx.app.closing = True
+
+    def requests_started(self) -> int:
+        app = self.ctx.app
+        return app.started if isinstance(app, RequestTracker) else 0
+
+    def stuck(self, timeout: float) -> list[str]:
+        app = self.ctx.app
+        return app.stuck(self.config.threads, timeout) if isinstance(app, RequestTracker) else []
+
     def _wake(self) -> None:
         # Full: a wake-up is pending already.  None or closed: serve_forever is not
         # waiting (it looks at the flag and the queue before it does).
@@ -337,6 +310,25 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown(timeout=2.0)
+
+
+def managed_server(
+    app: WSGIApp,
+    config: ServerConfig,
+    *,
+    sockets: list[socket.socket] | None = None,
+    shared_listeners: bool = False,
+    metrics: Recorder | None = None,
+) -> Server:
+    """The thread engine's factory (engine/contract.py): a Server whose application is
+    tracked, so that it can say how many requests it started and which are stuck."""
+    return Server(
+        RequestTracker(app),
+        config,
+        sockets=sockets,
+        shared_listeners=shared_listeners,
+        metrics=metrics,
+    )
 
 
 def serve(app: WSGIApp, **settings: Any) -> None:

@@ -29,7 +29,8 @@ from kakehashi.http1 import Framing, Request, decide_response_framing, reason_ph
 from kakehashi.server.engine.pace import SendPace
 from kakehashi.server.net.sockio import send_all, send_some, sendfile_some, wait_writable
 from kakehashi.server.observe.accesslog import body_length, request_line
-from kakehashi.server.threads.context import ServerContext, error_logger
+from kakehashi.server.observe.loggers import error_logger
+from kakehashi.server.threads.context import ServerContext
 from kakehashi.server.threads.input import StreamingInput
 from kakehashi.server.threads.outbuf import OutputBuffer, OutputSink, log_dropped
 from kakehashi.wsgi import CONNECTION_CLOSE, FileWrapper, InputStream, StartResponse

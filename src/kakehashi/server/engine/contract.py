@@ -1,0 +1,77 @@
+"""What an engine is, to the process manager and the command line.
+
+An engine serves one application on listening sockets it is handed: the thread engine
+(``server/threads``) serves WSGI apps, the asyncio engine (``server/aio``) ASGI apps.  The
+process manager (``server/process``) and the CLI drive either through this protocol and the
+factory below, so neither imports an engine: the CLI picks the factory and hands it over.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kakehashi.server.config.settings import ServerConfig
+from kakehashi.server.observe.loggers import error_logger
+from kakehashi.server.observe.metrics import Recorder
+
+__all__ = ["Engine", "EngineFactory", "shutdown_after_delay"]
+
+
+class Engine(Protocol):
+    """A server of one engine, as the process manager and the CLI see it."""
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    def start(self) -> None:
+        """Start serving (accepting on return); RuntimeError if no thread can start."""
+
+    def serve_forever(self) -> None:
+        """Run queued calls until shut down (the main thread sleeps here)."""
+
+    def call_soon(self, work: Callable[[], object]) -> None:
+        """Run ``work`` on the thread in :meth:`serve_forever` (safe from a signal handler)."""
+
+    def request_shutdown(self) -> None:
+        """Begin the graceful shutdown (from any thread)."""
+
+    def say_goodbye(self) -> None:
+        """From now on, responses ask the client to reconnect elsewhere (``--shutdown-delay``)."""
+
+    def requests_started(self) -> int:
+        """How many requests the app was handed (``--max-requests``)."""
+
+    def stuck(self, timeout: float) -> list[str]:
+        """The requests holding every place the engine can run one, none of which made
+        progress for ``timeout`` seconds (``--timeout``); else an empty list."""
+
+
+class EngineFactory(Protocol):
+    def __call__(
+        self,
+        app: Any,
+        config: ServerConfig,
+        *,
+        sockets: list[socket.socket] | None = None,
+        shared_listeners: bool = False,
+        metrics: Recorder | None = None,
+    ) -> Engine: ...
+
+
+def shutdown_after_delay(server: Engine, asked_before: bool) -> None:
+    """SIGTERM: drain now, or after ``--shutdown-delay`` seconds of serving with
+    ``Connection: close`` (for load balancers that stop sending traffic late).  A second
+    SIGTERM drains at once."""
+    delay = server.config.shutdown_delay
+    if not delay or asked_before:
+        server.request_shutdown()
+        return
+    server.say_goodbye()  # kept-alive clients go elsewhere
+    error_logger.info("serving %gs more before draining (--shutdown-delay)", delay)
+    timer = threading.Timer(delay, server.request_shutdown)
+    timer.name = "kakehashi-shutdown-delay"
+    timer.daemon = True
+    timer.start()
