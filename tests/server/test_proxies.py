@@ -20,9 +20,8 @@ from kakehashi.cli.serve import add_arguments, config_from_args
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
 from kakehashi.server.edge.proxies import (
-    PROXY_KEYS,
+    PROXY_FIELDS,
     Malformed,
-    ProxiedEnvironBuilder,
     TrustedPeers,
     parse_forwarded,
     parse_host,
@@ -30,11 +29,15 @@ from kakehashi.server.edge.proxies import (
     parse_prefix,
     root_path_key,
 )
+from kakehashi.server.threads.environ import ProxiedEnvironBuilder
 from kakehashi.wsgi import base_environ
 
 pytestmark = pytest.mark.timeout(30)
 
 LOCAL = "127.0.0.1"
+
+# The environ keys of the proxy fields.
+PROXY_KEYS = tuple("HTTP_" + name.upper().replace("-", "_") for name in PROXY_FIELDS)
 
 
 def environ(

@@ -1,23 +1,23 @@
 """The request as the client sent it, when a proxy stands in between.
 
-No sockets here: given the environ built from the request, the address of the peer that
-sent it and the trust configuration, this module rewrites the environ in place.
+No sockets and no engine here: :func:`see_client` takes the address of the peer that sent
+a request, a getter for the request's header fields and the trust configuration, and says
+who the client is (a :class:`ClientView`).  Each engine applies that to what it hands the
+application: the thread engine to the WSGI environ (threads/environ.py).
 
 - From a *trusted* peer (``--forwarded-allow-ips``), ``Forwarded`` (RFC 7239) or else
-  ``X-Forwarded-For``/``-Proto``/``-Host``/``-Port`` set ``REMOTE_ADDR``/``REMOTE_PORT``,
-  ``wsgi.url_scheme``, ``HTTP_HOST``/``SERVER_NAME``/``SERVER_PORT``, and
-  ``X-Forwarded-Prefix`` is put in front of ``SCRIPT_NAME``.  The client address is the
+  ``X-Forwarded-For``/``-Proto``/``-Host``/``-Port`` give the client's address and port,
+  the scheme, the host and port it asked for, and ``X-Forwarded-Prefix`` a prefix to put in
+  front of the mount point.  The client address is the
   right-most hop that is not itself a trusted proxy: everything to its left was written by
   the client and proves nothing.
-- From any other peer those headers are removed, so an application reading them directly
-  cannot be fooled either (waitress's ``clear_untrusted_proxy_headers``).
+- From any other peer the view says which of those fields to remove, so an application
+  reading them directly cannot be fooled either (waitress's ``clear_untrusted_proxy_headers``).
 - A malformed value (a bad address, a scheme other than http/https, a list where one value
   belongs) is ignored with a debug log; the request goes on as if it were absent.
 
 ``--root-path`` (``SCRIPT_NAME`` in the process environment) mounts the application under a
-prefix: a path under it is split into ``SCRIPT_NAME`` and ``PATH_INFO``; any other path is
-left whole in ``PATH_INFO`` (the proxy already took the prefix off), with ``SCRIPT_NAME``
-still the prefix, as waitress's ``url_prefix`` does.
+prefix; :func:`root_path_key` checks it, and each engine splits paths under it.
 """
 
 from __future__ import annotations
@@ -27,19 +27,17 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from kakehashi.errors import ConfigError
-from kakehashi.http1 import Request
-from kakehashi.wsgi import EnvironBuilder, InputStream
 
 __all__ = [
-    "ProxiedEnvironBuilder",
-    "ProxyHeaders",
+    "PROXY_FIELDS",
+    "ClientView",
     "TrustedPeers",
     "parse_forwarded",
-    "split_root_path",
+    "root_path_key",
+    "see_client",
 ]
 
 logger = logging.getLogger("kakehashi.error")
@@ -47,14 +45,17 @@ logger = logging.getLogger("kakehashi.error")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# The environ keys of the headers a proxy uses to speak about the client.
-FORWARDED = "HTTP_FORWARDED"
-X_FOR = "HTTP_X_FORWARDED_FOR"
-X_PROTO = "HTTP_X_FORWARDED_PROTO"
-X_HOST = "HTTP_X_FORWARDED_HOST"
-X_PORT = "HTTP_X_FORWARDED_PORT"
-X_PREFIX = "HTTP_X_FORWARDED_PREFIX"
-PROXY_KEYS = (FORWARDED, X_FOR, X_PROTO, X_HOST, X_PORT, X_PREFIX)
+# The header fields a proxy uses to speak about the client (lower case, as getters take them).
+FORWARDED = "forwarded"
+X_FOR = "x-forwarded-for"
+X_PROTO = "x-forwarded-proto"
+X_HOST = "x-forwarded-host"
+X_PORT = "x-forwarded-port"
+X_PREFIX = "x-forwarded-prefix"
+PROXY_FIELDS = (FORWARDED, X_FOR, X_PROTO, X_HOST, X_PORT, X_PREFIX)
+
+# A request's header fields by lower-case name (the last value of a repeated one), or None.
+HeaderGetter = Callable[[str], "str | None"]
 
 # RFC 9110 §5.6.2 token and §5.6.4 quoted-string; RFC 7239 §4 pairs are token=value.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
@@ -262,13 +263,20 @@ def parse_prefix(text: str) -> str:
 
 @dataclass
 class ClientView:
-    """What trusted proxies said about the client; None where they said nothing usable."""
+    """What trusted proxies said about the client; None where they said nothing usable.
+
+    ``host`` is the host name the client asked for (with only a port forwarded, the name
+    from the request's ``Host``), ``host_port`` its port; ``prefix`` goes in front of the
+    mount point.  ``remove``: the proxy fields an untrusted peer sent, to be dropped.
+    """
 
     addr: str | None = None
     port: str | None = None
     scheme: str | None = None
     host: str | None = None
     host_port: str | None = None
+    prefix: str | None = None
+    remove: tuple[str, ...] = ()
 
 
 def _from_forwarded(value: str, trusted: TrustedPeers) -> ClientView:
@@ -300,15 +308,16 @@ def _from_forwarded(value: str, trusted: TrustedPeers) -> ClientView:
     return view
 
 
-def _from_x_forwarded(environ: dict[str, Any], trusted: TrustedPeers) -> ClientView:
+def _from_x_forwarded(get: HeaderGetter, trusted: TrustedPeers) -> ClientView:
     """The client seen through ``X-Forwarded-*``; each malformed header is ignored alone."""
     view = ClientView()
-    for key, read in _X_READERS:
-        if key in environ:
+    for name, read in _X_READERS:
+        value = get(name)
+        if value is not None:
             try:
-                read(view, environ[key], trusted)
+                read(view, value, trusted)
             except Malformed as exc:
-                _ignored(environ, [key], exc)
+                _ignored(name, value, exc)
     return view
 
 
@@ -358,92 +367,51 @@ def _digits(text: str) -> str:
     return text
 
 
-# -- rewriting the environ ------------------------------------------------------------------
+# -- who the client is -----------------------------------------------------------------------
 
 
-class ProxyHeaders:
-    """Applies the proxy headers of trusted peers to an environ and removes the others'."""
-
-    __slots__ = ("trusted",)
-
-    def __init__(self, trusted: TrustedPeers) -> None:
-        self.trusted = trusted
-
-    def apply(self, environ: dict[str, Any], peer_host: str) -> None:
-        """Rewrite ``environ`` of a request that came from ``peer_host`` (``""``: Unix)."""
-        if not (
-            X_FOR in environ
-            or X_PROTO in environ
-            or FORWARDED in environ
-            or X_HOST in environ
-            or X_PORT in environ
-            or X_PREFIX in environ
-        ):
-            return  # the common case, checked without building anything (~0.1 µs)
-        present = [key for key in PROXY_KEYS if key in environ]
-        if not self.trusted.trusts(peer_host):
-            for key in present:
-                del environ[key]
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("proxy headers from untrusted %s removed: %s", peer_host or "unix",
-                             ", ".join(present))  # fmt: skip
-            return
-        if FORWARDED not in environ:
-            view = _from_x_forwarded(environ, self.trusted)
-        else:  # the standard field wins; one malformed part discredits all of it
-            try:
-                view = _from_forwarded(environ[FORWARDED], self.trusted)
-            except Malformed as exc:
-                _ignored(environ, [FORWARDED], exc)
-                view = ClientView()
-        _apply_view(environ, view)
-        if X_PREFIX in environ:
-            try:
-                environ["SCRIPT_NAME"] = parse_prefix(environ[X_PREFIX]) + environ["SCRIPT_NAME"]
-            except Malformed as exc:
-                _ignored(environ, [X_PREFIX], exc)
-
-
-def _ignored(environ: dict[str, Any], keys: list[str], exc: Malformed) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        values = "; ".join(f"{key}={environ[key][:_MAX_LOGGED_CHARS]!r}" for key in keys)
-        logger.debug("proxy headers ignored (%s): %s", exc, values)
-
-
-def _apply_view(environ: dict[str, Any], view: ClientView) -> None:
-    if view.addr is not None:
-        environ["REMOTE_ADDR"] = view.addr
-        environ["REMOTE_PORT"] = view.port or "0"
-    if view.scheme is not None:
-        environ["wsgi.url_scheme"] = view.scheme
-    scheme = environ["wsgi.url_scheme"]
-    default_port = _DEFAULT_PORTS.get(scheme, "")
-    name = view.host
-    if name is None and view.host_port is not None and "HTTP_HOST" in environ:
+def see_client(trusted: TrustedPeers, peer_host: str, get: HeaderGetter) -> ClientView | None:
+    """Who sent a request that came from ``peer_host`` (``""``: a Unix socket), as its proxy
+    fields say: None when it has none (the caller may know that sooner, see the WSGI side).
+    """
+    present = tuple(name for name in PROXY_FIELDS if get(name) is not None)
+    if not present:
+        return None
+    if not trusted.trusts(peer_host):
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("proxy headers from untrusted %s removed: %s", peer_host or "unix",
+                         ", ".join(present))  # fmt: skip
+        return ClientView(remove=present)
+    forwarded = get(FORWARDED)
+    if forwarded is None:
+        view = _from_x_forwarded(get, trusted)
+    else:  # the standard field wins; one malformed part discredits all of it
+        try:
+            view = _from_forwarded(forwarded, trusted)
+        except Malformed as exc:
+            _ignored(FORWARDED, forwarded, exc)
+            view = ClientView()
+    if view.host is None and view.host_port is not None:
+        host = get("host")
         try:  # only the port was forwarded: keep the client's host name
-            name = parse_host(environ["HTTP_HOST"])[0]
+            view.host = parse_host(host)[0] if host is not None else None
         except Malformed:
-            name = None
-    if name is not None:
-        environ["SERVER_NAME"] = name
-        port = view.host_port or default_port
-        shown = f"[{name}]" if ":" in name else name
-        environ["HTTP_HOST"] = shown if port == default_port else f"{shown}:{port}"
-    if view.host_port is not None or name is not None:
-        environ["SERVER_PORT"] = view.host_port or default_port
+            view.host = None
+    prefix = get(X_PREFIX)
+    if prefix is not None:
+        try:
+            view.prefix = parse_prefix(prefix)
+        except Malformed as exc:
+            _ignored(X_PREFIX, prefix, exc)
+    return view
+
+
+def _ignored(name: str, value: str, exc: Malformed) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("proxy headers ignored (%s): %s=%r", exc, name, value[:_MAX_LOGGED_CHARS])
 
 
 # -- the mount point ------------------------------------------------------------------------
-
-
-def split_root_path(environ: dict[str, Any], root: str) -> None:
-    """Mount the application at ``root`` (latin-1 as PATH_INFO, no trailing slash)."""
-    path = environ["PATH_INFO"]
-    if path == root:
-        environ["PATH_INFO"] = ""
-    elif path.startswith(root) and path[len(root)] == "/":
-        environ["PATH_INFO"] = path[len(root) :]
-    environ["SCRIPT_NAME"] = root
 
 
 def root_path_key(text: str) -> str:
@@ -458,24 +426,3 @@ def root_path_key(text: str) -> str:
     if not text.startswith("/") or any(c in raw for c in b"?# \t\r\n\x00\x7f"):
         raise ConfigError(f"--root-path must be a path like /app, not {text!r}")
     return unquote_to_bytes(raw).decode("latin-1").rstrip("/")
-
-
-_build = EnvironBuilder.build  # called directly: cheaper than super() on every request
-
-
-class ProxiedEnvironBuilder(EnvironBuilder):
-    """An EnvironBuilder that also applies ``--root-path`` and the proxy headers."""
-
-    __slots__ = ("_proxies", "_root")
-
-    def __init__(self, base: dict[str, Any], trusted: TrustedPeers, root_path: str = "") -> None:
-        super().__init__(base)
-        self._proxies = ProxyHeaders(trusted)
-        self._root = root_path_key(root_path)
-
-    def build(self, request: Request, body: InputStream, peer: tuple[str, int]) -> dict[str, Any]:
-        environ = _build(self, request, body, peer)
-        if self._root:
-            split_root_path(environ, self._root)
-        self._proxies.apply(environ, peer[0])
-        return environ

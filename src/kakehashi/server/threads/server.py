@@ -20,7 +20,7 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.server.config.settings import ServerConfig
-from kakehashi.server.edge.proxies import ProxiedEnvironBuilder, TrustedPeers
+from kakehashi.server.edge.proxies import TrustedPeers
 from kakehashi.server.edge.tls import make_context
 from kakehashi.server.net.bind import bind_sockets
 from kakehashi.server.observe.logfile import dropped_lines
@@ -29,6 +29,7 @@ from kakehashi.server.observe.metrics import Recorder
 from kakehashi.server.observe.metrics_http import server_metrics
 from kakehashi.server.threads.channel import HTTPChannel
 from kakehashi.server.threads.context import ServerContext
+from kakehashi.server.threads.environ import ProxiedEnvironBuilder
 from kakehashi.server.threads.epoll_poller import EpollPoller
 from kakehashi.server.threads.epoll_poller import available as epoll_available
 from kakehashi.server.threads.poller import ChannelFactory, Poller

@@ -19,11 +19,11 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from kakehashi.http1 import Request
-from kakehashi.server.edge.proxies import ProxiedEnvironBuilder
 from kakehashi.server.edge.tls import TLSSocket
 from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.threads.channel import HTTPChannel
 from kakehashi.server.threads.context import ServerContext
+from kakehashi.server.threads.environ import ProxiedEnvironBuilder
 from kakehashi.server.threads.poller import WAIT_READ, WAIT_WRITE, Phase
 from kakehashi.server.threads.task import error_response
 from kakehashi.wsgi import InputStream
