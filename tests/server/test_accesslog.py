@@ -26,6 +26,7 @@ from kakehashi.server.observe.accesslog import (
     request_line,
 )
 from kakehashi.server.observe.logfile import LogFileHandler
+from kakehashi.server.threads.environ import ENVIRON_READER
 from tests.wire import wait_until
 
 ENVIRON = {
@@ -102,7 +103,7 @@ def test_bad_formats_are_refused(fmt: str, message: str) -> None:
 def _line(fmt: str, caplog: pytest.LogCaptureFixture, **kwargs: object) -> str:
     caplog.set_level(logging.INFO, logger="kakehashi.access")
     caplog.clear()
-    log = AccessLog(fmt)
+    log = AccessLog(ENVIRON_READER, fmt)
     if kwargs.get("refused"):
         log.refused("10.0.0.8", 400, 39, '"GET /\\x01 HTTP/1.1"')
     else:
@@ -165,7 +166,7 @@ def test_fast_path_only_for_a_bare_log_file_handler(
     handler = LogFileHandler(filename=str(tmp_path / "a.log"))
     access.addHandler(handler)
     access.propagate = False
-    log = AccessLog()
+    log = AccessLog(ENVIRON_READER)
     try:
         log.response(ENVIRON, 200, 1, 0.0)
         assert not handler._lines  # waits in the log's batch
@@ -208,7 +209,7 @@ def test_the_request_that_fills_a_batch_hands_it_over(
     log_file: tuple[LogFileHandler, Path],
 ) -> None:
     handler, _ = log_file
-    log = AccessLog()
+    log = AccessLog(ENVIRON_READER)
     for sent in range(BATCH - 1):
         log.response(ENVIRON, 200, sent, 0.0)
     assert not handler._lines  # the environs wait in the batch, no line made yet
@@ -223,7 +224,7 @@ def test_a_waiting_batch_is_written_within_the_flush_interval(
 ) -> None:
     handler, path = log_file
     handler.start()
-    log = AccessLog()
+    log = AccessLog(ENVIRON_READER)
     log.response(ENVIRON, 200, 5, 0.0)  # one line, far from a full batch
     assert wait_until(lambda: path.read_text().count("\n") == 1, timeout=3)
     assert '"GET /p?q=1 HTTP/1.1" 200 5 "http://r/" "ua/1" 0' in path.read_text()
@@ -237,7 +238,7 @@ def test_an_unbuffered_handler_gets_each_line_at_once(tmp_path: Path) -> None:
     access.propagate = False
     access.setLevel(logging.INFO)
     try:
-        log = AccessLog()
+        log = AccessLog(ENVIRON_READER)
         log.response(ENVIRON, 200, 7, 0.0)
         assert '" 200 7 "' in path.read_text()  # written, not waiting for a batch
         assert not log._pending
@@ -250,7 +251,7 @@ def test_an_unbuffered_handler_gets_each_line_at_once(tmp_path: Path) -> None:
 
 def test_a_line_that_fails_to_render_costs_no_other(log_file: tuple[LogFileHandler, Path]) -> None:
     _, path = log_file
-    log = AccessLog()
+    log = AccessLog(ENVIRON_READER)
     log.response(ENVIRON, 200, 1, 0.0)
     log.response({"RAW_URI": "/x"}, 200, 2, 0.0)  # a middleware dropped REMOTE_ADDR
     log.response(ENVIRON, 200, 3, 0.0)
@@ -266,7 +267,7 @@ def test_a_level_set_while_serving_applies_to_batched_lines(
 ) -> None:
     _, path = log_file
     access = logging.getLogger("kakehashi.access")
-    log = AccessLog()
+    log = AccessLog(ENVIRON_READER)
     log.response(ENVIRON, 200, 1, 0.0)
     access.setLevel(logging.WARNING)  # asked when the batch is drained, not per request
     log.response(ENVIRON, 200, 2, 0.0)
@@ -280,6 +281,6 @@ def test_a_level_set_while_serving_applies_to_batched_lines(
 
 def test_disabled_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="kakehashi.access")
-    assert not AccessLog(enabled=False).is_enabled()
-    AccessLog(enabled=False).refused("1.2.3.4", 400, 0)
+    assert not AccessLog(ENVIRON_READER, enabled=False).is_enabled()
+    AccessLog(ENVIRON_READER, enabled=False).refused("1.2.3.4", 400, 0)
     assert not caplog.records

@@ -14,7 +14,7 @@ from email.utils import formatdate
 
 from kakehashi.http1 import Limits
 from kakehashi.server.config.settings import ServerConfig
-from kakehashi.server.observe.accesslog import AccessLog
+from kakehashi.server.observe.accesslog import AccessLog, RequestReader
 from kakehashi.server.observe.metrics import Recorder
 
 __all__ = ["SharedContext"]
@@ -34,14 +34,15 @@ class SharedContext:
         "stopping",
     )
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, reader: RequestReader) -> None:
         self.config = config
         self.limits: Limits = config.limits
         self.metrics: Recorder | None = None  # set by the server with --metrics-bind
         self.stopping = False  # set once by the server's shutdown; read by every connection
         # On shutdown, idle connections are still served until then (set before stopping).
         self.linger_until = 0.0
-        self.access = AccessLog(config.access_log_format, config.access_log)
+        # The engine says how its access lines read its requests (observe/accesslog.py).
+        self.access = AccessLog(reader, config.access_log_format, config.access_log)
         self._date_second = 0
         self._date = b""
 

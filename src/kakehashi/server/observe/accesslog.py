@@ -10,6 +10,13 @@ Formats: gunicorn's atoms (``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s"
 default format and ``json`` have hand-written formatters; any other format is compiled once
 into a list of small functions.
 
+What a line is made of: a request's facts (peer, method, target, protocol, request and
+response header fields, the user), read through the engine's :class:`RequestReader` from an
+object only the engine knows (the thread engine's WSGI environ, the asyncio engine's own
+request), plus the status, the body bytes and the duration.  The reader is asked when the
+line is made, which for the default format is later and in a batch (:meth:`AccessLog.drain`),
+so a request costs the log an append and nothing else; this module never names an environ key.
+
 Where lines go: the ``kakehashi.access`` logger.  When its only handler is a
 :class:`~kakehashi.server.observe.logfile.LogFileHandler` without formatter or filter (what
 ``kakehashi serve`` installs), the line goes straight into that handler's buffer and no
@@ -31,7 +38,7 @@ import re
 import time
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _json_str
-from typing import Any
+from typing import Any, Protocol
 
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import Request
@@ -42,6 +49,7 @@ __all__ = [
     "DEFAULT_FORMAT",
     "AccessLog",
     "Entry",
+    "RequestReader",
     "body_length",
     "check_format",
     "escape",
@@ -162,10 +170,45 @@ class _Clock:
 Stamp = tuple[float, float, str, str]
 
 
-class Entry:
-    """What one access line is made of; ``environ`` is None for a refused request."""
+class RequestReader(Protocol):
+    """How the access log reads the facts of an engine's request object (one per engine).
 
-    __slots__ = ("environ", "headers_out", "remote", "request_line", "seconds", "sent", "status")
+    Each method returns text as the application saw it, unescaped, or None when unknown."""
+
+    def summary(self, request: Any) -> tuple[Any, Any, Any, Any, Any, Any, Any]:
+        """(peer address, method, target, protocol, Referer, User-Agent, Authorization)."""
+
+    def header(self, request: Any, name: str) -> Any:
+        """A request header field by lower-case name."""
+
+    def path(self, request: Any) -> Any:
+        """The decoded path (without the query)."""
+
+    def query(self, request: Any) -> Any:
+        """The query string."""
+
+    def variable(self, request: Any, key: str) -> Any:
+        """``%({key}e)s``: a variable of the request's environment (engine-defined)."""
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None or value == "" else escape(str(value))
+
+
+class Entry:
+    """What one access line is made of; ``request`` is None for a refused request."""
+
+    __slots__ = (
+        "_facts",
+        "headers_out",
+        "reader",
+        "remote",
+        "request",
+        "request_line",
+        "seconds",
+        "sent",
+        "status",
+    )
 
     def __init__(
         self,
@@ -174,7 +217,8 @@ class Entry:
         status: int,
         sent: int,
         seconds: float,
-        environ: dict[str, Any] | None = None,
+        reader: RequestReader | None = None,
+        request: Any = None,
         headers_out: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.remote = remote or "-"
@@ -182,14 +226,41 @@ class Entry:
         self.status = status
         self.sent = sent
         self.seconds = seconds
-        self.environ = environ
+        self.reader = reader
+        self.request = request
         self.headers_out = headers_out
+        self._facts: tuple[Any, ...] | None = None
 
-    def env(self, key: str) -> str:
-        """An environ value, escaped, ``-`` when absent."""
-        environ = self.environ
-        value = environ.get(key) if environ is not None else None
-        return "-" if value is None or value == "" else escape(str(value))
+    def fact(self, index: int) -> Any:
+        """Item ``index`` of the reader's summary (asked once); None for a refused request."""
+        if self.reader is None or self.request is None:
+            return None
+        if self._facts is None:
+            self._facts = self.reader.summary(self.request)
+        return self._facts[index]
+
+    def header(self, name: str) -> str:
+        if self.reader is None or self.request is None:
+            return "-"
+        return _text(self.reader.header(self.request, name))
+
+    def variable(self, key: str) -> str:
+        if self.reader is None or self.request is None:
+            return "-"
+        return _text(self.reader.variable(self.request, key))
+
+    def path(self) -> str:
+        if self.reader is None or self.request is None:
+            return "-"
+        return _text(self.reader.path(self.request))
+
+    def raw_query(self) -> Any:
+        if self.reader is None or self.request is None:
+            return None
+        return self.reader.query(self.request)
+
+    def query(self) -> str:
+        return _text(self.raw_query())
 
     def header_out(self, name: str) -> str:
         raw = name.encode("latin-1").lower()
@@ -199,15 +270,10 @@ class Entry:
         return "-"
 
     def user(self) -> str:
-        environ = self.environ
-        return basic_user(environ.get("HTTP_AUTHORIZATION")) if environ is not None else "-"
+        return basic_user(self.fact(6))
 
 
 Atom = Callable[[Entry, Stamp], str]
-
-
-def _path(e: Entry) -> str:
-    return e.env("PATH_INFO") if e.environ is not None else "-"
 
 
 _ATOMS: dict[str, Atom] = {
@@ -216,26 +282,21 @@ _ATOMS: dict[str, Atom] = {
     "u": lambda e, t: e.user(),
     "t": lambda e, t: t[2],
     "r": lambda e, t: e.request_line,
-    "m": lambda e, t: e.env("REQUEST_METHOD"),
-    "U": lambda e, t: _path(e),
-    "q": lambda e, t: e.env("QUERY_STRING"),
-    "H": lambda e, t: e.env("SERVER_PROTOCOL"),
+    "m": lambda e, t: _text(e.fact(1)),
+    "U": lambda e, t: e.path(),
+    "q": lambda e, t: e.query(),
+    "H": lambda e, t: _text(e.fact(3)),
     "s": lambda e, t: str(e.status),
     "B": lambda e, t: str(e.sent),
     "b": lambda e, t: str(e.sent),
-    "f": lambda e, t: e.env("HTTP_REFERER"),
-    "a": lambda e, t: e.env("HTTP_USER_AGENT"),
+    "f": lambda e, t: _text(e.fact(4)),
+    "a": lambda e, t: _text(e.fact(5)),
     "T": lambda e, t: str(int(e.seconds)),
     "M": lambda e, t: str(int(e.seconds * 1e3)),
     "D": lambda e, t: str(int(e.seconds * 1e6)),
     "L": lambda e, t: f"{e.seconds:.6f}",
     "p": lambda e, t: f"<{os.getpid()}>",
 }
-
-
-def _environ_key(header: str) -> str:
-    key = header.upper().replace("-", "_")
-    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
 def _compile_atom(name: str) -> Atom:
@@ -246,11 +307,11 @@ def _compile_atom(name: str) -> Atom:
             raise ConfigError(f"--access-log-format: unknown atom %({name})s") from None
     inner, kind = name[1:-2], name[-1]
     if kind == "i":
-        key = _environ_key(inner)
-        return lambda e, t: e.env(key)
+        lower = inner.lower()
+        return lambda e, t: e.header(lower)
     if kind == "o":
         return lambda e, t: e.header_out(inner)
-    return lambda e, t: e.env(inner)
+    return lambda e, t: e.variable(inner)
 
 
 def _compile(fmt: str) -> Callable[[Entry, Stamp], str]:
@@ -292,22 +353,22 @@ def _default_line(e: Entry, t: Stamp) -> str:
     return f'{e.remote} - - {t[2]} "{e.request_line}" {e.status} {e.sent} "-" "-" 0'
 
 
-def _combined_lines(items: list[tuple[Any, ...]], clock: _Clock) -> list[str]:
-    """The default lines of ``(environ, status, sent, seconds, time)`` items, made in one
+def _combined_lines(
+    items: list[tuple[Any, ...]], clock: _Clock, reader: RequestReader
+) -> list[str]:
+    """The default lines of ``(request, status, sent, seconds, time)`` items, made in one
     loop (AccessLog.drain); an item that fails gives a note instead of its line."""
     lines: list[str] = []
     append = lines.append
     stamp = clock.cache
-    for environ, status, sent, seconds, at in items:
+    summary = reader.summary
+    for request, status, sent, seconds, at in items:
         try:
             if not stamp[0] <= at < stamp[1]:
                 stamp = clock.at(at)
-            get = environ.get
-            remote, method = environ["REMOTE_ADDR"], environ["REQUEST_METHOD"]
-            target, protocol = environ["RAW_URI"], environ["SERVER_PROTOCOL"]
-            referer = get("HTTP_REFERER") or "-"
-            agent = get("HTTP_USER_AGENT") or "-"
-            auth = get("HTTP_AUTHORIZATION")
+            remote, method, target, protocol, referer, agent, auth = summary(request)
+            referer = referer or "-"
+            agent = agent or "-"
             # One check for the usual, clean request.  The method, protocol and address are
             # checked too: middleware (ProxyFix, method overrides) may have set them from
             # client headers.
@@ -322,13 +383,12 @@ def _combined_lines(items: list[tuple[Any, ...]], clock: _Clock) -> list[str]:
                 f'"{method} {target} {protocol}" {status} {sent} "{referer}" "{agent}" '
                 f"{int(seconds * 1e6)}"
             )
-        except Exception as exc:  # an environ a middleware broke: say so, keep the rest
+        except Exception as exc:  # a request a middleware broke: say so, keep the rest
             append(f"(access line failed to render: {exc!r})")
     return lines
 
 
-def _json_value(e: Entry, key: str) -> str:
-    value = e.environ.get(key) if e.environ is not None else None
+def _json_value(value: Any) -> str:
     return "null" if value is None else _json_str(str(value))
 
 
@@ -341,11 +401,11 @@ def _json_line(e: Entry, t: Stamp) -> str:
     return (
         f'{{"time":"{t[3]}","remote_addr":{_json_text(e.remote)},'
         f'"user":{_json_text(e.user())},"request":{_json_text(e.request_line)},'
-        f'"method":{_json_value(e, "REQUEST_METHOD")},"path":{_json_value(e, "RAW_URI")},'
-        f'"query":{_json_value(e, "QUERY_STRING")},'
-        f'"protocol":{_json_value(e, "SERVER_PROTOCOL")},"status":{e.status},'
-        f'"bytes":{e.sent},"referer":{_json_value(e, "HTTP_REFERER")},'
-        f'"user_agent":{_json_value(e, "HTTP_USER_AGENT")},'
+        f'"method":{_json_value(e.fact(1))},"path":{_json_value(e.fact(2))},'
+        f'"query":{_json_value(e.raw_query())},'
+        f'"protocol":{_json_value(e.fact(3))},"status":{e.status},'
+        f'"bytes":{e.sent},"referer":{_json_value(e.fact(4))},'
+        f'"user_agent":{_json_value(e.fact(5))},'
         f'"duration_us":{int(e.seconds * 1e6)},"pid":{os.getpid()}}}'
     )
 
@@ -381,9 +441,12 @@ class AccessLog:
     popleft are atomic); ``_direct`` is read and written whole.
     """
 
-    __slots__ = ("__weakref__", "_clock", "_direct", "_line", "_pending", "enabled")
+    __slots__ = ("__weakref__", "_clock", "_direct", "_line", "_pending", "enabled", "reader")
 
-    def __init__(self, fmt: str = DEFAULT_FORMAT, enabled: bool = True) -> None:
+    def __init__(
+        self, reader: RequestReader, fmt: str = DEFAULT_FORMAT, enabled: bool = True
+    ) -> None:
+        self.reader = reader
         self.enabled = enabled
         self._clock = _Clock()
         self._pending: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -403,35 +466,35 @@ class AccessLog:
 
     def response(
         self,
-        environ: dict[str, Any],
+        request: Any,
         status: int,
         sent: int,
         seconds: float,
         headers_out: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        """Log a response to a request the application saw.
+        """Log a response to ``request`` (the engine's object, read through the reader),
+        which the application saw.
 
         The logger's level is asked here only for a line made at once; a batched one is
         asked about when its batch is drained."""
         if self._line is _default_line:
             if self._direct is not None or self._batch_to(_fast_handler()):
                 pending = self._pending
-                pending.append((environ, status, sent, seconds, time.time()))
+                pending.append((request, status, sent, seconds, time.time()))
                 if len(pending) >= BATCH:
                     self.drain()
                 return
             if not _logger.isEnabledFor(_INFO):
                 return
-            item = (environ, status, sent, seconds, time.time())
-            _logger.info(_combined_lines([item], self._clock)[0])
+            item = (request, status, sent, seconds, time.time())
+            _logger.info(_combined_lines([item], self._clock, self.reader)[0])
             return
         if not _logger.isEnabledFor(_INFO):
             return
-        request_line = escape(
-            f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}"
-        )
-        remote = escape_token(str(environ["REMOTE_ADDR"]))
-        entry = Entry(remote, request_line, status, sent, seconds, environ, headers_out)
+        entry = Entry("", "", status, sent, seconds, self.reader, request, headers_out)
+        remote, method, target, protocol = (entry.fact(i) for i in range(4))
+        entry.request_line = escape(f"{method} {target} {protocol}")
+        entry.remote = escape_token(str(remote)) or "-"
         self._emit(self._line(entry, self._clock.now()))
 
     def _batch_to(self, handler: LogFileHandler | None) -> bool:
@@ -456,7 +519,7 @@ class AccessLog:
                 break
         if not items or not _logger.isEnabledFor(_INFO):
             return
-        lines = _combined_lines(items, self._clock)
+        lines = _combined_lines(items, self._clock, self.reader)
         handler = _fast_handler()
         if handler is not None and handler is self._direct:
             handler.queue_lines(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.engine.context import SharedContext
+from kakehashi.server.threads.environ import ENVIRON_READER
 from kakehashi.server.threads.parked_body import BodyBudget
 from kakehashi.server.threads.watch import RequestWatch
 from kakehashi.wsgi import EnvironBuilder, HeadCache, WSGIApp
@@ -22,7 +23,7 @@ class ServerContext(SharedContext):
     __slots__ = ("app", "body_budget", "environ", "head_cache", "watch")
 
     def __init__(self, app: WSGIApp, config: ServerConfig, environ: EnvironBuilder) -> None:
-        super().__init__(config)
+        super().__init__(config, ENVIRON_READER)
         self.app = app
         self.environ = environ
         self.head_cache = HeadCache()

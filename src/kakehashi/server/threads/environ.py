@@ -17,7 +17,13 @@ from kakehashi.http1 import Request
 from kakehashi.server.edge.proxies import ClientView, TrustedPeers, root_path_key, see_client
 from kakehashi.wsgi import EnvironBuilder, InputStream
 
-__all__ = ["ProxiedEnvironBuilder", "ProxyHeaders", "split_root_path"]
+__all__ = [
+    "ENVIRON_READER",
+    "EnvironReader",
+    "ProxiedEnvironBuilder",
+    "ProxyHeaders",
+    "split_root_path",
+]
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 # The environ keys of the proxy fields (edge/proxies.py's PROXY_FIELDS), checked per request.
@@ -40,6 +46,46 @@ _X_HOST, _X_PORT, _X_PREFIX = (
     _KEYS["x-forwarded-port"],
     _KEYS["x-forwarded-prefix"],
 )
+
+
+class EnvironReader:
+    """How the access log reads a WSGI environ (observe/accesslog.py's RequestReader): as
+    the application left it, so what a middleware set (a client address, a method) shows."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def summary(environ: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any, Any, Any]:
+        get = environ.get
+        return (
+            environ["REMOTE_ADDR"],
+            environ["REQUEST_METHOD"],
+            environ["RAW_URI"],
+            environ["SERVER_PROTOCOL"],
+            get("HTTP_REFERER"),
+            get("HTTP_USER_AGENT"),
+            get("HTTP_AUTHORIZATION"),
+        )
+
+    @staticmethod
+    def header(environ: dict[str, Any], name: str) -> Any:
+        key = name.upper().replace("-", "_")
+        return environ.get(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
+
+    @staticmethod
+    def path(environ: dict[str, Any]) -> Any:
+        return environ.get("PATH_INFO")
+
+    @staticmethod
+    def query(environ: dict[str, Any]) -> Any:
+        return environ.get("QUERY_STRING")
+
+    @staticmethod
+    def variable(environ: dict[str, Any], key: str) -> Any:
+        return environ.get(key)
+
+
+ENVIRON_READER = EnvironReader()
 
 
 class ProxyHeaders:
