@@ -34,6 +34,51 @@ def layer_of(path: Path) -> str:
     return path.relative_to(SRC).parts[0].removesuffix(".py")
 
 
+# The rooms of kakehashi.server (docs/design.md, "The house") and the rooms each may import.
+# Rooms import downward; the engines (threads, later aio) and the process manager never import
+# one another; the shared rooms import no engine and not kakehashi.wsgi.  The package's face
+# (server/__init__.py) and its wiring may import any room.
+ROOMS: dict[str, set[str]] = {
+    "net": set(),
+    "observe": {"net"},
+    "edge": {"net"},
+    "config": {"net", "observe", "edge"},
+    "engine": {"net", "observe", "edge", "config"},
+    "threads": {"net", "observe", "edge", "config", "engine"},
+    "process": {"net", "observe", "edge", "config", "engine"},
+    "__init__": {"net", "observe", "edge", "config", "engine", "threads", "process"},
+}
+ENGINES = {"threads"}
+SHARED = {"net", "observe", "edge", "config", "engine"}
+# What a room may import from the rest of kakehashi (errors and http1 always).
+ROOM_LAYERS: dict[str, set[str]] = {room: {"errors", "http1"} for room in ROOMS}
+ROOM_LAYERS["threads"] |= {"wsgi"}
+ROOM_LAYERS["__init__"] |= {"wsgi"}
+
+
+def room_of(path: Path) -> str:
+    parts = path.relative_to(SRC / "server").parts
+    return parts[0].removesuffix(".py") if len(parts) > 1 else "__init__"
+
+
+def room_violations(path: Path, names: list[str]) -> list[str]:
+    """What the module at ``path`` (under server/) imports against the room rules."""
+    room = room_of(path)
+    bad: list[str] = []
+    for name in names:
+        parts = name.split(".")
+        if parts[0] != "kakehashi" or len(parts) < 2:
+            continue
+        if parts[1] != "server":
+            if parts[1] not in ROOM_LAYERS.get(room, set()):
+                bad.append(f"server/{room} imports {name}")
+            continue
+        target = parts[2] if len(parts) > 2 else "__init__"
+        if target != room and target not in ROOMS.get(room, set()):
+            bad.append(f"server/{room} imports {name}")
+    return bad
+
+
 def _imported(tree: ast.AST) -> list[str]:
     names: list[str] = []
     for node in ast.walk(tree):
@@ -80,6 +125,41 @@ def test_imports_point_downward(path: Path) -> None:
             assert target == layer or target in ALLOWED[layer], f"{layer} imports {name}"
         else:
             assert parts[0] not in FORBIDDEN_STDLIB.get(layer, set()), f"{layer} imports {name}"
+
+
+SERVER_MODULES = sorted((SRC / "server").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SERVER_MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_server_rooms_import_downward(path: Path) -> None:
+    assert room_of(path) in ROOMS, f"{path}: not in a room; add it to ROOMS"
+    assert room_violations(path, imports_of(path)) == []
+
+
+def test_every_room_has_its_rules() -> None:
+    folders = {p.name for p in (SRC / "server").iterdir() if p.is_dir() and p.name[0] != "_"}
+    assert folders <= set(ROOMS), f"rooms without rules: {folders - set(ROOMS)}"
+
+
+@pytest.mark.parametrize(
+    ("module", "imported"),
+    [
+        ("threads/x.py", "kakehashi.server.process.worker"),  # an engine imports the manager
+        ("process/x.py", "kakehashi.server.threads.server"),  # the manager imports an engine
+        ("observe/x.py", "kakehashi.server.threads.context"),  # a shared room, an engine
+        ("edge/x.py", "kakehashi.wsgi"),  # a shared room, the WSGI glue
+        ("net/x.py", "kakehashi.server.config.settings"),  # upward
+        ("config/x.py", "kakehashi.server.engine.context"),  # upward
+        ("engine/x.py", "kakehashi.server.threads.server"),  # the shared contract, an engine
+    ],
+)
+def test_room_rule_catches_each_violation(module: str, imported: str) -> None:
+    assert room_violations(SRC / "server" / module, [imported]) != []
+
+
+def test_room_rule_allows_downward() -> None:
+    assert room_violations(SRC / "server/threads/x.py", ["kakehashi.server.observe.metrics"]) == []
+    assert room_violations(SRC / "server/process/x.py", ["kakehashi.server.engine.contract"]) == []
 
 
 def test_rule_catches_a_violation(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.server.config.settings import ServerConfig
@@ -34,7 +35,6 @@ from kakehashi.server.net.systemd import notify
 from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.observe.metrics_http import ParentMetrics
 from kakehashi.server.process.worker import WorkerHooks, WorkerSpec, run_worker
-from kakehashi.wsgi import WSGIApp
 
 __all__ = ["Arbiter"]
 
@@ -87,7 +87,7 @@ class Arbiter:
         config: ServerConfig,
         sockets: list[socket.socket],
         hooks: WorkerHooks,
-        app: WSGIApp | None = None,
+        app: Any = None,
     ) -> None:
         self.config = config
         self.sockets = sockets
