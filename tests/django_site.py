@@ -8,6 +8,7 @@ it and creates the user ``admin`` (password ``secret``) before the server starts
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ def _views() -> list[Any]:
     from django.http import HttpResponse
     from django.middleware.csrf import get_token
     from django.urls import path
+    from django.views.decorators.csrf import csrf_exempt
 
     def token(request: Any) -> Any:
         return HttpResponse(get_token(request), content_type="text/plain")
@@ -72,7 +74,20 @@ def _views() -> list[Any]:
         request.session["n"] = request.session.get("n", 0) + 1
         return HttpResponse(str(request.session["n"]), content_type="text/plain")
 
+    @csrf_exempt
+    def digest(request: Any) -> Any:
+        """The upload's size and SHA-256, read in pieces as a view handling a large file
+        would (``request.body`` refuses more than 2.5 MiB by default); Django reads as many
+        bytes as ``CONTENT_LENGTH`` says, and no more."""
+        sha, size = hashlib.sha256(), 0
+        while piece := request.read(65536):
+            sha.update(piece)
+            size += len(piece)
+        length = request.META.get("CONTENT_LENGTH")
+        return HttpResponse(f"{size} {sha.hexdigest()} {length}", content_type="text/plain")
+
     return [
+        path("digest", digest),
         path("token", token),
         path("submit", submit),
         path("count", count),

@@ -222,18 +222,18 @@ def test_django_streaming_response(django_server: Server) -> None:
 def test_django_reads_a_chunked_upload(
     start_server: StartServer, django_app: Any, size: int
 ) -> None:
-    """Django reads only CONTENT_LENGTH: a chunked body up to --buffer-body-size is read
-    (while parked) and handed over with its decoded length."""
-    server = start_server(django_app, buffer_body_size=4 * 1024 * 1024)
+    """Django reads only CONTENT_LENGTH: a chunked body is read whole (while parked; past
+    --buffer-body-size into a file) and handed over with its decoded length."""
+    server = start_server(django_app)
     data = os.urandom(size)
     pieces = [data[i : i + 65536] for i in range(0, size, 65536)]
     resp = requests.post(f"http://{addr(server)}/raw", data=iter(pieces), timeout=10)
     assert resp.json() == {"size": size, "sha": hashlib.sha256(data).hexdigest()}
 
 
-def test_chunked_upload_past_the_buffer_streams_with_input_terminated(flask_url: str) -> None:
-    """Over --buffer-body-size (1 MiB by default) a chunked body is streamed: Flask, which
-    honours wsgi.input_terminated, still gets all of it."""
+def test_flask_reads_a_chunked_upload_past_the_buffer(flask_url: str) -> None:
+    """Over --buffer-body-size (1 MiB by default) a chunked body is spooled to a file while
+    parked: Flask gets all of it."""
     data = os.urandom(3 * 1024 * 1024)
     pieces = [data[i : i + 65536] for i in range(0, len(data), 65536)]
     resp = requests.post(flask_url + "/raw", data=iter(pieces), timeout=10)
@@ -244,13 +244,20 @@ def test_chunked_upload_past_the_buffer_streams_with_input_terminated(flask_url:
 
 
 @pytest.fixture
-def django_site(
+def django_process(
     serve_process: Callable[..., ServeProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    """``kakehashi serve`` running tests/django_site.py on a fresh SQLite database."""
+) -> ServeProcess:
+    """``kakehashi serve`` (default settings) running tests/django_site.py on a fresh SQLite
+    database."""
     monkeypatch.setenv("KAKEHASHI_DJANGO_DIR", str(tmp_path))
     proc = serve_process("tests.django_site:application()", "-b", "127.0.0.1:0")
-    return f"http://{proc.address(timeout=40)}"
+    proc.address(timeout=40)
+    return proc
+
+
+@pytest.fixture
+def django_site(django_process: ServeProcess) -> str:
+    return f"http://{django_process.address()}"
 
 
 @pytest.mark.timeout(60)
@@ -282,3 +289,49 @@ def test_django_admin_login(django_site: str) -> None:
         assert resp.status_code == 200 and resp.url == django_site + "/admin/"
         assert "Site administration" in resp.text
         assert [r.status_code for r in resp.history] == [302]
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def _chunked_upload(url: str, size: int) -> tuple[str, str]:
+    """POST ``size`` bytes (distinct 1 MiB blocks, in 64 KiB chunks) with chunked coding;
+    returns Django's answer and the body's SHA-256."""
+    base, sha = os.urandom(1 << 20), hashlib.sha256()
+
+    def pieces() -> Iterator[bytes]:
+        for n in range(0, size, 1 << 20):
+            block = (n.to_bytes(8, "big") + base[8:])[: size - n]
+            sha.update(block)
+            for i in range(0, len(block), 65536):
+                yield block[i : i + 65536]
+
+    resp = requests.post(url, data=pieces(), timeout=30)  # a generator: chunked
+    assert resp.status_code == 200, resp.text
+    return resp.text, sha.hexdigest()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+@pytest.mark.timeout(90)
+def test_django_reads_chunked_uploads_whole_with_rss_bounded(
+    django_process: ServeProcess,
+) -> None:
+    """Django reads only CONTENT_LENGTH: chunked uploads of 10 KiB, 3 MiB and 100 MiB reach
+    its view whole at default settings (past --buffer-body-size the body is spooled to a
+    file while the connection is parked), and the 100 MiB one is never held in memory."""
+    url = f"http://{django_process.address()}/digest"
+    pid = django_process.proc.pid
+    for size in (10 * 1024, 3 * 1024 * 1024):
+        answer, sha = _chunked_upload(url, size)
+        assert answer == f"{size} {sha} {size}"
+    before = _peak_rss_mib(pid)
+    size = 100 * 1024 * 1024
+    answer, sha = _chunked_upload(url, size)
+    assert answer == f"{size} {sha} {size}"
+    grown = _peak_rss_mib(pid) - before
+    assert grown < 16, f"peak RSS grew by {grown:.1f} MiB for a 100 MiB upload"

@@ -1,5 +1,6 @@
 """Bodies read while the connection is parked: memory follows what clients sent, not what
-they announced; one budget bounds them all; a trickled body is held to a minimum rate."""
+they announced; one budget bounds them all; a trickled body is held to a minimum rate; a
+chunked body past --buffer-body-size is spooled to a file and still arrives whole."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import json
 import logging
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -178,3 +180,118 @@ def test_a_trickled_streamed_body_below_the_minimum_rate_gets_408(
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"body slower than 1000 B/s" in answer
     assert elapsed < 3
+
+
+# -- chunked bodies are read whole while parked: past --buffer-body-size, into a file --------
+
+
+def _chunked(data: bytes, piece: int = 65536) -> bytes:
+    chunks = [data[i : i + piece] for i in range(0, len(data), piece)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+
+
+_CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+
+
+def _expect_digest(got: dict[str, Any], data: bytes) -> None:
+    assert got == {
+        "size": len(data),
+        "sha": hashlib.sha256(data).hexdigest(),
+        "content_length": str(len(data)),
+        "transfer_encoding": None,
+    }
+
+
+def test_a_spooled_chunked_body_then_a_pipelined_request(start_server: StartServer) -> None:
+    server = start_server(_digest_app, buffer_body_size=65536)
+    data = bytes(range(251)) * 8000  # 2,008,000 bytes: spooled
+    with connect(addr(server)) as sock:
+        sock.sendall(
+            _CHUNKED_HEAD + b"\r\n" + _chunked(data) + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        reader = Reader(sock)
+        _expect_digest(json.loads(reader.read_response().body), data)
+        assert json.loads(reader.read_response().body)["size"] == 0
+    assert wait_until(lambda: server.ctx.body_budget.used == 0, 2)
+
+
+def test_a_chunked_body_past_max_body_size_gets_413(start_server: StartServer) -> None:
+    server = start_server(_digest_app, max_body_size=1 << 20)
+    data = b"q" * (1 << 20)  # exactly the limit: accepted
+    with connect(addr(server)) as sock:
+        sock.sendall(_CHUNKED_HEAD + b"\r\n" + _chunked(data))
+        _expect_digest(json.loads(Reader(sock).read_response().body), data)
+    with connect(addr(server)) as sock:
+        sock.sendall(_CHUNKED_HEAD + b"\r\n" + _chunked(data).removesuffix(b"0\r\n\r\n"))
+        sock.sendall(b"1\r\nq\r\n")  # one byte more
+        reader = Reader(sock)
+        answer = reader.read_response()
+        assert answer.status == 413
+        assert b"exceeds the limit of 1048576 bytes" in answer.body
+        assert reader.closed()
+    assert wait_until(lambda: server.ctx.body_budget.used == 0, 2)
+
+
+def test_the_budget_bounds_a_chunked_body_in_memory(start_server: StartServer) -> None:
+    """Over --parked-body-budget a chunked body goes to a file early, and still arrives
+    whole with its length; memory never held more than the budget."""
+    server = start_server(_digest_app, parked_body_budget=16384)
+    data = bytes(range(256)) * 800  # 204,800 bytes, more than the budget
+    wire = _chunked(data, 4096)
+    budget = server.ctx.body_budget
+    peak = 0
+    with connect(addr(server)) as sock:
+        sock.sendall(_CHUNKED_HEAD + b"\r\n")
+        for i in range(0, len(wire), 8192):  # in pieces, read while parked
+            sock.sendall(wire[i : i + 8192])
+            time.sleep(0.002)
+            peak = max(peak, budget.used)
+        _expect_digest(json.loads(Reader(sock).read_response().body), data)
+    assert 0 < peak <= 16384
+    assert wait_until(lambda: budget.used == 0, 2)
+
+
+def test_a_chunked_100_continue_body_is_asked_for_at_once(start_server: StartServer) -> None:
+    """The application cannot ask for a chunked body (it is read whole before it runs):
+    ``100 Continue`` goes out with the head read, and the body arrives whole."""
+    server = start_server(_digest_app)
+    data = b"c" * 3_000_000
+    with connect(addr(server)) as sock:
+        sock.sendall(_CHUNKED_HEAD + b"Expect: 100-continue\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.read_response().status == 100  # before any of the body was sent
+        sock.sendall(_chunked(data))
+        _expect_digest(json.loads(reader.read_response().body), data)
+
+
+def test_a_trickled_chunked_body_below_the_minimum_rate_gets_408(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kakehashi")
+    server = start_server(_digest_app, body_timeout=0.5, body_min_rate=1000)
+    with connect(addr(server)) as sock:
+        sock.sendall(_CHUNKED_HEAD + b"\r\n400000\r\n")  # one 4 MiB chunk, trickled
+        answer, elapsed = _trickle(sock)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert elapsed < 3
+    assert "body slower than 1000 B/s" in caplog.text
+
+
+def test_a_body_that_cannot_be_spooled_gets_500(
+    start_server: StartServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.INFO, logger="kakehashi")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    server = start_server(_digest_app, buffer_body_size=1024)
+    with connect(addr(server)) as sock:
+        sock.sendall(_CHUNKED_HEAD + b"\r\n" + _chunked(b"s" * 5000, 1000))
+        reader = Reader(sock)
+        answer = reader.read_response()
+        assert answer.status == 500
+        assert b"the body could not be stored" in answer.body
+        assert reader.closed()
+    assert "cannot store a request body from 127.0.0.1" in caplog.text
+    assert wait_until(lambda: server.ctx.body_budget.used == 0, 2)

@@ -175,20 +175,24 @@ class ServerConfig:
                       "limits", most=1 << 40),
     )  # fmt: skip
     buffer_body_size: int = field(
-        # Bodies up to this size are read before the application runs, while the connection
-        # holds no thread; a slow upload then cannot tie up the pool.  Larger bodies, chunked
-        # ones and 100-continue requests are streamed to the application instead.
+        # Bodies up to this size are read into memory before the application runs, while
+        # the connection holds no thread; a slow upload then cannot tie up the pool.  Larger
+        # Content-Length bodies and 100-continue ones are streamed to the application (they
+        # have a length).  A chunked body is always read whole: past this size it goes on
+        # into a temporary file, since frameworks such as Django read only CONTENT_LENGTH.
         default=1 << 20,
-        metadata=_opt("--buffer-body-size", "bodies up to this many bytes are read in full "
-                      "before the application runs", "limits", most=1 << 30),
+        metadata=_opt("--buffer-body-size", "bodies up to this many bytes are read into "
+                      "memory before the application runs; a chunked body past it is read "
+                      "on into a temporary file", "limits", most=1 << 30),
     )  # fmt: skip
     parked_body_budget: int = field(
         # What all bodies read before their application runs may hold in memory together;
-        # over it, new bodies are streamed to the application instead, so many clients
-        # announcing large bodies cannot make the server allocate for them.
+        # over it, Content-Length bodies are streamed to the application and chunked ones go
+        # to a temporary file, so many clients announcing large bodies cannot make the
+        # server allocate for them.
         default=64 << 20,
-        metadata=_opt("--parked-body-budget", "bytes all bodies read ahead of their "
-                      "application may hold together", "limits", most=1 << 40),
+        metadata=_opt("--parked-body-budget", "bytes of memory all bodies read ahead of "
+                      "their application may hold together", "limits", most=1 << 40),
     )  # fmt: skip
     send_min_rate: int = field(
         # Over a minute, a phone on a poor 2G link (~4 KB/s) passes with room; a client that

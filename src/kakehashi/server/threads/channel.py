@@ -47,7 +47,7 @@ from kakehashi.server.net.sockio import send_all
 from kakehashi.server.observe.accesslog import body_length, first_line, request_line
 from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.threads.context import ServerContext
-from kakehashi.server.threads.input import BufferedInput, StreamingInput
+from kakehashi.server.threads.input import CONTINUE, BufferedInput, StreamingInput
 from kakehashi.server.threads.outbuf import OutputBuffer, log_dropped
 from kakehashi.server.threads.parked_body import ParkedBody
 from kakehashi.server.threads.poller import WAIT_READ, WAIT_WRITE, Phase, Poller
@@ -146,7 +146,7 @@ class HTTPChannel:
         with self.lock:
             self.closed = True
         if self._body is not None:
-            self._body.release()
+            self._body.discard()
             self._body = None
         if self.out is not None:
             self.out.discard()
@@ -266,9 +266,14 @@ class HTTPChannel:
                 self.ctx, self.sock, self.peer, request, io.BytesIO(), self,
                 pipelined=bool(self.buf),
             )  # fmt: skip
-        if request.expect_continue:
+        if framing is Framing.CHUNKED:
+            # A chunked body is read whole before the application runs (parked_body.py), so
+            # a 100-continue client is asked for it now: the application cannot ask later.
+            if request.expect_continue:
+                send_all(self.sock, CONTINUE, self.ctx.config.send_timeout)
+        elif request.expect_continue:
             return self._serve_streaming(request, end)
-        if framing is Framing.LENGTH:
+        elif framing is Framing.LENGTH:
             length = request.content_length or 0
             if length > self.ctx.config.buffer_body_size:
                 return self._serve_streaming(request, end)
@@ -319,6 +324,10 @@ class HTTPChannel:
             except RemoteProtocolError as exc:
                 self._refuse(exc, body.request)
                 return False
+            except OSError as exc:  # the spool file: our failure, not the client's
+                error_logger.error("cannot store a request body from %s: %s", self.peer[0], exc)
+                self._answer_error(500, "the body could not be stored", request_line(body.request))
+                return False
             if done or body.hand_over:
                 self._body, self.phase = None, Phase.IDLE
                 return self._run_parked(body) if done else self._hand_over(body)
@@ -353,12 +362,13 @@ class HTTPChannel:
         return self._go_on()
 
     def _run_parked(self, body: ParkedBody) -> bool:
-        """The whole body is here: run the application with it."""
+        """The whole body is here (in memory, or spooled to a file): run the application."""
         data = body.body()
         self.buf = body.leftover()
         # A de-chunked body gets its decoded length (Django reads only CONTENT_LENGTH).
         length = body.received if body.length is None else None
-        stream = BufferedInput(data, body.received)
+        spool = body.spool
+        stream = BufferedInput(data, body.received) if spool is None else spool.reader()
         try:
             return run_application(
                 self.ctx, self.sock, self.peer, body.request, stream, self, body_length=length
@@ -368,13 +378,12 @@ class HTTPChannel:
             body.recycle()
 
     def _hand_over(self, body: ParkedBody) -> bool:
-        """The body outgrew what is held ahead of the application: stream the rest."""
+        """A ``Content-Length`` body the budget cannot hold: the application streams it."""
         rest = body.handover()
-        reader = rest.reader if rest.reader is not None else ContentLengthReader(rest.remaining)
         config = self.ctx.config
         stream = StreamingInput(
-            self.sock, reader, rest.raw, config.body_timeout, False, prefix=rest.prefix,
-            min_rate=config.body_min_rate,
+            self.sock, ContentLengthReader(rest.remaining), b"", config.body_timeout, False,
+            prefix=rest.prefix, min_rate=config.body_min_rate,
         )  # fmt: skip
         return self._run_streaming(body.request, stream)
 
@@ -427,15 +436,19 @@ class HTTPChannel:
         error_logger.info("%d for %s: %s", exc.status_hint, self.peer[0] or "-", exc)
         if self.ctx.metrics is not None:
             self.ctx.metrics.refused(exc.status_hint)
-        page, sent = error_response(self.ctx, exc.status_hint, str(exc)), 0
-        with contextlib.suppress(ClientDisconnected):
-            send_all(self.sock, page, _ERROR_SEND_TIMEOUT)
-            sent = body_length(page)
         if request is not None:
             line = request_line(request)
         else:
             line = first_line(self.buf, self.ctx.limits.max_request_line_bytes)
-        self.ctx.access.refused(self.peer[0], exc.status_hint, sent, line)
+        self._answer_error(exc.status_hint, str(exc), line)
+
+    def _answer_error(self, status: int, detail: str, line: str) -> None:
+        """Send an error page (best effort) and its access line; the caller closes."""
+        page, sent = error_response(self.ctx, status, detail), 0
+        with contextlib.suppress(ClientDisconnected):
+            send_all(self.sock, page, _ERROR_SEND_TIMEOUT)
+            sent = body_length(page)
+        self.ctx.access.refused(self.peer[0], status, sent, line)
 
     def expire(self) -> None:
         """The deadline passed while parked (called by the sweeper after claiming)."""

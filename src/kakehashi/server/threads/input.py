@@ -2,9 +2,10 @@
 
 No framing rules here: those are kakehashi.http1's body readers; this file only feeds them
 from the socket.  A body small enough to be read before the application starts is handed
-over as an ``io.BytesIO`` instead (see channel.py); this stream serves large bodies, chunked
-bodies and ``Expect: 100-continue`` requests, whose ``100 Continue`` is sent only when the
-application first reads (RFC 9110 §10.1.1).
+over as a :class:`BufferedInput` instead (see channel.py), and every chunked body is read
+whole too (past ``--buffer-body-size`` into a file: parked_body.py); this stream serves
+large ``Content-Length`` bodies and ``Expect: 100-continue`` requests with one, whose
+``100 Continue`` is sent only when the application first reads (RFC 9110 §10.1.1).
 
 Owned by the worker thread running the request; never read past the body, so a pipelined
 next request stays in :meth:`leftover`.
@@ -20,9 +21,9 @@ from kakehashi.errors import ClientDisconnected, RemoteProtocolError
 from kakehashi.http1 import BodyReader, EndOfMessage, ReceiveBuffer
 from kakehashi.server.net.sockio import recv_some, send_all
 
-__all__ = ["BufferedInput", "StreamingInput"]
+__all__ = ["CONTINUE", "BufferedInput", "StreamingInput"]
 
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _RECV_BYTES = 256 * 1024
 
 
@@ -98,7 +99,7 @@ class StreamingInput(_Lines):
             return b""
         if self._must_continue:
             self._must_continue = False
-            send_all(self._sock, _CONTINUE, self._timeout)
+            send_all(self._sock, CONTINUE, self._timeout)
             self.continue_sent = True
         while True:
             try:

@@ -6,9 +6,9 @@ never touches this module.  What lands here is held in order, as:
 
 - pieces in memory (the application's own ``bytes``, or views of them: never copied), up to
   ``memory_limit`` bytes (``--output-buffer-memory``);
-- beyond that, spooled to temporary files (small pieces are gathered into one ``writev`` of
-  up to 256 KiB; a file is closed once sent, and a new one started every 16 MiB, so a long
-  stream never leaves a large file behind it);
+- beyond that, spooled to temporary files (spool.py: small pieces are gathered into one
+  ``writev`` of up to 256 KiB; a file is closed once sent, and a new one started every
+  16 MiB, so a long stream never leaves a large file behind it);
 - file regions (``wsgi.file_wrapper``): a descriptor, an offset and a count, sent with
   ``os.sendfile``; the application's file is closed (``done``) once its region is sent.
 
@@ -25,9 +25,7 @@ Owned by whichever thread owns the connection (channel.py's rules); not thread-s
 
 from __future__ import annotations
 
-import os
 import socket
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
@@ -37,53 +35,13 @@ from kakehashi.errors import ClientDisconnected
 from kakehashi.server.engine.pace import SendPace
 from kakehashi.server.net.sockio import TLS_SEND_BYTES, send_file
 from kakehashi.server.observe.loggers import error_logger
+from kakehashi.server.threads.spool import STAGE_BYTES, Spool
 
 __all__ = ["OutputBuffer", "OutputSink", "log_dropped"]
 
 _SEND_PIECES = 64  # pieces per sendmsg (IOV_MAX is 1024; more buys nothing)
-_STAGE_BYTES = 256 * 1024  # small spooled pieces are gathered up to this before one write
 _SPOOL_FILE_BYTES = 16 << 20  # a spool file takes no more; then the next one starts
 _SENDFILE_MAX = 1 << 30
-_HAS_WRITEV = hasattr(os, "writev")
-
-
-def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
-    """Write every piece to a (regular) file; a short write is finished piece by piece."""
-    written = os.writev(fd, pieces) if _HAS_WRITEV else 0  # no writev on Windows
-    for piece in pieces:
-        if written >= len(piece):
-            written -= len(piece)
-            continue
-        view = memoryview(piece)[written:]
-        while view:
-            view = view[os.write(fd, view) :]
-        written = 0
-
-
-class _Spool:
-    """A temporary file holding queued bytes from ``read`` to ``written`` plus ``stage``."""
-
-    __slots__ = ("file", "read", "stage", "staged", "written")
-
-    def __init__(self) -> None:
-        self.file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 (closed once sent)
-        self.read = 0
-        self.written = 0
-        self.stage: list[bytes | memoryview] = []
-        self.staged = 0
-
-    def __len__(self) -> int:
-        return self.written + self.staged - self.read
-
-    def write_stage(self, extra: bytes | memoryview | None = None) -> int:
-        """Write the gathered pieces (and ``extra``) to the file; returns the staged count."""
-        pieces = [*self.stage, extra] if extra is not None else self.stage
-        if pieces:
-            _write_all(self.file.fileno(), pieces)
-        staged = self.staged
-        self.written += staged + (len(extra) if extra is not None else 0)
-        self.stage, self.staged = [], 0
-        return staged
 
 
 class _FileRegion:
@@ -140,7 +98,7 @@ class OutputBuffer:
     )
 
     def __init__(self, memory_limit: int, limit: int, pace: SendPace) -> None:
-        self._items: deque[_Piece | _Spool | _FileRegion] = deque()
+        self._items: deque[_Piece | Spool | _FileRegion] = deque()
         self.memory_limit = memory_limit
         self.limit = limit
         self.pace = pace
@@ -164,7 +122,7 @@ class OutputBuffer:
         items = self._items
         tail = items[-1] if items else None
         self.total += size
-        if type(tail) is _Spool or self.memory + size > self.memory_limit:
+        if type(tail) is Spool or self.memory + size > self.memory_limit:
             self._spool(data, tail)
         else:
             items.append(data)
@@ -173,13 +131,13 @@ class OutputBuffer:
         self.peak_total = max(self.peak_total, self.total)
 
     def _spool(self, data: _Piece, tail: object) -> None:
-        if type(tail) is _Spool and tail.written < _SPOOL_FILE_BYTES:
+        if type(tail) is Spool and tail.written < _SPOOL_FILE_BYTES:
             spool = tail
         else:
-            spool = _Spool()
+            spool = Spool()
             self._items.append(spool)
         size = len(data)
-        if spool.staged + size <= _STAGE_BYTES and self.memory + size <= self.memory_limit:
+        if spool.staged + size <= STAGE_BYTES and self.memory + size <= self.memory_limit:
             spool.stage.append(data)
             spool.staged += size
             self.memory += size
@@ -220,7 +178,7 @@ class OutputBuffer:
         try:
             while items:
                 head = items[0]
-                if type(head) is _Spool:
+                if type(head) is Spool:
                     count, more = self._send_spool(sock, head)
                 elif type(head) is _FileRegion:
                     count, more = self._send_region(sock, head)
@@ -258,7 +216,7 @@ class OutputBuffer:
         # A TLS send stops at TLS_SEND_BYTES: one that took that much may go on at once.
         return sent, sent in (sum(map(len, pieces)), TLS_SEND_BYTES)
 
-    def _send_spool(self, sock: socket.socket, spool: _Spool) -> tuple[int, bool]:
+    def _send_spool(self, sock: socket.socket, spool: Spool) -> tuple[int, bool]:
         if spool.read == spool.written:
             self.memory -= spool.write_stage()
         want = spool.written - spool.read
@@ -292,7 +250,7 @@ class OutputBuffer:
         unsent, report, self.on_discard = self.total, self.on_discard, None
         while self._items:
             item = self._items.popleft()
-            if type(item) is _Spool:
+            if type(item) is Spool:
                 item.file.close()
             elif type(item) is _FileRegion:
                 _run_done(item)

@@ -12,11 +12,14 @@ every freed 1 MiB buffer in its per-thread arenas.  A pooled buffer is memory th
 holds anyway, so a body takes one that fits at once, with no doubling and no copy.
 
 Two framings are read this way: a ``Content-Length`` body up to ``--buffer-body-size``,
-received straight into its buffer, and a chunked body, decoded as it arrives, while its
-decoded size stays within ``--buffer-body-size`` (the application then gets a
-``CONTENT_LENGTH``, which frameworks such as Django need).  A chunked body that grows past
-that, or a body that would overrun the budget, is handed to the application as a stream
-with what was read so far (:class:`Handover`).
+received straight into its buffer, and every chunked body, decoded as it arrives.  A
+chunked body is held in memory while its decoded size stays within ``--buffer-body-size``
+and the budget has room; past either, it moves to a temporary file (spool.py) and the rest
+is written there, so its size is bounded only by ``--max-body-size`` (413 beyond, from the
+chunked reader).  Either way the application gets it whole, with a ``CONTENT_LENGTH``:
+frameworks such as Django read only that, and a streamed chunked body reached them empty.
+A ``Content-Length`` body that would overrun the budget is handed to the application as a
+stream with what was read so far (:class:`Handover`): it has a length already.
 
 Owned by the thread that owns the connection; the budget is shared and locked.
 """
@@ -31,12 +34,12 @@ from dataclasses import dataclass
 from kakehashi.http1 import (
     ChunkedReader,
     Data,
-    EndOfMessage,
     Framing,
     Limits,
     ReceiveBuffer,
     Request,
 )
+from kakehashi.server.threads.spool import Spool
 
 __all__ = ["BodyBudget", "Handover", "ParkedBody"]
 
@@ -103,13 +106,11 @@ class BodyBudget:
 
 @dataclass
 class Handover:
-    """A body that cannot be held: the application streams it, starting with ``prefix``
-    (decoded bytes already read), then ``reader`` over ``raw`` and the socket."""
+    """A ``Content-Length`` body that cannot be held: the application streams it, starting
+    with ``prefix`` (the bytes already read), then ``remaining`` bytes from the socket."""
 
     prefix: bytes
-    reader: ChunkedReader | None
-    raw: bytes
-    remaining: int  # Content-Length bytes still to come (0 for chunked)
+    remaining: int
 
 
 class ParkedBody:
@@ -118,8 +119,9 @@ class ParkedBody:
     Attributes:
         started: when the body started (monotonic), for the minimum rate.
         progressed: when a byte of it last arrived.
-        hand_over: the body cannot be held here: a chunked body grew past the limit, or the
-            budget ran out; the application must stream it (:meth:`handover`).
+        hand_over: a ``Content-Length`` body cannot be held here, the budget ran out; the
+            application must stream it (:meth:`handover`).  Never set for a chunked body.
+        spool: the file a chunked body moved to once it outgrew memory (else None).
     """
 
     __slots__ = (
@@ -134,6 +136,7 @@ class ParkedBody:
         "length",
         "progressed",
         "request",
+        "spool",
         "started",
     )
 
@@ -142,9 +145,10 @@ class ParkedBody:
     ) -> None:
         self.request = request
         self._budget = budget
-        self._limit = limit  # the largest decoded chunked body held here
+        self._limit = limit  # the largest decoded chunked body held in memory
         self._held = 0
         self.hand_over = False
+        self.spool: Spool | None = None
         self.started = self.progressed = time.monotonic()
         self._raw = ReceiveBuffer()
         self._buf = bytearray()
@@ -170,7 +174,6 @@ class ParkedBody:
 
     def _reserve(self, count: int) -> bool:
         if not self._budget.take(count):
-            self.hand_over = True
             return False
         self._held += count
         return True
@@ -186,6 +189,7 @@ class ParkedBody:
         want = min(length, max(have * 2, self._got + _FIRST_ROOM))
         if want > have:
             if not self._reserve(want - have):
+                self.hand_over = True
                 return False
             self._buf += bytes(want - have)
         return True
@@ -220,7 +224,9 @@ class ParkedBody:
         """Whether the whole body is here (for chunked: decodes what arrived first).
 
         Raises:
-            RemoteProtocolError: a chunked body broke its framing.
+            RemoteProtocolError: a chunked body broke its framing, or passed
+                ``--max-body-size`` (413).
+            OSError: a chunked body's spool file could not be created or written.
         """
         if self.length is not None:
             return self._got >= self.length
@@ -253,43 +259,60 @@ class ParkedBody:
         return count
 
     def _decode(self) -> bool:
-        assert self._reader is not None
-        while not self.hand_over:
-            event = self._reader.read(self._raw)
-            if event is None:
-                return False
-            if isinstance(event, EndOfMessage):
-                return True
-            assert isinstance(event, Data)
-            # A piece past the budget is kept all the same (it is at most one receive) and
-            # goes to the application at once.
-            self._reserve(len(event.data))
-            self._buf += event.data
-            self._got += len(event.data)
-            if self._got > self._limit:
-                self.hand_over = True
-        return False
+        reader = self._reader
+        assert reader is not None
+        while True:
+            event = reader.read(self._raw)
+            if not isinstance(event, Data):
+                # Nothing staged is left for the next turn: between turns a spooled body
+                # holds no memory but what the socket gave and the decoder has not used.
+                if self.spool is not None:
+                    self.spool.write_stage()
+                return event is not None
+            data = event.data
+            self._got += len(data)
+            if self.spool is not None:
+                self.spool.add(data)
+            elif self._got <= self._limit and self._reserve(len(data)):
+                self._buf += data
+            else:
+                self._move_to_spool(data)
+
+    def _move_to_spool(self, data: bytes) -> None:
+        """The chunked body outgrew memory (``--buffer-body-size``, or the budget): what it
+        holds and ``data`` go to a temporary file, and the budget is given back."""
+        spool = Spool()
+        self.spool = spool
+        if self._buf:
+            spool.add(self._buf)
+        spool.add(data)
+        self._buf = bytearray()
+        self.release()
 
     def body(self) -> bytearray:
         """The buffer holding the complete body in its first :attr:`received` bytes (once
-        :meth:`complete` said so); the budget is given back.  :meth:`recycle` it after use."""
+        :meth:`complete` said so; empty if the body is in :attr:`spool`); the budget is
+        given back.  :meth:`recycle` it after use."""
         self.release()
         return self._buf
 
     def recycle(self) -> None:
-        """The body's buffer is no longer used (no view of it may remain): pool it."""
+        """The body is no longer used (no view of its buffer, no reader of its spool may
+        remain): pool the buffer, close the spool file."""
         buf, self._buf = self._buf, bytearray()
         self._budget.recycle(buf)
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
 
     def handover(self) -> Handover:
         """What the application must stream: the bytes so far, then the rest of the body."""
+        assert self.length is not None, "a chunked body is never handed over"
         self.release()
         with memoryview(self._buf) as view:
             prefix = view[: self._got].tobytes()
         self.recycle()
-        if self.length is None:
-            return Handover(prefix, self._reader, bytes(self._raw), 0)
-        return Handover(prefix, None, b"", self.length - self._got)
+        return Handover(prefix, self.length - self._got)
 
     def leftover(self) -> bytes:
         """Bytes received after a chunked body: the start of a pipelined next request."""
@@ -300,3 +323,8 @@ class ParkedBody:
         if self._held:
             self._budget.give(self._held)
             self._held = 0
+
+    def discard(self) -> None:
+        """The body will not be used (its connection closed): give back what it holds."""
+        self.release()
+        self.recycle()
