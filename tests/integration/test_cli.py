@@ -104,8 +104,10 @@ BAD_INVOCATIONS = [
     (["--threads", "0"], "--threads must be positive"),
     (["--bind", "nowhere"], "cannot bind to 'nowhere'"),
     (["--header-timeout", "-1"], "--header-timeout must be positive"),
-    (["--host", "127.0.0.1", "--bind", "127.0.0.1:0"], "either --bind or --host"),
+    (["--host", "127.0.0.1", "--bind", "127.0.0.1:0"], "only one of --bind, --host/--port"),
     (["--threads", "x"], "invalid int value"),
+    (["-w", "2", "-b", ":0", "a:app", "b:app"], "unrecognized arguments: b:app"),
+    (["--log-level", "loud"], "--log-level must be debug, info, warning, error or critical"),
     (["tests.nope:app", "--port", "0"], "cannot import 'tests.nope'"),
     (["tests.server_apps:missing", "--port", "0"], "has no attribute"),
     (["tests.server_apps:not_callable", "--port", "0"], "not callable"),
@@ -134,7 +136,17 @@ def test_bad_config_or_app_exits_2() -> None:
             _, err = proc.communicate(timeout=20)
             assert proc.returncode == 2, (argv, err)
             assert message in err, (argv, err)
-            assert "Traceback" not in err
+            if "broken on purpose" in message:  # the application's own failure: where
+                assert "Traceback (most recent call last)" in err, err
+                assert 'raise RuntimeError("this module is broken on purpose")' in err or (
+                    "broken_factory" in err
+                ), err
+                assert "importlib" not in err and "kakehashi/cli" not in err, err
+            else:  # a bad setting or reference: one line, two for a usage error
+                assert "Traceback" not in err
+                assert len(err.splitlines()) <= 2, err
+            if "invalid" in message or "unrecognized" in message:
+                assert err.splitlines()[1] == "see 'kakehashi serve --help'", err
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -199,3 +211,65 @@ def test_serve_function(tmp_path: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_a_gunicorn_command_line_serves(serve_process: Spawn) -> None:
+    proc = serve_process("-w", "2", "-b", "127.0.0.1:0", "-t", "20", "tests.server_apps:app")
+    where = proc.address()
+    assert wait_until(lambda: proc.stderr.count(" ready") >= 2, 10), proc.stderr
+    assert get(where, "/").body == b"Hello, World"
+    assert "2 worker(s)" in proc.stderr
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+def test_a_uvicorn_command_line_serves(serve_process: Spawn, tmp_path: Path) -> None:
+    proc = serve_process(
+        "--factory", "tests.server_apps:make_app", "--host", "127.0.0.1", "--port", "0",
+        "--timeout-keep-alive", "2", "--no-access-log", "--log-level", "debug",
+    )  # fmt: skip
+    assert get(proc.address(), "/").body == b"Hello, World"
+    assert "tests.server_apps:make_app" in proc.stderr
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+def test_the_app_and_logging_from_the_config_file(serve_process: Spawn, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    config = tmp_path / "kakehashi.toml"
+    config.write_text(
+        f'app = "tests.server_apps:app"\nbind = "127.0.0.1:0"\naccess-logfile = "{log}"\n'
+        'log-level = "debug"\nworkers = 1\n'
+    )
+    proc = serve_process("-c", str(config))
+    get(proc.address(), "/from-file")
+    assert wait_until(lambda: log.exists() and "/from-file" in log.read_text()), proc.stderr
+    assert "tests.server_apps:app" in proc.stderr
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+IMPORT_FAILURE = """import os
+
+SETTING = "before"
+DATABASE_URL = os.environ["DATABASE_URL"]
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_import_failure_shows_its_traceback(tmp_path: Path, workers: str) -> None:
+    (tmp_path / "badimport.py").write_text(IMPORT_FAILURE)
+    env = {k: v for k, v in _env().items() if k != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "kakehashi", "serve", "badimport:app", "-b", "127.0.0.1:0",
+         "-w", workers, "--chdir", str(tmp_path)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert "Traceback (most recent call last)" in err
+    assert f'File "{tmp_path / "badimport.py"}", line 4, in <module>' in err
+    assert 'DATABASE_URL = os.environ["DATABASE_URL"]' in err
+    assert "KeyError: 'DATABASE_URL'" in err
+    assert "importing 'badimport' failed: KeyError('DATABASE_URL')" in err
+    assert "importlib" not in err and "load_app" not in err  # the machinery is left out

@@ -276,6 +276,33 @@ def test_reload_serves_the_edited_module_and_survives_a_syntax_error(
     assert proc.wait(10) == 0
 
 
+@pytest.mark.parametrize("broken", ["import os\nURL = os.environ['NOT_SET_HERE']\n", "def app(:\n"])
+def test_reload_waits_for_a_fix_when_the_app_cannot_be_imported(
+    serve_process: Spawn, tmp_path: Path, broken: str
+) -> None:
+    module = tmp_path / "fixed_later.py"
+    _write_module(module, broken, 0)
+    proc = serve_process("fixed_later:app", "--port", "0", "--chdir", str(tmp_path), "--reload")
+    where = proc.address()
+    assert proc.wait_for("waiting for a change to a file (--reload)", 10), proc.stderr
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert f'File "{module}", line ' in proc.stderr  # where it failed
+    assert ("URL = os.environ['NOT_SET_HERE']" in proc.stderr) or ("SyntaxError" in proc.stderr)
+    time.sleep(0.5)
+    assert proc.proc.poll() is None  # it did not exit
+    _write_module(
+        module,
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'fixed']\n",
+        2,
+    )
+    assert proc.wait_for("fixed_later.py changed (--reload); importing the application again")
+    assert wait_until(lambda: get(where, "/").body == b"fixed", 10), proc.stderr
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
 def test_reload_with_preload_is_refused() -> None:
     done = cli("serve", APP, "--reload", "--preload")
     assert done.returncode == 2 and "not with --preload" in done.stderr

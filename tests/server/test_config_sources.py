@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from kakehashi.cli import build_parser
+from kakehashi.cli.flags import AppSpec, settings_from_args
 from kakehashi.cli.serve import config_from_args
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
-from kakehashi.server.config.sources import from_env, from_toml, merge, to_toml
+from kakehashi.server.config.sources import from_env, from_toml, merge, read_toml, to_toml
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -77,6 +78,13 @@ def _toml(text: str) -> dict[str, object]:
         ("preload = 1\n", "kakehashi.toml: preload: want bool, not int 1"),
         ("bind = 8000\n", "kakehashi.toml: bind: want a string or a list of strings"),
         ("workers = \n", "kakehashi.toml: not valid TOML"),
+        ('log-level = "loud"\n', "kakehashi.toml: log-level: --log-level must be debug, info"),
+        ("app = 3\n", "kakehashi.toml: app: want str, not 3"),
+        ("factory = 1\n", "kakehashi.toml: factory: want bool, not 1"),
+        (
+            "keep-alive = 2\ntimeout-keep-alive = 3\n",
+            "kakehashi.toml: timeout-keep-alive and keep-alive are the same setting",
+        ),
     ],
 )
 def test_bad_file_keys_and_values_name_key_and_source(
@@ -111,3 +119,51 @@ def test_missing_config_file(tmp_path: Path) -> None:
 def test_command_line_errors_keep_their_one_line() -> None:
     with pytest.raises(ConfigError, match=r"^--workers must be at most 256, not 100,000$"):
         _config(["--workers", "100000"], {})
+
+
+def test_the_file_takes_every_flag_name_its_long_aliases_and_the_app(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        'app = "tests.server_apps:make_app"\nfactory = true\n'
+        'access-logfile = "-"\nlog-level = "debug"\n'
+        'log-config = "/etc/k/log.toml"\ntimeout-keep-alive = 7\nlimit-max-requests = 9\n'
+        'access-logformat = "%(h)s"\nlog-file = "/tmp/e2.log"\n',
+    )
+    config, spec = settings_from_args(build_parser().parse_args(["serve", "-c", path]), {})
+    assert spec == AppSpec("tests.server_apps:make_app", True)
+    assert (config.access_logfile, config.log_level) == ("-", "debug")
+    assert (config.log_config, config.keep_alive, config.max_requests) == (
+        "/etc/k/log.toml",
+        7.0,
+        9,
+    )
+    assert (config.access_log_format, config.error_logfile) == ("%(h)s", "/tmp/e2.log")
+    # The command line's APP wins, and the file's factory goes with the file's app.
+    argv = ["serve", "--config", path, "tests.server_apps:app"]
+    assert settings_from_args(build_parser().parse_args(argv), {})[1] == AppSpec(
+        "tests.server_apps:app", False
+    )
+
+
+def test_every_long_alias_is_a_file_key(tmp_path: Path) -> None:
+    lines = dict(line.split(" = ", 1) for line in to_toml(ServerConfig()).splitlines())
+    checked = 0
+    for f in dataclasses.fields(ServerConfig):
+        key = f.metadata["flag"][2:]
+        for alias in (a[2:] for a in f.metadata["aliases"] if a.startswith("--")):
+            (_, settings), _ = read_toml(_write(tmp_path, f"{alias} = {lines[key]}\n"))
+            assert settings == {f.name: (alias, getattr(ServerConfig(), f.name))}
+            checked += 1
+    assert checked >= 12
+
+
+def test_a_gunicorn_python_config_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "gunicorn.conf.py"
+    path.write_text("workers = 2\n")
+    with pytest.raises(ConfigError, match="kakehashi reads TOML, not a gunicorn Python config"):
+        _config(["-c", str(path)], {})
+
+
+def test_logging_settings_come_from_the_environment_too() -> None:
+    config = _config([], {"KAKEHASHI_LOG_LEVEL": "warning", "KAKEHASHI_ACCESS_LOGFILE": "-"})
+    assert (config.log_level, config.access_logfile) == ("warning", "-")

@@ -1,4 +1,4 @@
-"""Logging for ``kakehashi serve``: its flags and the handlers they install.
+"""Logging for ``kakehashi serve``: the handlers its logging settings ask for.
 
 The library configures no logging; the CLI does, here, as gunicorn does: errors to stderr
 (or ``--error-logfile``), the access log to stderr (or ``--access-logfile``, ``-`` being
@@ -10,7 +10,6 @@ every line as a ``logging`` record.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import logging.config
@@ -22,67 +21,43 @@ from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
 from kakehashi.server.observe.logfile import LogFileHandler
 
-__all__ = ["add_logging_arguments", "configure_logging"]
+__all__ = ["configure_logging"]
 
 _ERROR_FORMAT = "[%(asctime)s] %(levelname)s %(message)s"
 _MAX_CONFIG_BYTES = 1 << 20
 
 
-def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("logging destinations")
-    group.add_argument(
-        "--access-logfile",
-        metavar="PATH",
-        help="write the access log to PATH ('-' = stdout; default: stderr)",
-    )
-    group.add_argument(
-        "--error-logfile",
-        metavar="PATH",
-        help="write the error log to PATH ('-' = stderr, the default)",
-    )
-    group.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error", "critical"],
-        help="level of the kakehashi loggers (default: info)",
-    )
-    group.add_argument(
-        "--log-config",
-        metavar="FILE",
-        help="a logging.config.dictConfig in JSON or TOML (.toml) replacing the defaults",
-    )
-
-
-def configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
-    """Install the handlers the flags ask for; with --log-config, only those of the flags
-    given explicitly, on top of the file's.
+def configure_logging(config: ServerConfig) -> None:
+    """Install the handlers the settings ask for (``--access-logfile``, ``--error-logfile``,
+    ``--log-level``, ``--log-config``: fields of ServerConfig); with --log-config, only those
+    of the log files given explicitly, on top of the file's.
 
     Raises:
         ConfigError: a log file cannot be opened, or the --log-config file is unusable.
     """
     root = logging.getLogger("kakehashi")
     access = logging.getLogger("kakehashi.access")
-    root.setLevel(getattr(logging, args.log_level.upper()))
-    if args.log_config:
-        _apply_dict_config(args.log_config)
-    if not args.log_config or args.error_logfile:
+    root.setLevel(getattr(logging, config.log_level.upper()))
+    if config.log_config:
+        _apply_dict_config(config.log_config)
+    if not config.log_config or config.error_logfile:
         errors: logging.Handler = logging.StreamHandler(sys.stderr)
-        if args.error_logfile not in (None, "-"):
-            errors = _open("--error-logfile", args.error_logfile, sys.stderr, buffered=False)
+        if config.error_logfile not in ("", "-"):
+            errors = _open("--error-logfile", config.error_logfile, sys.stderr, buffered=False)
         errors.setFormatter(logging.Formatter(_ERROR_FORMAT))
         root.addHandler(errors)
-    if config.access_log and (not args.log_config or args.access_logfile):
+    if config.access_log and (not config.log_config or config.access_logfile):
         for old in access.handlers[:]:  # the flag replaces what the file said for it
             access.removeHandler(old)
             old.close()
-        access.addHandler(_open("--access-logfile", args.access_logfile, sys.stderr))
+        access.addHandler(_open("--access-logfile", config.access_logfile, sys.stderr))
         access.propagate = False
-    if not args.log_config or access.level == logging.NOTSET:
+    if not config.log_config or access.level == logging.NOTSET:
         access.setLevel(logging.INFO if config.access_log else logging.WARNING)
 
 
-def _open(flag: str, path: str | None, default: Any, buffered: bool = True) -> LogFileHandler:
-    if path is None:
+def _open(flag: str, path: str, default: Any, buffered: bool = True) -> LogFileHandler:
+    if not path:
         return LogFileHandler(stream=default, buffered=buffered)
     if path == "-":  # gunicorn's meaning
         return LogFileHandler(stream=sys.stdout, buffered=buffered)

@@ -1,8 +1,8 @@
 """Serve a WSGI application (the demo when none is named).
 
-The flags are generated from the fields of ServerConfig (one declaration per setting), plus
-gunicorn's and uvicorn's spellings users already know: ``--host``/``--port``,
-``--access-logfile`` and ``--log-level``.  This is the only place that installs signal
+The flags are generated from the fields of ServerConfig (one declaration per setting, with
+the spellings gunicorn and uvicorn users know as its aliases: cli/flags.py).  An application
+that fails to import is reported with its traceback.  This is the only place that installs signal
 handlers: SIGINT or SIGTERM asks the server to shut down gracefully, a second SIGINT forces
 the exit (cli/lifecycle.py); with several workers the arbiter (server/process/arbiter.py) does.
 """
@@ -11,152 +11,93 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import importlib
+import json
 import logging
 import os
 import re
 import sys
 import types
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 from kakehashi import __version__
+from kakehashi.cli.flags import (
+    DEFAULT_APP,
+    AppSpec,
+    add_arguments,
+    config_from_args,
+    settings_from_args,
+)
 from kakehashi.cli.lifecycle import PidFile, needs_manager, reopen_logs, serve_in_process
-from kakehashi.cli.logsetup import add_logging_arguments, configure_logging
+from kakehashi.cli.logsetup import configure_logging
 from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server import Server, ServerConfig
-from kakehashi.server.config.sources import from_env, from_toml, merge, to_toml
+from kakehashi.server.config.sources import to_toml
 from kakehashi.server.edge.tls import make_context
 from kakehashi.server.net.bind import bind_sockets
 from kakehashi.server.net.systemd import listen_fds
 from kakehashi.server.process.arbiter import Arbiter
+from kakehashi.server.process.reloader import format_import_error
 from kakehashi.server.process.worker import WorkerHooks
 from kakehashi.server.threads.server import managed_server
 from kakehashi.wsgi import WSGIApp
 
-__all__ = ["add_arguments", "load_app", "run"]
+__all__ = ["DEFAULT_APP", "add_arguments", "config_from_args", "load_app", "run"]
 
-DEFAULT_APP = "kakehashi.demo:app"
 _APP_RE = re.compile(r"(?P<module>[\w.]+):(?P<attr>[\w.]+)(?P<call>\(\))?")
-_TYPES = get_type_hints(ServerConfig)
 _MAIN_PID = os.getpid()  # pre-fork workers share the sockets; only the parent removes files
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "app",
-        nargs="?",
-        default=DEFAULT_APP,
-        metavar="APP",
-        help=f"the application as module:attr or module:factory() (default {DEFAULT_APP})",
-    )
-    groups: dict[str, Any] = {}
-    for f in dataclasses.fields(ServerConfig):
-        meta = f.metadata
-        group = groups.get(meta["section"]) or parser.add_argument_group(meta["section"])
-        groups[meta["section"]] = group
-        flags = [meta["flag"], *([meta["short"]] if "short" in meta else [])]
-        kind = _TYPES[f.name]
-        help_text = f"{meta['help']} (default: {_default_text(f)})".replace("%", "%%")
-        if kind is bool:
-            group.add_argument(
-                *flags,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                help=meta["help"].replace("%", "%%"),
-            )
-        elif kind == tuple[str, ...]:  # repeatable
-            group.add_argument(
-                *flags, dest=f.name, action="append", metavar=meta.get("metavar"), help=meta["help"]
-            )
-        else:
-            metavar = meta.get("metavar", "N" if kind in (int, float) else "VALUE")
-            group.add_argument(*flags, dest=f.name, type=kind, metavar=metavar, help=help_text)
-    files = parser.add_argument_group("configuration file")
-    files.add_argument(
-        "--config",
-        metavar="FILE",
-        help="read settings from a TOML file (keys are the long flag names); the environment "
-        "(KAKEHASHI_<NAME>) and the command line override it",
-    )
-    files.add_argument(
-        "--print-config", action="store_true", help="print the merged settings as TOML and exit"
-    )
-    files.add_argument(
-        "--check-config",
-        action="store_true",
-        help="check the settings and import the application, then exit (0 ok, 2 not)",
-    )
-    aliases = parser.add_argument_group("aliases")
-    aliases.add_argument("--host", help="uvicorn-style host (with --port, instead of --bind)")
-    aliases.add_argument("--port", type=int, help="uvicorn-style port")
-    add_logging_arguments(parser)
-
-
-def _default_text(f: dataclasses.Field[Any]) -> str:
-    return str(f.metadata.get("default_text", f.default))
-
-
-def config_from_args(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
-) -> ServerConfig:
-    """The settings: defaults < ``--config`` file < ``KAKEHASHI_*`` variables < flags.
+def load_app(reference: str, factory: bool = False) -> WSGIApp:
+    """Import ``module:attr`` or call ``module:factory()`` (or ``module:factory`` with
+    ``factory``, uvicorn's ``--factory``).
 
     Raises:
-        ConfigError: a bad value (naming its key and source), or --host/--port mixed with
-            --bind.
-    """
-    settings: dict[str, tuple[str, Any]] = {}
-    for f in dataclasses.fields(ServerConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            settings[f.name] = (f.metadata["flag"], tuple(value) if type(value) is list else value)
-    if args.host is not None or args.port is not None:
-        if args.bind:
-            raise ConfigError("use either --bind or --host/--port, not both")
-        host = args.host or "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
-        settings["bind"] = ("--port", (f"{host}:{args.port if args.port is not None else 8000}",))
-    layers = [from_toml(args.config)] if getattr(args, "config", None) else []
-    layers.append(from_env(os.environ if environ is None else environ))
-    layers.append(("command line", settings))
-    return merge(layers)
-
-
-def load_app(reference: str) -> WSGIApp:
-    """Import ``module:attr`` or call ``module:factory()``.
-
-    Raises:
-        AppImportError: the reference is malformed, or the module or attribute is missing.
+        AppImportError: the reference is malformed, the module or attribute is missing, or
+            the module or factory raised (then the exception is its ``__cause__``, for its
+            traceback).
     """
     m = _APP_RE.fullmatch(reference)
     if m is None:
         raise AppImportError(f"{reference!r} is not module:attr or module:factory()")
     if os.getcwd() not in sys.path:  # as gunicorn: apps next to where you run it
         sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(m["module"])
-    except ImportError as exc:
-        raise AppImportError(f"cannot import {m['module']!r}: {exc}") from exc
-    except Exception as exc:  # the module itself fails: say how, without a traceback
-        raise AppImportError(f"importing {m['module']!r} failed: {exc!r}") from exc
+    module = _import(m["module"])
     target: Any = module
     for part in m["attr"].split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
             raise AppImportError(f"{m['module']!r} has no attribute {m['attr']!r}") from None
-    if m["call"]:
+    if m["call"] or factory:
         try:
             target = target()
         except Exception as exc:
-            raise AppImportError(f"{reference} failed: {exc!r}") from exc
+            raise AppImportError(f"calling {m['module']}:{m['attr']}() failed: {exc!r}") from exc
     if not callable(target) or isinstance(target, types.ModuleType):
         raise AppImportError(f"{reference!r} is not a WSGI application (not callable)")
     app: WSGIApp = target
     return app
+
+
+def _import(name: str) -> types.ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if name == missing or name.startswith(f"{missing}."):  # the module itself: one line
+            raise AppImportError(f"cannot import {name!r}: {exc}") from None
+        raise AppImportError(f"importing {name!r} failed: {exc!r}") from exc
+    except Exception as exc:  # the module runs and fails: its traceback is the cause
+        raise AppImportError(f"importing {name!r} failed: {exc!r}") from exc
+
+
+def _report(exc: ConfigError) -> None:
+    """One line; after the traceback of the application's own failure, if that was it."""
+    if isinstance(exc, AppImportError) and exc.__cause__ is not None:
+        print(format_import_error(exc.__cause__), end="", file=sys.stderr)
+    print(f"kakehashi: {exc}", file=sys.stderr)
 
 
 def _raise_fd_limit() -> None:
@@ -174,21 +115,22 @@ def _raise_fd_limit() -> None:
 def run(args: argparse.Namespace) -> int:
     _raise_fd_limit()
     try:
-        config = config_from_args(args)
+        config, spec = settings_from_args(args)
         if args.print_config or args.check_config:
-            return _inspect(args, config)
-        configure_logging(args, config)
+            return _inspect(args, config, spec)
+        configure_logging(config)
         config = _prepare(config)
         sockets = bind_sockets(config.addresses, config.backlog, config.reuse_port)
-        server = _make_server(args, config, sockets)  # binds --metrics-bind too
+        server = _make_server(args, config, spec, sockets)  # binds --metrics-bind too
         pid_file = PidFile(config.pid)
         pid_file.write()
     except ConfigError as exc:
-        print(f"kakehashi: {exc}", file=sys.stderr)
+        _report(exc)
         return 2
     log = logging.getLogger("kakehashi.error")
     for sock in sockets:
-        log.info("kakehashi %s serving %s on %s", __version__, args.app, _where(sock, config.tls))
+        where = _where(sock, config.tls)
+        log.info("kakehashi %s serving %s on %s", __version__, spec.reference, where)
     log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads, config.workers)
     try:
         if isinstance(server, Server):
@@ -200,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make_server(
-    args: argparse.Namespace, config: ServerConfig, sockets: list[Any]
+    args: argparse.Namespace, config: ServerConfig, spec: AppSpec, sockets: list[Any]
 ) -> Server | Arbiter:
     """One process serving, or the process manager (``--workers`` and friends).
 
@@ -209,7 +151,7 @@ def _make_server(
             or the TLS certificate cannot be loaded.
     """
     managed = needs_manager(config)
-    app = load_app(args.app) if config.preload or not managed else None
+    app = load_app(spec.reference, spec.factory) if config.preload or not managed else None
     if not managed:
         assert app is not None
         if config.shutdown_delay:  # to answer with Connection: close during the delay
@@ -218,7 +160,7 @@ def _make_server(
     if config.tls:  # a certificate that cannot be loaded stops the start, not every worker
         make_context(config)
     hooks = WorkerHooks(
-        load_app=lambda: load_app(args.app),
+        load_app=lambda: load_app(spec.reference, spec.factory),
         engine=managed_server,
         reopen_logs=reopen_logs,
         reload_config=lambda: config_from_args(args),
@@ -226,19 +168,22 @@ def _make_server(
     return Arbiter(config, sockets, hooks, app=app)
 
 
-def _inspect(args: argparse.Namespace, config: ServerConfig) -> int:
+def _inspect(args: argparse.Namespace, config: ServerConfig, spec: AppSpec) -> int:
     """``--print-config`` / ``--check-config``: nothing is bound.
 
     Raises:
         ConfigError: --check-config, and the directory or the application is wrong.
     """
-    if args.print_config:
+    if args.print_config:  # the application too, so the output is a whole --config file
+        print(f"app = {json.dumps(spec.reference)}")
+        if spec.factory:
+            print("factory = true")
         print(to_toml(config), end="")
     if args.check_config:
         if config.chdir:
             _enter(config.chdir)
-        load_app(args.app)
-        print(f"kakehashi: the configuration and {args.app} are fine", file=sys.stderr)
+        load_app(spec.reference, spec.factory)
+        print(f"kakehashi: the configuration and {spec.reference} are fine", file=sys.stderr)
     return 0
 
 

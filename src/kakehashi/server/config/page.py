@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from kakehashi.server.config.settings import ServerConfig
+from kakehashi.server.config.settings import ServerConfig, default_text
 
 __all__ = ["settings_markdown"]
 
@@ -31,21 +31,27 @@ def settings_markdown() -> str:
             flag = f.metadata["flag"]
             if f.type in (bool, "bool"):
                 flag = f"{flag} / --no-{flag[2:]}"
-            short = f.metadata.get("short")
-            flag = f"`{flag}`" + (f" (`{short}`)" if short else "")
-            default = f.metadata.get("default_text") or repr(f.default)
-            lines.append(f"| {flag} | `{f.name}` | `{default}` | {f.metadata['help']} |")
+            aliases = ", ".join(f"`{alias}`" for alias in f.metadata["aliases"])
+            flag = f"`{flag}`" + (f" ({aliases})" if aliases else "")
+            default = default_text(f)
+            lines.append(f"| {flag} | `{f.name}` | {default} | {f.metadata['help']} |")
         lines.append("")
     lines += [
-        "Also accepted by `kakehashi serve`: `--host`/`--port` (instead of `--bind`), and the",
-        "logging destinations (docs/logging.md): `--access-logfile PATH` (`-` = stdout),",
-        "`--error-logfile PATH`, `--log-level LEVEL` and `--log-config FILE` (JSON or TOML).",
+        "In parentheses, the other names of a setting: the spellings of gunicorn (`-w`, `-t`,",
+        "`--log-file`, `--access-logformat`, `--worker-connections`, ...) and uvicorn",
+        "(`--timeout-keep-alive`, `--ssl-certfile`, `--limit-max-requests`, ...). Also accepted:",
+        "uvicorn's `--host`/`--port`, `--uds PATH` and `--fd N` (each instead of `--bind`),",
+        "`--proxy-headers` (the default) and `--no-proxy-headers` (`--forwarded-allow-ips ''`),",
+        "`--factory` (APP names a factory to call, as `module:factory()` does), and gunicorn's",
+        "`-c FILE` (the TOML file below).",
         "",
         "## Configuration file and environment",
         "",
         "Every setting above can also be given in a TOML file read with `--config FILE`, under",
-        'its flag\'s name (`max-requests = 200`, `bind = ["127.0.0.1:8000"]`), and as the',
-        "environment variable `KAKEHASHI_` + its field in capitals (`KAKEHASHI_MAX_REQUESTS=200`;",
+        'its flag\'s name or a long alias (`max-requests = 200`, `bind = ["127.0.0.1:8000"]`,',
+        '`log-level = "debug"`), with the application as `app = "module:attr"` (and',
+        "`factory = true`; the command line's APP wins), and as the environment variable",
+        "`KAKEHASHI_` + its field in capitals (`KAKEHASHI_MAX_REQUESTS=200`;",
         "`KAKEHASHI_BIND` takes addresses separated by commas). The command line wins over the",
         "environment, which wins over the file, which wins over the default. `--print-config`",
         "prints the merged result as TOML; `--check-config` checks it and imports the application",

@@ -21,15 +21,34 @@ from kakehashi.server.edge.proxies import TrustedPeers, root_path_key
 from kakehashi.server.net.bind import Address, parse_bind
 from kakehashi.server.observe.accesslog import DEFAULT_FORMAT, check_format
 
-__all__ = ["Address", "ServerConfig", "parse_bind"]
+__all__ = ["LOG_LEVELS", "Address", "ServerConfig", "default_text", "parse_bind"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED: what gunicorn's --cert-reqs and uvicorn's
+# --ssl-cert-reqs take.
+_CERT_REQS_NUMBERS = {"0": "none", "1": "optional", "2": "required"}
 
 
 def _opt(flag: str, help: str, section: str, **extra: Any) -> dict[str, Any]:
     """A field's metadata.  A number takes ``most`` (its upper bound, said in its help) and
-    ``off`` (True when 0 is allowed, meaning "off"); otherwise it must be positive."""
+    ``off`` (True when 0 is allowed, meaning "off"); otherwise it must be positive.
+    ``aliases`` are the other spellings gunicorn and uvicorn users type (``-w``,
+    ``--timeout-keep-alive``): the same setting, so ``--help`` lists it once."""
     if "most" in extra:
         help = f"{help} (at most {extra['most']:,})"
-    return {"flag": flag, "help": help, "section": section, **extra}
+    return {"flag": flag, "help": help, "section": section, "aliases": (), **extra}
+
+
+def default_text(f: dataclasses.Field[Any]) -> str:
+    """How ``--help`` and docs/settings.md show a field's default: on/off for a switch,
+    "none" for an empty value (never a bare ``''``)."""
+    if "default_text" in f.metadata:
+        return str(f.metadata["default_text"])
+    if isinstance(f.default, bool):
+        return "on" if f.default else "off"
+    if isinstance(f.default, tuple):
+        return ", ".join(f.default) or "none"
+    return str(f.default) or "none"
 
 
 def _check_number(f: dataclasses.Field[Any], value: object) -> None:
@@ -59,7 +78,9 @@ class ServerConfig:
     bind: tuple[str, ...] = field(
         default=("127.0.0.1:8000",),
         metadata=_opt("--bind", "address to listen on, repeatable: HOST:PORT, [::1]:PORT, "
-                      "unix:/path, fd://N (default 127.0.0.1:8000)", "binding", short="-b"),
+                      "unix:/path, fd://N; uvicorn's --host/--port, --uds PATH and --fd N are "
+                      "accepted too (HOST defaults to 127.0.0.1, PORT to 8000)", "binding",
+                      metavar="ADDRESS", aliases=("-b",)),
     )  # fmt: skip
     threads: int = field(
         # waitress's default: enough for an app that sometimes waits on a database, small
@@ -79,7 +100,11 @@ class ServerConfig:
     workers: int = field(
         default=1,
         metadata=_opt(
-            "--workers", "processes, each with its own threads (pre-fork)", "workers", most=256
+            "--workers",
+            "processes, each with its own threads (pre-fork)",
+            "workers",
+            most=256,
+            aliases=("-w",),
         ),
     )
     backlog: int = field(
@@ -92,14 +117,16 @@ class ServerConfig:
     connection_limit: int = field(
         # Parked connections cost ~1 KiB each and no thread; the bound is on file descriptors.
         default=15000,
-        metadata=_opt("--connection-limit", "open connections at most; more wait in the "
-                      "kernel's backlog", "binding", most=1_000_000),
+        metadata=_opt("--connection-limit", "open connections at most, per process; more "
+                      "wait in the kernel's backlog (uvicorn's --limit-concurrency answers "
+                      "503 instead)", "binding", most=1_000_000,
+                      aliases=("--worker-connections", "--limit-concurrency")),
     )  # fmt: skip
     keep_alive: float = field(
         # uvicorn's 5 s: long enough for a browser's next click, short enough to free slots.
         default=5.0,
         metadata=_opt("--keep-alive", "seconds an idle keep-alive connection is kept",
-                      "timeouts", most=3600),
+                      "timeouts", most=3600, aliases=("--timeout-keep-alive",)),
     )  # fmt: skip
     header_timeout: float = field(
         # Go's lesson: a zero default lets a silent client hold a connection forever.
@@ -138,7 +165,8 @@ class ServerConfig:
         # gunicorn's default: requests in flight get this long to finish on shutdown.
         default=30.0,
         metadata=_opt("--graceful-timeout", "seconds requests in flight get to finish on "
-                      "shutdown", "timeouts", most=3600),
+                      "shutdown", "timeouts", most=3600,
+                      aliases=("--timeout-graceful-shutdown",)),
     )  # fmt: skip
     shutdown_linger: float = field(
         # A client that sent its next request just as the server decided to stop is answered
@@ -162,7 +190,8 @@ class ServerConfig:
     limit_request_field_size: int = field(
         default=DEFAULT_LIMITS.max_field_bytes,
         metadata=_opt("--limit-request-field-size", "longest header field in bytes "
-                      "(431 beyond)", "limits", most=1 << 20),
+                      "(431 beyond)", "limits", most=1 << 20,
+                      aliases=("--limit-request-field_size",)),
     )  # fmt: skip
     limit_request_head: int = field(
         default=DEFAULT_LIMITS.max_header_bytes,
@@ -244,7 +273,8 @@ class ServerConfig:
         metadata=_opt("--forwarded-allow-ips", "peers whose Forwarded and X-Forwarded-* "
                       "headers are believed: comma list of addresses, CIDR networks, 'unix' "
                       "(Unix-socket peers) or '*'; from anyone else these headers are removed "
-                      "(docs/proxies.md)", "proxies",
+                      "(docs/proxies.md); uvicorn's --proxy-headers is the default, its "
+                      "--no-proxy-headers trusts nobody", "proxies",
                       default_text="127.0.0.1,::1 (or $FORWARDED_ALLOW_IPS)"),
     )  # fmt: skip
     root_path: str = field(
@@ -270,34 +300,37 @@ class ServerConfig:
     certfile: str = field(
         default="",
         metadata=_opt("--certfile", "PEM certificate chain: serve HTTPS on every --bind "
-                      "address (docs/tls.md)", "tls", metavar="FILE", default_text="off"),
+                      "address (docs/tls.md)", "tls", metavar="FILE", default_text="off",
+                      aliases=("--ssl-certfile",)),
     )  # fmt: skip
     keyfile: str = field(
         default="",
-        metadata=_opt("--keyfile", "PEM private key of --certfile (default: in --certfile)",
-                      "tls", metavar="FILE", default_text="''"),
+        metadata=_opt("--keyfile", "PEM private key of --certfile", "tls", metavar="FILE",
+                      default_text="in --certfile", aliases=("--ssl-keyfile",)),
     )  # fmt: skip
     keyfile_password: str = field(
         default="",
         metadata=_opt("--keyfile-password", "password of an encrypted --keyfile (visible in "
-                      "ps: prefer $KAKEHASHI_KEYFILE_PASSWORD)", "tls", default_text="''",
-                      secret=True),
+                      "ps: prefer $KAKEHASHI_KEYFILE_PASSWORD)", "tls", secret=True,
+                      aliases=("--ssl-keyfile-password",)),
     )  # fmt: skip
     ca_certs: str = field(
         default="",
         metadata=_opt("--ca-certs", "PEM file of the CAs client certificates are checked "
                       "against (with --cert-reqs optional or required)", "tls", metavar="FILE",
-                      default_text="''"),
+                      aliases=("--ssl-ca-certs",)),
     )  # fmt: skip
     cert_reqs: str = field(
         default="none",
         metadata=_opt("--cert-reqs", "client certificates: none (not asked), optional "
-                      "(checked if sent) or required", "tls"),
+                      "(checked if sent) or required; gunicorn's and uvicorn's 0, 1, 2 mean "
+                      "the same", "tls", aliases=("--ssl-cert-reqs",)),
     )  # fmt: skip
     ciphers: str = field(
         default="",
         metadata=_opt("--ciphers", "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are "
-                      "OpenSSL's)", "tls", default_text="OpenSSL's default"),
+                      "OpenSSL's)", "tls", default_text="OpenSSL's default",
+                      aliases=("--ssl-ciphers",)),
     )  # fmt: skip
     ssl_min_version: str = field(
         default="TLSv1.2",
@@ -312,7 +345,31 @@ class ServerConfig:
         metadata=_opt("--access-log-format", "access line made of gunicorn's atoms "
                       "(%(h)s %(u)s %(t)s %(r)s %(s)s %(b)s %(f)s %(a)s %(D)s "
                       "%({header}i)s ...), or json for one JSON object a line", "logging",
-                      metavar="FORMAT"),
+                      metavar="FORMAT", aliases=("--access-logformat",)),
+    )  # fmt: skip
+    # Where the command line's log handlers write (cli/logsetup.py); the library itself
+    # configures no logging, so a Server built in Python ignores these four.
+    access_logfile: str = field(
+        default="",
+        metadata=_opt("--access-logfile", "write the access log to this file ('-' = stdout)",
+                      "logging", metavar="PATH", default_text="stderr"),
+    )  # fmt: skip
+    error_logfile: str = field(
+        default="",
+        metadata=_opt("--error-logfile", "write kakehashi's own log to this file ('-' = "
+                      "stderr)", "logging", metavar="PATH", default_text="stderr",
+                      aliases=("--log-file",)),
+    )  # fmt: skip
+    log_level: str = field(
+        default="info",
+        metadata=_opt("--log-level", "level of the kakehashi loggers: debug, info, warning, "
+                      "error or critical", "logging", metavar="LEVEL"),
+    )  # fmt: skip
+    log_config: str = field(
+        default="",
+        metadata=_opt("--log-config", "a logging.config.dictConfig in JSON or TOML (.toml) "
+                      "replacing the default handlers (docs/logging.md)", "logging",
+                      metavar="FILE"),
     )  # fmt: skip
 
     max_requests: int = field(
@@ -320,7 +377,7 @@ class ServerConfig:
         default=0,
         metadata=_opt("--max-requests", "a worker process that served this many requests is "
                       "replaced, without losing one (0 = never)", "workers", most=10**9,
-                      off=True),
+                      off=True, aliases=("--limit-max-requests",)),
     )  # fmt: skip
     max_requests_jitter: int = field(
         # Spreads the recycling of workers started together, so they do not all go at once.
@@ -333,12 +390,12 @@ class ServerConfig:
         default=30.0,
         metadata=_opt("--timeout", "seconds a worker process may go without a heartbeat "
                       "(all its threads stuck, or the GIL held) before it is killed and "
-                      "replaced (0 = off)", "workers", most=86400, off=True),
+                      "replaced (0 = off)", "workers", most=86400, off=True, aliases=("-t",)),
     )  # fmt: skip
     preload: bool = field(
         default=False,
         metadata=_opt("--preload", "import the application once in the parent before "
-                      "forking (default: each worker imports it)", "workers"),
+                      "forking (off: each worker imports it)", "workers"),
     )  # fmt: skip
     reuse_port: bool = field(
         default=False,
@@ -353,12 +410,12 @@ class ServerConfig:
     pid: str = field(
         default="",
         metadata=_opt("--pid", "write the process id to this file once listening; removed "
-                      "on exit", "process", metavar="FILE"),
+                      "on exit", "process", metavar="FILE", aliases=("-p",)),
     )  # fmt: skip
     chdir: str = field(
         default="",
         metadata=_opt("--chdir", "change to this directory before importing the application",
-                      "process", metavar="DIR"),
+                      "process", metavar="DIR", default_text="the current directory"),
     )  # fmt: skip
 
     reload: bool = field(
@@ -398,6 +455,11 @@ class ServerConfig:
         if self.metrics_bind:
             _check_metrics_bind(self.metrics_bind, self.addresses)
         check_format(self.access_log_format)
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(
+                f"--log-level must be {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}, "
+                f"not {self.log_level!r}"
+            )
         if self.output_buffer_memory > self.output_buffer_limit:
             raise ConfigError("--output-buffer-memory must not exceed --output-buffer-limit")
         if self.reload and self.preload:
@@ -407,6 +469,8 @@ class ServerConfig:
 
     def _check_tls(self) -> None:
         """The TLS settings agree with each other (files are read when the server starts)."""
+        if self.cert_reqs in _CERT_REQS_NUMBERS:  # gunicorn's and uvicorn's spelling
+            object.__setattr__(self, "cert_reqs", _CERT_REQS_NUMBERS[self.cert_reqs])
         if self.cert_reqs not in ("none", "optional", "required"):
             raise ConfigError("--cert-reqs must be none, optional or required")
         if self.ssl_min_version not in ("TLSv1.2", "TLSv1.3"):

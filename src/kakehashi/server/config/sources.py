@@ -1,10 +1,13 @@
 """Settings from a TOML file and from ``KAKEHASHI_<NAME>`` environment variables, merged.
 
 Everything here is generated from ServerConfig's fields: a file key is a flag's long name
-(``max-requests``; ``max_requests`` is accepted too) and a variable is ``KAKEHASHI_`` plus
-the field's name in capitals (``KAKEHASHI_MAX_REQUESTS``).  Precedence, lowest first:
-defaults, the file, the environment, the command line.  Each value is checked as it is
-applied, so an error names the key and where it came from.  No I/O but reading the file.
+or long alias (``max-requests``, ``limit-max-requests``; ``max_requests`` is accepted too) and
+a variable is ``KAKEHASHI_`` plus the field's name in capitals (``KAKEHASHI_MAX_REQUESTS``).
+The file may also name the application (``app = "module:attr"``, ``factory = true``), which
+is the command line's business, not a server setting: :func:`read_toml` hands it back apart.
+Precedence, lowest first: defaults, the file, the environment, the command line.  Each value
+is checked as it is applied, so an error names the key and where it came from.  No I/O but
+reading the file.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ from typing import Any, get_type_hints
 from kakehashi.errors import ConfigError
 from kakehashi.server.config.settings import ServerConfig
 
-__all__ = ["ENV_PREFIX", "from_env", "from_toml", "merge", "to_toml"]
+__all__ = [
+    "APP_KEYS",
+    "ENV_PREFIX",
+    "Layer",
+    "from_env",
+    "from_toml",
+    "merge",
+    "read_toml",
+    "to_toml",
+]
 
 ENV_PREFIX = "KAKEHASHI_"
 _TYPES = get_type_hints(ServerConfig)
@@ -27,19 +39,42 @@ _FIELDS = {f.name: f for f in dataclasses.fields(ServerConfig)}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 Layer = tuple[str, dict[str, tuple[str, Any]]]  # (source, {field: (key as written, value)})
+APP_KEYS: dict[str, type] = {"app": str, "factory": bool}  # the file's keys that are no setting
 
 
 def _key(name: str) -> str:
     return str(_FIELDS[name].metadata["flag"]).removeprefix("--")
 
 
+def _file_keys() -> dict[str, str]:
+    """Each accepted file key (underscores for dashes) -> its field's name."""
+    keys = {}
+    for name, f in _FIELDS.items():
+        for flag in (f.metadata["flag"], *f.metadata["aliases"]):
+            if flag.startswith("--"):
+                keys[flag[2:].replace("-", "_")] = name
+        keys[name] = name
+    return keys
+
+
+_FILE_KEYS = _file_keys()
+
+
 def from_toml(path: str) -> Layer:
-    """The settings of a TOML file.
+    """The settings of a TOML file (see :func:`read_toml`)."""
+    return read_toml(path)[0]
+
+
+def read_toml(path: str) -> tuple[Layer, dict[str, Any]]:
+    """The settings of a TOML file, and apart from them its :data:`APP_KEYS`.
 
     Raises:
-        ConfigError: the file cannot be read or parsed, a key is unknown, a value has the
-            wrong type.
+        ConfigError: the file cannot be read or parsed (a gunicorn Python file is named as
+            such), a key is unknown or given twice, a value has the wrong type.
     """
+    if path.endswith(".py"):
+        raise ConfigError(f"--config {path}: kakehashi reads TOML, not a gunicorn Python "
+                          "config (its settings are the flag names: workers = 2)")  # fmt: skip
     try:
         with open(path, "rb") as file:
             data = tomllib.load(file)
@@ -48,12 +83,20 @@ def from_toml(path: str) -> Layer:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     settings: dict[str, tuple[str, Any]] = {}
+    app: dict[str, Any] = {}
     for key, value in data.items():
-        name = key.replace("-", "_")
-        if name not in _FIELDS:
+        if key in APP_KEYS:
+            if not isinstance(value, APP_KEYS[key]):
+                raise ConfigError(f"{path}: {key}: want {APP_KEYS[key].__name__}, not {value!r}")
+            app[key] = value
+            continue
+        name = _FILE_KEYS.get(key.replace("-", "_"))
+        if name is None:
             raise ConfigError(f"{path}: unknown key {key!r}")
+        if name in settings:
+            raise ConfigError(f"{path}: {key} and {settings[name][0]} are the same setting")
         settings[name] = (key, _checked_type(name, value, f"{path}: {key}"))
-    return path, settings
+    return (path, settings), app
 
 
 def _checked_type(name: str, value: Any, where: str) -> Any:

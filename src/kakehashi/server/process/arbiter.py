@@ -5,6 +5,8 @@ the workers inherit them, and the kernel spreads new connections over the proces
 in accept.  The arbiter is one loop in the main thread: signal handlers only record the
 signal (and wake the loop through ``signal.set_wakeup_fd``), and the loop reads the workers'
 pipes (worker.py lists the messages), reaps children and keeps the pool as configured.
+With ``--reload``, a worker that cannot import the application waits for a file to change
+and is then replaced, however long that takes: it is no boot failure.
 
 Signals (gunicorn's meanings): SIGTERM/SIGINT drain every worker and exit (a second SIGINT,
 or SIGQUIT, stops them at once); SIGHUP re-reads the configuration and replaces every worker
@@ -76,6 +78,7 @@ class _Worker:
     aborted_since: float = 0.0
     error: str = ""
     error_code: int = 1
+    retry: bool = False  # --reload: it could not import the application, and a file changed
     pending: bytes = b""
 
 
@@ -229,6 +232,23 @@ class Arbiter:
         elif kind == "error":
             code, _, worker.error = rest.partition(" ")
             worker.error_code = int(code) if code.isdigit() else 1
+        elif kind in ("waiting", "retry"):
+            self._on_import_failure(worker, kind, rest)
+
+    def _on_import_failure(self, worker: _Worker, kind: str, rest: str) -> None:
+        """--reload, and a worker cannot import the application (worker.py).  A replacement
+        is stopped: the old workers keep serving and watching.  Otherwise it waits for a fix,
+        and once a file changed it exits and another one is started at once."""
+        if kind == "waiting" and worker.replaces:
+            worker.error, worker.error_code = rest, 2
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGTERM)  # reaped as a failed boot (_exited)
+        elif kind == "waiting":
+            error_logger.error("worker %d cannot import the application (%s); waiting for a "
+                               "change to a file (--reload)", worker.pid, rest)  # fmt: skip
+        else:
+            worker.retry = True
+            error_logger.info("%s changed (--reload); importing the application again", rest)
 
     def _on_ready(self, worker: _Worker) -> None:
         worker.ready = True
@@ -410,6 +430,8 @@ class Arbiter:
             return
         if worker.ready:
             error_logger.warning("worker %d %s; starting another", worker.pid, how)
+            return
+        if worker.retry:  # not a boot failure: _maintain starts the next one now
             return
         error = worker.error or how
         if worker.replaces:

@@ -4,8 +4,11 @@ Runs in the child after ``fork()`` and never returns (``os._exit``).  The worker
 its parent through one pipe, one short line per message (each write is below PIPE_BUF, so
 atomic): ``ready`` once it accepts connections, ``beat`` every tick while it is healthy,
 ``recycle N`` once it served its ``--max-requests``, ``changed PATH`` when a watched file
-changed (``--reload``), ``stuck ...`` when the engine says every request it can run has made no
-progress for ``--timeout``, and ``error CODE TEXT`` when it cannot boot.
+changed (``--reload``), ``stuck ...`` when the engine says every request it can run has made
+no progress for ``--timeout``, and ``error CODE TEXT`` when it cannot boot.  With
+``--reload``, a worker that cannot import the application sends ``waiting TEXT`` and stays,
+watching the files involved, until one changes: then it sends ``retry PATH`` and exits, and
+the arbiter starts another.
 
 A heartbeat thread sends the beats.  It also watches the parent: Linux delivers SIGTERM
 when the parent dies (``PR_SET_PDEATHSIG``), and elsewhere the parent-pid check at each tick
@@ -31,12 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from kakehashi.errors import ConfigError
+from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.engine.contract import Engine, EngineFactory, shutdown_after_delay
 from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.observe.metrics import Recorder
-from kakehashi.server.process.reloader import FileWatcher
+from kakehashi.server.process.reloader import FileWatcher, files_of, format_import_error
 
 __all__ = [
     "WorkerHooks",
@@ -194,6 +197,11 @@ def _serve(spec: WorkerSpec) -> int:
     try:
         app = spec.app if spec.app is not None else spec.hooks.load_app()
     except ConfigError as exc:
+        if exc.__cause__ is not None:  # the application's own failure: where it happened
+            error_logger.error("worker %d: %s\n%s", os.getpid(), exc,
+                               format_import_error(exc.__cause__).rstrip())  # fmt: skip
+        if spec.config.reload and isinstance(exc, AppImportError):
+            return _wait_for_a_fix(spec, heartbeat, exc)
         report.send(f"error 2 {exc}")
         return 2
     except Exception as exc:
@@ -216,6 +224,20 @@ def _serve(spec: WorkerSpec) -> int:
         return 1
     server.serve_forever()
     heartbeat.stop.set()
+    return 0
+
+
+def _wait_for_a_fix(spec: WorkerSpec, heartbeat: _Heartbeat, exc: AppImportError) -> int:
+    """``--reload`` and the application cannot be imported: wait until a file of its
+    traceback (or a module imported so far) changes, then ask to be replaced by a fresh
+    worker, which imports it again.  The arbiter's SIGTERM ends the wait (default action)."""
+    watcher = FileWatcher((*spec.config.reload_extra_file, *files_of(exc)))
+    heartbeat.report.send(f"waiting {exc}")
+    while not heartbeat.stop.wait(heartbeat.tick):
+        changed = watcher.changed()
+        if changed:
+            heartbeat.report.send(f"retry {changed}")
+            return 0
     return 0
 
 
