@@ -260,21 +260,21 @@ class Deflate:
         d = self._decompressor
         if d is None:
             d = self._decompressor = zlib.decompressobj(-self._in_bits)
+        elif d.eof:
+            # After a block with BFINAL the rest of the message is padding (RFC 7692 §7.2.3.4
+            # ends one with a 0x00): ignored, and not fed in, so zlib's unused_data stays empty.
+            return b""
         try:
             out = d.decompress(data, room + 1)
         except zlib.error as exc:
             raise RemoteWebSocketError(f"invalid compressed data: {exc}") from None
         if len(out) > room:
             raise RemoteWebSocketError("message inflates past the size limit", 1009)
-        if d.eof and d.unused_data:
-            raise RemoteWebSocketError("data after the final compressed block")
         return out
 
     def end_message(self, room: int) -> bytes:
         """Finish a received compressed message: the stripped tail goes back in (§7.2.2)."""
-        d = self._decompressor
-        # A message that ended with a BFINAL block is complete without the tail.
-        out = b"" if d is not None and d.eof else self.decompress(_TAIL, room)
+        out = self.decompress(_TAIL, room)
         d = self._decompressor
         if self._in_reset or (d is not None and d.eof):
             # A stream ended with BFINAL cannot go on; without context takeover it need not.
