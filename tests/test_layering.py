@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "kakehashi"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "http1": {"errors"},
+    "websocket": {"errors", "http1"},
     "wsgi": {"errors", "http1"},
     "app": {"errors", "http1", "wsgi"},
     "demo": {"errors", "http1", "wsgi", "app"},
@@ -26,8 +27,9 @@ ALLOWED: dict[str, set[str]] = {
 # App.run() starts kakehashi's server for development (docs/design.md, "The framework and the
 # server").  A module-level import of these is still a violation.
 DEFERRED: dict[str, set[str]] = {"app": {"server"}}
-# The sans-I/O core knows nothing of sockets, threads, clocks or logging.
-FORBIDDEN_STDLIB = {"http1": {"socket", "selectors", "threading", "time", "logging", "select"}}
+# The sans-I/O cores know nothing of sockets, event loops, threads, clocks or logging.
+_IO = {"socket", "selectors", "threading", "time", "logging", "select", "asyncio"}
+FORBIDDEN_STDLIB = {"http1": _IO, "websocket": _IO}
 
 
 def layer_of(path: Path) -> str:

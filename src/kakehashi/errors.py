@@ -22,8 +22,10 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "HTTPError",
+    "HandshakeError",
     "KakehashiError",
     "LocalProtocolError",
+    "LocalWebSocketError",
     "MethodNotAllowed",
     "NotFound",
     "PoolTimeout",
@@ -31,10 +33,12 @@ __all__ = [
     "ReadError",
     "ReadTimeout",
     "RemoteProtocolError",
+    "RemoteWebSocketError",
     "RouteConflictError",
     "TimeoutError",
     "TooManyRedirects",
     "TransportError",
+    "WebSocketError",
     "WriteError",
     "WriteTimeout",
 ]
@@ -70,6 +74,53 @@ class RemoteProtocolError(ProtocolError):
 
     ``status_hint`` is 400, 408, 413, 414, 417, 431, 501 or 505.
     """
+
+
+# --- WebSocket protocol (kakehashi.websocket) ------------------------------------------------
+
+
+class WebSocketError(KakehashiError):
+    """A WebSocket connection or its opening handshake broke the rules (RFC 6455, RFC 7692).
+
+    ``close_code`` is the status code of the Close frame to send (RFC 6455 §7.4.1), as
+    ``status_hint`` is for HTTP: 1002 unless said otherwise.
+    """
+
+    def __init__(self, message: str, close_code: int = 1002) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+
+
+class LocalWebSocketError(WebSocketError):
+    """We, or the application, tried to send something illegal (a message after the close,
+    a close code that is not for the wire, a control frame too long): a bug on this side."""
+
+    def __init__(self, message: str, close_code: int = 1011) -> None:
+        super().__init__(message, close_code)
+
+
+class RemoteWebSocketError(WebSocketError):
+    """The peer broke the protocol: ``close_code`` is 1002 (framing), 1007 (a text message or
+    a close reason that is not UTF-8) or 1009 (a message over the size limit)."""
+
+
+class HandshakeError(WebSocketError):
+    """The opening handshake failed.
+
+    On the server, ``status_hint`` is the HTTP status to refuse the upgrade with (400, or 426
+    for an unsupported version) and ``headers`` the fields that answer must carry; on the
+    client, the server's response was not a valid acceptance of our request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status_hint: int = 400,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        super().__init__(message, 1002)
+        self.status_hint = status_hint
+        self.headers = headers
 
 
 # --- configuration -------------------------------------------------------------------------

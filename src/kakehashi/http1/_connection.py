@@ -7,6 +7,12 @@ directly (``maybe_parse_request_head``, ``reader_for``), so both share every rul
 
 Rule: a RemoteProtocolError from next_event leaves the connection in State.ERROR; the only
 thing left to do is to answer (server) and close.
+
+Switching protocols (RFC 9110 §7.8, §15.2.2): a ``101`` to a complete request that carried
+``Upgrade`` moves both sides to State.SWITCHED_PROTOCOL, sent by the server or received by the
+client.  From then on ``next_event`` returns PAUSED, ``send`` refuses, and the bytes after the
+101's head (or after the request, on the server) are the new protocol's: take them from
+:attr:`Connection.trailing_data`.
 """
 
 from __future__ import annotations
@@ -110,6 +116,8 @@ class Connection:
             return self._next_head()
         if state is State.SEND_BODY:
             return self._next_body_event()
+        if state is State.SWITCHED_PROTOCOL:
+            return Signal.PAUSED  # the bytes are another protocol's: see trailing_data
         return self._paused_or_closed()
 
     def _paused_or_closed(self) -> ConnectionClosed | Signal:
@@ -142,6 +150,8 @@ class Connection:
         buf.advance_to(end)
         self._progress = HeadProgress()
         if isinstance(head, Response) and head.status_code < 200:
+            if head.status_code == 101:
+                self._switch(RemoteProtocolError)
             return InformationalResponse(head.status_code, head.headers, head.reason)
         self.their_state = transition(self.their_state, Event.HEAD)
         if isinstance(head, Request):
@@ -194,6 +204,10 @@ class Connection:
                 or not 100 <= event.status_code < 200
             ):
                 raise LocalProtocolError("a 1xx response goes before the final one, to a request")
+            if event.status_code == 101:
+                if b"upgrade" not in event.headers:
+                    raise LocalProtocolError("a 101 must say what it switches to (Upgrade)")
+                self._switch(LocalProtocolError)
             return write_response_head(event.status_code, list(event.headers), event.reason or None)
         if isinstance(event, Response):
             return self._send_response(event)
@@ -283,6 +297,26 @@ class Connection:
         if not len(trailers):
             return LAST_CHUNK
         return b"0\r\n" + write_fields(trailers.raw()) + b"\r\n"
+
+    def _switch(self, error: type[LocalProtocolError | RemoteProtocolError]) -> None:
+        """Both sides to SWITCHED_PROTOCOL after a 101, if the exchange allows it.
+
+        The request must have asked for an upgrade, be HTTP/1.1 (RFC 9110 §7.8: an Upgrade in
+        an HTTP/1.0 request is ignored) and be complete: the bytes after it are the new
+        protocol's, so a body still arriving could not be told apart from them.
+        """
+        request = self._request
+        client_side = self.role is Role.CLIENT
+        request_done = (self.our_state if client_side else self.their_state) in (
+            State.DONE,
+            State.MUST_CLOSE,
+        )
+        if request is None or b"upgrade" not in request.headers:
+            raise error("a 101 answers a request that did not ask for an upgrade")
+        if request.http_version != b"1.1" or not request_done:
+            raise error("a 101 needs a complete HTTP/1.1 request to answer")
+        self.our_state = transition(self.our_state, Event.SWITCH)
+        self.their_state = transition(self.their_state, Event.SWITCH)
 
     # -- the cycle ---------------------------------------------------------------------------
 

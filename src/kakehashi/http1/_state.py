@@ -6,6 +6,10 @@ each request/response cycle:
     IDLE --head--> SEND_BODY --end of message--> DONE --start_next_cycle--> IDLE
                                                  DONE --not reusable------> MUST_CLOSE
     any --close--> CLOSED          any --protocol error--> ERROR
+    IDLE/DONE/MUST_CLOSE --101 to an Upgrade request--> SWITCHED_PROTOCOL (both sides)
+
+After SWITCHED_PROTOCOL the bytes belong to another protocol (a WebSocket): the connection
+parses nothing more and hands them on through ``Connection.trailing_data``, as h11 does.
 
 A state changes only through :func:`transition`, which refuses any move not in the table.
 """
@@ -31,6 +35,7 @@ class State(enum.Enum):
     MUST_CLOSE = "must close"  # message complete and the connection will not be reused
     CLOSED = "closed"  # this side closed
     ERROR = "error"  # a protocol error happened; only closing is left
+    SWITCHED_PROTOCOL = "switched protocol"  # a 101 was exchanged: the bytes are not HTTP
 
 
 class Event(enum.Enum):
@@ -40,6 +45,7 @@ class Event(enum.Enum):
     NOT_REUSABLE = "not reusable"
     CLOSE = "close"
     ERROR = "error"
+    SWITCH = "switch protocol"
 
 
 _TABLE: dict[tuple[State, Event], State] = {
@@ -48,6 +54,9 @@ _TABLE: dict[tuple[State, Event], State] = {
     (State.DONE, Event.NEXT_CYCLE): State.IDLE,
     (State.DONE, Event.NOT_REUSABLE): State.MUST_CLOSE,
     (State.MUST_CLOSE, Event.NOT_REUSABLE): State.MUST_CLOSE,
+    (State.IDLE, Event.SWITCH): State.SWITCHED_PROTOCOL,
+    (State.DONE, Event.SWITCH): State.SWITCHED_PROTOCOL,
+    (State.MUST_CLOSE, Event.SWITCH): State.SWITCHED_PROTOCOL,
 }
 
 

