@@ -71,15 +71,21 @@ def addr(server: Server) -> str:
 
 
 class ServeProcess:
-    """``python -m kakehashi serve ...`` in a subprocess, with its stderr collected."""
+    """``python -m kakehashi serve ...`` in a subprocess, with its stderr collected;
+    ``command`` replaces ``-m kakehashi serve`` (``()`` runs a script given in ``args``)."""
 
-    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path | None = None,
+        command: tuple[str, ...] = ("-m", "kakehashi", "serve"),
+    ) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(ROOT)]))
         env["PYTHONUNBUFFERED"] = "1"
         if TEST_POLLER != "auto":
             env.setdefault("KAKEHASHI_POLLER", TEST_POLLER)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kakehashi", "serve", *args],
+            [sys.executable, *command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd or ROOT,

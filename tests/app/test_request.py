@@ -106,6 +106,21 @@ def test_headers_ignore_case() -> None:
         _ = request.headers["Nope"]
 
 
+def test_request_headers_are_read_only_and_copy_to_a_mutable_headers() -> None:
+    request = make(HTTP_ACCEPT="*/*", HTTP_COOKIE="a=1")
+    assert request.cookies == {"a": "1"}
+    with pytest.raises(TypeError, match="read-only"):
+        request.headers["Cookie"] = "a=2"
+    with pytest.raises(TypeError, match="read-only"):
+        del request.headers["Accept"]
+    with pytest.raises(TypeError, match="read-only"):
+        request.headers.update(Accept="text/html")
+    forwarded = request.headers.copy()
+    forwarded["Accept"] = "text/html"
+    assert (forwarded["accept"], request.headers["accept"]) == ("text/html", "*/*")
+    assert request.headers["Cookie"] == "a=1"
+
+
 def test_headers_with_control_characters_from_a_buggy_server_are_dropped() -> None:
     request = make(HTTP_X_BAD="a\r\nb", HTTP_X_GOOD="ok")
     assert "X-Bad" not in request.headers

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from kakehashi.app import HTTPError, NotFound, Response, abort, redirect
+from kakehashi.app import App, Client, HTTPError, NotFound, Request, Response, abort, redirect
 from kakehashi.app.response import make_response
 
 
@@ -123,6 +124,66 @@ def test_unknown_status_phrase() -> None:
 def test_bad_status(status: int) -> None:
     with pytest.raises(ValueError):
         Response("x", status)
+
+
+def test_status_code_is_flasks_name_for_status() -> None:
+    response = Response("x", 201)
+    assert response.status_code == response.status == 201
+    response.status_code = 404
+    assert (response.status, response.status_line) == (404, "404 Not Found")
+    assert run(response)[0] == "404 Not Found"
+
+
+@pytest.mark.parametrize("status", [99, 1000, "200", "200 OK", None, True, 200.0])
+def test_bad_status_code_is_refused_and_the_status_kept(status: Any) -> None:
+    response = Response("x", 201)
+    with pytest.raises(ValueError, match="invalid status"):
+        response.status_code = status
+    assert response.status == 201
+
+
+def test_headers_set_in_views_and_hooks_as_in_flask(app: App, client: Client) -> None:
+    @app.get("/")
+    def index(req: Request) -> Response:
+        response = Response("x", headers=[("Set-Cookie", "a=1"), ("X-Old", "1")])
+        response.headers["X-Thing"] = "v"
+        response.headers["x-old"] = "2"  # replaces, whatever the case
+        response.headers.add("Set-Cookie", "b=2")
+        return response
+
+    @app.after_request
+    def security(req: Request, response: Response) -> Response:
+        response.headers.update({"X-Frame-Options": "DENY", "Cache-Control": "no-store"})
+        response.headers.setdefault("X-Thing", "not this")
+        del response.headers["X-Powered-By"]  # absent: nothing happens, as in Flask
+        return response
+
+    answer = client.get("/")
+    assert answer.status_code == 200
+    assert answer.headers["X-Thing"] == "v"
+    assert answer.headers.getall("X-Old") == ["2"]
+    assert answer.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+    assert (answer.headers["X-Frame-Options"], answer.headers["Cache-Control"]) == (
+        "DENY",
+        "no-store",
+    )
+
+
+def test_a_bad_header_set_in_a_view_is_a_500_with_the_error_logged(
+    app: App, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.get("/")
+    def index(req: Request) -> Response:
+        response = Response("x")
+        response.headers["X-Thing"] = "v\r\nSet-Cookie: admin=1"
+        return response
+
+    with caplog.at_level(logging.ERROR, logger="kakehashi.app"):
+        answer = client.get("/")
+    assert answer.status_code == 500
+    assert "Set-Cookie" not in answer.headers and "admin" not in answer.text
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert "invalid character in the value of header 'X-Thing'" in str(record.exc_info[1])
 
 
 @pytest.mark.parametrize(

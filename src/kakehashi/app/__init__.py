@@ -28,7 +28,7 @@ from .converters import (
     StringConverter,
     UUIDConverter,
 )
-from .datastructures import FileStorage, Headers, MultiDict
+from .datastructures import FileStorage, Headers, MultiDict, ReadOnlyHeaders
 from .group import Group
 from .request import Request
 from .response import Response, abort, redirect
@@ -53,6 +53,7 @@ __all__ = [
     "MultiDict",
     "NotFound",
     "PathConverter",
+    "ReadOnlyHeaders",
     "Request",
     "Response",
     "RouteConflictError",

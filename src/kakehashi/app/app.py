@@ -13,7 +13,8 @@ hooks and error handlers; see ``group.py`` for the order.
 This module must not do I/O besides logging and reading the request body through the
 ``Request``; it runs under any WSGI server.  It never configures logging.  ``run`` is the one
 exception: it imports kakehashi's server when called, for development (docs/design.md says
-why that deferred import is allowed).
+why that deferred import is allowed), and gives kakehashi's loggers the handlers
+``kakehashi serve`` would, where the program has not configured them.
 
 Invariants: the app is safe to call from many threads at once once its routes are
 registered (calls share no mutable state); an exception never escapes ``__call__`` before
@@ -132,14 +133,19 @@ class App(Registry):
         """Serve this app with kakehashi's server until Ctrl-C: for development.
 
         ``settings`` are ``ServerConfig`` fields (``threads=8``...); production setups use
-        ``kakehashi serve module:app`` instead.
+        ``kakehashi serve module:app`` instead.  Each request gets an access line on stderr,
+        and errors their traceback, as under ``kakehashi serve`` (``access_log=False`` for
+        none), unless the program configured logging first: its handlers then get them.
         """
         from kakehashi.server import Server, ServerConfig  # deferred: see docs/design.md
+        from kakehashi.server.observe.logdefaults import log_to_stderr_unless_configured
 
         if debug is not None:
             self.config["DEBUG"] = debug
         settings.setdefault("bind", (f"[{host}]:{port}" if ":" in host else f"{host}:{port}",))
-        server = Server(self, ServerConfig(**settings))
+        config = ServerConfig(**settings)
+        log_to_stderr_unless_configured(config.access_log)
+        server = Server(self, config)
         for address in server.addresses:
             print(f" * {self.name} on http://{address}/ (Ctrl-C to stop)", file=sys.stderr)
         try:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from kakehashi.errors import BadRequest, HTTPError
 
-from .datastructures import FileStorage, Headers, MultiDict
+from .datastructures import FileStorage, Headers, MultiDict, ReadOnlyHeaders
 from .forms import parse_multipart, parse_options_header, parse_urlencoded
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "DEFAULT_SPOOL_SIZE", "Request"]
@@ -137,6 +137,7 @@ class Request:
 
     @cached_property
     def headers(self) -> Headers:
+        """What the client sent, read-only (``ReadOnlyHeaders``): see its docstring why."""
         headers = Headers()
         for key, value in self.environ.items():
             if key.startswith("HTTP_"):
@@ -149,7 +150,7 @@ class Request:
                 headers.add(name, value)
             except ValueError:
                 continue  # a server bug, not the view's problem: drop the header
-        return headers
+        return ReadOnlyHeaders(headers)
 
     @cached_property
     def cookies(self) -> dict[str, str]:

@@ -58,9 +58,7 @@ class Response:
         headers: HeaderInput | None = None,
         content_type: str | None = None,
     ) -> None:
-        if not isinstance(status, int) or not 100 <= status <= 999:
-            raise ValueError(f"invalid status {status!r}")
-        self.status = status
+        self.status = _checked_status(status)
         self.headers = Headers(headers or ())
         default_type = TEXT if isinstance(body, str) else "application/octet-stream"
         if isinstance(body, str):
@@ -74,6 +72,15 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status_line}>"
+
+    @property
+    def status_code(self) -> int:
+        """``status`` under Flask's name; setting it checks the value (100-999)."""
+        return self.status
+
+    @status_code.setter
+    def status_code(self, status: int) -> None:
+        self.status = _checked_status(status)
 
     @property
     def status_line(self) -> str:
@@ -257,11 +264,13 @@ def _from_tuple(value: tuple[Any, ...]) -> Response:
     if len(value) not in (2, 3) or isinstance(value[0], tuple) or not isinstance(value[1], int):
         raise TypeError("a view's tuple must be (body, status) or (body, status, headers)")
     response = make_response(value[0])
-    response.status = Response(b"", value[1]).status  # validates the status
+    response.status_code = value[1]
     if len(value) == 3:
-        extra = Headers(value[2])
-        for name in {name.lower() for name, _ in extra}:
-            response.headers.remove(name)
-        for name, header_value in extra:
-            response.headers.add(name, header_value)
+        response.headers.update(value[2])
     return response
+
+
+def _checked_status(status: object) -> int:
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999:
+        raise ValueError(f"invalid status {status!r}")
+    return status

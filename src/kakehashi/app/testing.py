@@ -37,7 +37,12 @@ _TARGET_SAFE = "/?&=%:@!$'()*+,;~#[]"
 
 @dataclass
 class TestResponse:
-    """What the application answered."""
+    """What the application answered.
+
+    ``status`` is the code (``200``) and ``status_line`` the line (``"200 OK"``); Flask's
+    names are here too: ``status_code`` is the code and ``data`` the body.  (Flask's
+    ``status`` is the line: kakehashi's ``status`` stays the code, as it always was.)
+    """
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -45,6 +50,14 @@ class TestResponse:
     status_line: str
     headers: Headers
     body: bytes
+
+    @property
+    def status_code(self) -> int:
+        return self.status
+
+    @property
+    def data(self) -> bytes:
+        return self.body
 
     @property
     def text(self) -> str:

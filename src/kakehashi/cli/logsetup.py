@@ -3,7 +3,8 @@
 The library configures no logging; the CLI does, here, as gunicorn does: errors to stderr
 (or ``--error-logfile``), the access log to stderr (or ``--access-logfile``, ``-`` being
 stdout), both through kakehashi's buffered LogFileHandler so an access line costs the request
-a list append.  ``--log-config FILE`` (a ``logging.config.dictConfig`` in JSON or TOML)
+a list append.  The handlers are put in place by server/observe/logdefaults.py, which ``App.run()``
+shares.  ``--log-config FILE`` (a ``logging.config.dictConfig`` in JSON or TOML)
 replaces these defaults; a config that gives ``kakehashi.access`` handlers of its own gets
 every line as a ``logging`` record.
 """
@@ -19,11 +20,11 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
+from kakehashi.server.observe.logdefaults import install_access_handler, install_error_handler
 from kakehashi.server.observe.logfile import LogFileHandler
 
 __all__ = ["configure_logging"]
 
-_ERROR_FORMAT = "[%(asctime)s] %(levelname)s %(message)s"
 _MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -44,14 +45,10 @@ def configure_logging(config: ServerConfig) -> None:
         errors: logging.Handler = logging.StreamHandler(sys.stderr)
         if config.error_logfile not in ("", "-"):
             errors = _open("--error-logfile", config.error_logfile, sys.stderr, buffered=False)
-        errors.setFormatter(logging.Formatter(_ERROR_FORMAT))
-        root.addHandler(errors)
+        install_error_handler(errors)
     if config.access_log and (not config.log_config or config.access_logfile):
-        for old in access.handlers[:]:  # the flag replaces what the file said for it
-            access.removeHandler(old)
-            old.close()
-        access.addHandler(_open("--access-logfile", config.access_logfile, sys.stderr))
-        access.propagate = False
+        # The flag replaces what the file said for it.
+        install_access_handler(_open("--access-logfile", config.access_logfile, sys.stderr))
     if not config.log_config or access.level == logging.NOTSET:
         access.setLevel(logging.INFO if config.access_log else logging.WARNING)
 
