@@ -23,7 +23,7 @@ from kakehashi.server import Server
 from tests.client.servers import free_port
 from tests.conftest import StartServer
 from tests.integration.daemons import running
-from tests.server.test_proxy_protocol import inet, v2
+from tests.server.edge.test_proxy_protocol import inet, v2
 from tests.wire import Reader
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

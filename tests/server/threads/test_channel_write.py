@@ -18,7 +18,7 @@ import pytest
 from kakehashi.server.threads.epoll_poller import EpollPoller
 from kakehashi.server.threads.poller import Phase
 from kakehashi.server.threads.portable_poller import PortablePoller
-from tests.server.test_channel import Rig
+from tests.server.threads.test_channel import Rig
 from tests.wire import parse_response
 
 pytestmark = pytest.mark.timeout(10)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kakehashi.server.config.page import settings_markdown
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "settings.md"
 
 
 def test_settings_doc_is_in_sync() -> None:
