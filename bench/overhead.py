@@ -2,6 +2,7 @@
 
     python bench/overhead.py [--peers kakehashi,kakehashi-log,kakehashi-metrics]
                              [--scenario keepalive10] [--slices 30] [--slice 1]
+                             [--app raw|fastapi]
 
 ``run_server.py`` starts one peer at a time and times it for several seconds; on this kind of
 machine (a shared VM) the speed drifts by 10-20% within minutes, more than the few per cent
@@ -126,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", default="keepalive10", choices=list(SCENARIOS))
     parser.add_argument("--slices", type=int, default=30, help=f"rounds (at most {MAX_SLICES})")
     parser.add_argument("--slice", type=float, default=1.0, help="seconds of wrk per slice")
+    parser.add_argument(
+        "--app", default="raw", choices=list(peers.ASGI_APPS), help="what ASGI peers serve"
+    )
     parser.add_argument("--report", type=Path, help="only re-print the table of a raw JSON")
     args = parser.parse_args(argv)
     if args.report:
@@ -147,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lua.write_text(POST_LUA)
         try:
             for name in names:
-                servers.append(peers.start(name, OUT / "logs", label=f"overhead-{scenario.name}"))
+                label = f"overhead-{scenario.name}"
+                servers.append(peers.start(name, OUT / "logs", label=label, app=args.app))
             for server in servers:  # a correct answer first, then a warm-up slice
                 check_response(scenario, server.port)
                 run_wrk(wrk_argv(scenario, server.port, 1.0, lua), 1.0)
@@ -165,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = {
         "when": stamp,
         "scenario": scenario.name,
+        "app": peers.ASGI_APPS[args.app],
         "slice_s": seconds,
         "slices": rounds,
         "versions": versions,

@@ -1,9 +1,10 @@
 """How each peer is started, stopped and watched.
 
 Every server runs as a subprocess pinned to core 0 (``taskset -c 0``), listens on
-127.0.0.1:PORT, serves ``bench.apps:app`` and has its access log off. The repo root is
-prepended to ``PYTHONPATH`` so ``bench.apps`` imports; any ``PYTHONPATH`` you set on the
-command line is kept after it (that is how to point the ``kakehashi`` peer at a checkout).
+127.0.0.1:PORT, serves ``bench.apps:app`` (a WSGI peer) or one of ASGI_APPS (an ASGI peer,
+chosen by ``app=``) and has its access log off. The repo root is prepended to ``PYTHONPATH``
+so ``bench.apps`` imports; any ``PYTHONPATH`` you set on the command line is kept after it
+(that is how to point the ``kakehashi`` peers at a checkout).
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ from pathlib import Path
 
 __all__ = [
     "APP",
+    "ASGI_APPS",
+    "GROUPS",
     "KAKEHASHI_ARGS",
+    "KAKEHASHI_ASGI_ARGS",
     "PEERS",
     "ROOT",
     "Peer",
     "Server",
     "available",
+    "expand",
     "free_port",
+    "missing",
     "moved",
     "rss_bytes",
     "start",
@@ -36,6 +42,9 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "bench.apps:app"
+# The applications an ASGI peer can serve (``{app}`` in its command line), all with
+# bench.apps:app's routes and bodies: the server alone, and under a framework.
+ASGI_APPS = {"raw": "bench.asgi_app:app", "fastapi": "bench.fastapi_app:app"}
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 READY_TIMEOUT = 20.0
@@ -64,6 +73,21 @@ _FROM_BASE = (
     "import os, sys; sys.path.insert(0, os.environ['KAKEHASHI_BASE_SRC']); "
     "from kakehashi.cli import main; sys.exit(main())",
 )
+# The ASGI engine (issue 21): one process, one event loop, the loop named rather than "auto"
+# so a run says which it measured.
+KAKEHASHI_ASGI_ARGS = (
+    "-m",
+    "kakehashi",
+    "serve",
+    "{app}",
+    "--bind",
+    "{bind}",
+    "--interface",
+    "asgi",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+)
 # ------------------------------------------------------------------------------------------
 
 
@@ -71,24 +95,54 @@ _FROM_BASE = (
 class Peer:
     name: str
     note: str
-    # After sys.executable; "{bind}" is replaced by HOST:PORT, "{host}" and "{port}" by each.
+    # After sys.executable; "{bind}" is replaced by HOST:PORT, "{host}" and "{port}" by each,
+    # "{app}" (ASGI peers) by the module:attribute of the ASGI application served.
     args: tuple[str, ...]
     flood_args: tuple[str, ...] = ()
+    # Modules the peer needs: a peer without them is left out of available() and refused by
+    # start() with the reason, rather than dying with a traceback in its log.
+    requires: tuple[str, ...] = ()
+    # In the default peers of the WSGI runs (available()); the ASGI comparison names its own.
+    default: bool = True
 
-    def argv(self, bind: str, *, flood: bool = False) -> list[str]:
+    @property
+    def asgi(self) -> bool:
+        return "{app}" in self.args
+
+    def argv(self, bind: str, *, flood: bool = False, app: str = "raw") -> list[str]:
         args = self.args + (self.flood_args if flood else ())
         host, port = bind.rsplit(":", 1)
         host = host.strip("[]")
         return [
             sys.executable,
             *(
-                a.replace("{bind}", bind).replace("{host}", host).replace("{port}", port)
+                a.replace("{bind}", bind)
+                .replace("{host}", host)
+                .replace("{port}", port)
+                .replace("{app}", ASGI_APPS[app])
                 for a in args
             ),
         ]
 
 
 _GUNICORN = ("-m", "gunicorn", "--bind", "{bind}", "--workers", "1", "--log-level", "warning")
+# gunicorn's own ASGI worker (since 24); its pure-Python parser, named so that installing the
+# optional C one (gunicorn_h1c) does not change what is measured.
+_GUNICORN_ASGI = (*_GUNICORN, "--worker-class", "asgi", "--http-parser", "python")
+_UVICORN = (
+    "-m",
+    "uvicorn",
+    "{app}",
+    "--host",
+    "{host}",
+    "--port",
+    "{port}",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--lifespan",
+    "off",
+)
 
 PEERS: dict[str, Peer] = {
     peer.name: peer
@@ -125,26 +179,10 @@ PEERS: dict[str, Peer] = {
         ),
         Peer(
             "uvicorn",
-            "uvicorn + httptools + uvloop, 1 worker, ASGI (bench/asgi_app.py): C parts, "
-            "for calibration",
-            (
-                "-m",
-                "uvicorn",
-                "bench.asgi_app:app",
-                "--host",
-                "{host}",
-                "--port",
-                "{port}",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--lifespan",
-                "off",
-            ),
+            "uvicorn + httptools + uvloop, 1 worker, ASGI (bench/asgi_app.py unless --app "
+            "says otherwise): C parts, for calibration",
+            (*_UVICORN, "--loop", "uvloop", "--http", "httptools"),
+            requires=("uvicorn", "uvloop", "httptools"),
         ),
         Peer(
             "kakehashi",
@@ -178,20 +216,136 @@ PEERS: dict[str, Peer] = {
             (*KAKEHASHI_ARGS, "--poller", "portable"),
             KAKEHASHI_FLOOD_ARGS,
         ),
+        # ---- the ASGI comparison (issue 21): one process or one worker each, log off ----
+        Peer(
+            "kakehashi-asgi",
+            "kakehashi's ASGI engine, --loop asyncio (the standard library only)",
+            (*KAKEHASHI_ASGI_ARGS, "--loop", "asyncio"),
+            default=False,
+        ),
+        Peer(
+            "kakehashi-asgi-uvloop",
+            "kakehashi's ASGI engine, --loop uvloop",
+            (*KAKEHASHI_ASGI_ARGS, "--loop", "uvloop"),
+            requires=("uvloop",),
+            default=False,
+        ),
+        Peer(
+            "gunicorn-asgi",
+            "gunicorn's ASGI worker (--worker-class asgi), 1 worker, --asgi-loop asyncio, "
+            "pure-Python parser",
+            (*_GUNICORN_ASGI, "--asgi-loop", "asyncio", "{app}"),
+            requires=("gunicorn",),
+            default=False,
+        ),
+        Peer(
+            "gunicorn-asgi-uvloop",
+            "gunicorn's ASGI worker, 1 worker, --asgi-loop uvloop, pure-Python parser",
+            (*_GUNICORN_ASGI, "--asgi-loop", "uvloop", "{app}"),
+            requires=("gunicorn", "uvloop"),
+            default=False,
+        ),
+        Peer(
+            "uvicorn-h11",
+            "uvicorn + h11 + asyncio (no C parts), 1 worker",
+            (*_UVICORN, "--loop", "asyncio", "--http", "h11"),
+            requires=("uvicorn", "h11"),
+            default=False,
+        ),
+        Peer(
+            "hypercorn",
+            "hypercorn, 1 worker (a child of its supervisor), --worker-class asyncio",
+            (
+                "-m",
+                "hypercorn",
+                "--bind",
+                "{bind}",
+                "--workers",
+                "1",
+                "--worker-class",
+                "asyncio",
+                "--log-level",
+                "warning",
+                "{app}",
+            ),
+            requires=("hypercorn",),
+            default=False,
+        ),
+        Peer(
+            "granian",
+            "granian --interface asgi (Rust I/O and HTTP), 1 worker (a child of its "
+            "supervisor), 1 runtime thread, --loop uvloop (what its auto picks when installed)",
+            (
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+                "--workers",
+                "1",
+                "--runtime-threads",
+                "1",
+                "--loop",
+                "uvloop",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "{app}",
+            ),
+            requires=("granian", "uvloop"),
+            default=False,
+        ),
     )
 }
 
+# ``--peers asgi``: the ASGI comparison of issue 21, in the order its tables are read.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "asgi": (
+        "kakehashi-asgi",
+        "kakehashi-asgi-uvloop",
+        "gunicorn-asgi",
+        "gunicorn-asgi-uvloop",
+        "uvicorn-h11",
+        "uvicorn",
+        "hypercorn",
+        "granian",
+    ),
+}
 
-def available() -> list[str]:
-    """Every peer, less ``kakehashi-base`` unless KAKEHASHI_BASE_SRC says where it is, and
-    less ``uvicorn`` unless it is installed with uvloop and httptools."""
+
+def missing(name: str) -> list[str]:
+    """What peer ``name`` needs and this environment lacks (empty when it can start)."""
     from importlib.util import find_spec
 
-    missing = {
-        "kakehashi-base": not os.environ.get("KAKEHASHI_BASE_SRC"),
-        "uvicorn": any(find_spec(m) is None for m in ("uvicorn", "uvloop", "httptools")),
-    }
-    return [p for p in PEERS if not missing.get(p)]
+    lacks = [m for m in PEERS[name].requires if find_spec(m) is None]
+    if name == "kakehashi-base" and not os.environ.get("KAKEHASHI_BASE_SRC"):
+        lacks.append("KAKEHASHI_BASE_SRC")
+    return lacks
+
+
+def available() -> list[str]:
+    """The default peers of the WSGI runs, less those missing() something: ``kakehashi-base``
+    unless KAKEHASHI_BASE_SRC says where it is, ``uvicorn`` unless it is installed with uvloop
+    and httptools."""
+    return [p for p, peer in PEERS.items() if peer.default and not missing(p)]
+
+
+def expand(text: str) -> list[str]:
+    """Peer names from a comma-separated list, each group of GROUPS replaced by its peers;
+    SystemExit naming the known ones on an unknown name."""
+    names: list[str] = []
+    for name in (n.strip() for n in text.split(",")):
+        for one in GROUPS.get(name, (name,) if name else ()):
+            if one not in names:
+                names.append(one)
+    unknown = [n for n in names if n not in PEERS]
+    if unknown:
+        known = ", ".join([*GROUPS, *PEERS])
+        raise SystemExit(f"unknown peers: {', '.join(unknown)} (known: {known})")
+    return names
 
 
 def versions() -> dict[str, str]:
@@ -199,7 +353,9 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     found = {"python": sys.version.split()[0]}
-    for name in ("waitress", "gunicorn", "cheroot", "uvicorn", "kakehashi"):
+    packages = ("waitress", "gunicorn", "cheroot", "uvicorn", "kakehashi")
+    packages += ("httptools", "h11", "uvloop", "hypercorn", "granian", "fastapi", "starlette")
+    for name in packages:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -346,17 +502,22 @@ def start(
     label: str = "",
     extra_args: tuple[str, ...] = (),
     tls: ssl.SSLContext | None = None,
+    app: str = "raw",
 ) -> Server:
     """Start peer ``name`` pinned to SERVER_CPU; wait (bounded) until it answers ``GET /``.
     ``extra_args`` go before the application argument (bench/tls.py: the certificate);
-    ``tls``: the client context the readiness probe speaks HTTPS with."""
+    ``tls``: the client context the readiness probe speaks HTTPS with; ``app``: the key in
+    ASGI_APPS an ASGI peer serves (a WSGI peer serves bench.apps:app whatever it says)."""
     peer = PEERS[name]
+    if lacks := missing(name):
+        raise RuntimeError(f"{name} needs {', '.join(lacks)} (pip install -e '.[bench]')")
     port = port or free_port(host)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}{'-' + label if label else ''}.log"
-    command = peer.argv(f"{host}:{port}", flood=flood)
+    command = peer.argv(f"{host}:{port}", flood=flood, app=app)
     if extra_args:
-        at = command.index(APP) if APP in command else len(command)
+        target = ASGI_APPS[app] if peer.asgi else APP
+        at = command.index(target) if target in command else len(command)
         command[at:at] = extra_args
     argv = ["taskset", "-c", SERVER_CPU, *command]
     with log_path.open("wb") as log:

@@ -1,11 +1,17 @@
-"""Throughput benchmark: wrk against every peer, ratios to waitress from the same run.
+"""Throughput benchmark: wrk against every peer, ratios to a reference peer from the same run.
 
     python bench/run_server.py [--peers a,b] [--scenarios s1,s2] [--duration 10] [--quick]
+                               [--app raw,fastapi] [--reference waitress[,other]]
 
-For each scenario and peer: start the server pinned to core 0, check one response by hand,
-warm up with a short wrk run, then ``taskset -c 1 wrk -t1 -cN -dDs --latency``, stop the
-server. Prints markdown tables (req/s and ratio to waitress; latency and errors) and writes
-the raw results as JSON under ``bench/out/``.
+For each scenario, application and peer: start the server pinned to core 0, check one
+response by hand, warm up with a short wrk run, then ``taskset -c 1 wrk -t1 -cN -dDs
+--latency``, read the server's RSS, stop the server. Prints markdown tables (req/s and ratio
+to the first reference, a ratio table for each further one; latency, errors, RSS and CPU per
+request) and writes the raw results as JSON under ``bench/out/``.
+
+``--peers asgi`` is the ASGI comparison of issue 21 (bench/peers.py, GROUPS); ``--app`` is
+what those peers serve (``raw``: bench/asgi_app.py, ``fastapi``: bench/fastapi_app.py), each
+app a table of its own; WSGI peers serve bench.apps:app whatever it says.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +78,7 @@ SCENARIOS: dict[str, Scenario] = {
 class Result:
     scenario: str
     peer: str
+    app: str = "raw"  # the ASGI app an ASGI peer served (peers.ASGI_APPS)
     rps: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
@@ -85,7 +92,7 @@ class Result:
     # steadier than req/s on a noisy machine, for what a feature costs.
     cpu_us: float | None = None
     rounds: list[float | None] = field(default_factory=list)  # req/s of every round
-    round_ratios: list[float | None] = field(default_factory=list)  # each round vs waitress's
+    round_ratios: list[float | None] = field(default_factory=list)  # each round vs reference's
 
 
 # ---- wrk -------------------------------------------------------------------------------
@@ -154,10 +161,13 @@ def check_response(scenario: Scenario, port: int) -> None:
         raise RuntimeError(f"wrong answer: {response.status} {data[:80]!r}")
 
 
-def measure(peer: str, scenario: Scenario, args: argparse.Namespace, lua: Path) -> Result:
-    result = Result(scenario.name, peer)
+def measure(
+    peer: str, scenario: Scenario, args: argparse.Namespace, lua: Path, app: str = "raw"
+) -> Result:
+    result = Result(scenario.name, peer, app)
+    label = scenario.name if app == "raw" else f"{scenario.name}-{app}"
     try:
-        server = peers.start(peer, OUT / "logs", label=scenario.name)
+        server = peers.start(peer, OUT / "logs", label=label, app=app)
     except RuntimeError as exc:
         result.error = f"did not start: {str(exc).splitlines()[0]}"
         return result
@@ -211,11 +221,17 @@ def combine(runs: list[Result]) -> Result:
 # ---- report ----------------------------------------------------------------------------
 
 
-def add_ratios(results: list[Result]) -> None:
-    """ratio: median req/s over waitress's median; round_ratios: round by round."""
-    base = {r.scenario: r for r in results if r.peer == BASELINE and r.rps}
+def _of(results: list[Result], reference: str) -> dict[tuple[str, str], Result]:
+    """The reference's results that have a req/s, by (app, scenario)."""
+    return {(r.app, r.scenario): r for r in results if r.peer == reference and r.rps}
+
+
+def add_ratios(results: list[Result], reference: str = BASELINE) -> None:
+    """ratio: median req/s over the reference's median (same app, same scenario);
+    round_ratios: round by round."""
+    base = _of(results, reference)
     for r in results:
-        b = base.get(r.scenario)
+        b = base.get((r.app, r.scenario))
         if b is None or r.rps is None or not b.rps:
             continue
         r.ratio = r.rps / b.rps
@@ -239,22 +255,67 @@ def _round_cell(r: Result | None) -> str:
     return " / ".join(f"{x:.2f}" if x is not None else "-" for x in r.round_ratios)
 
 
-def markdown(results: list[Result], peer_names: list[str], scenario_names: list[str]) -> str:
+def _ratio_cell(r: Result | None, b: Result | None) -> str:
+    if r is None or b is None or r.rps is None or not b.rps:
+        return "-"
+    return f"{r.rps / b.rps:.2f}×"
+
+
+def markdown(
+    results: list[Result],
+    peer_names: list[str],
+    scenario_names: list[str],
+    references: Sequence[str] = (BASELINE,),
+) -> str:
+    """The tables, one set per app served (``--app``), each ratio to ``references[0]``, and
+    a ratio table for each further reference."""
+    apps = list(dict.fromkeys(r.app for r in results)) or ["raw"]
+    if len(apps) == 1:
+        return _markdown_one(results, peer_names, scenario_names, references)
+    parts = []
+    for app in apps:
+        mine = [r for r in results if r.app == app]
+        heading = f"### app: {app} ({peers.ASGI_APPS[app]}; WSGI peers: {peers.APP})"
+        parts.append(heading + "\n\n" + _markdown_one(mine, peer_names, scenario_names, references))
+    return "\n\n".join(parts)
+
+
+def _markdown_one(
+    results: list[Result],
+    peer_names: list[str],
+    scenario_names: list[str],
+    references: Sequence[str],
+) -> str:
+    """The tables of one app's results."""
     by_key = {(r.peer, r.scenario): r for r in results}
-    lines = ["req/s (ratio to waitress, same run)", ""]
+    first = references[0]
+    lines = [f"req/s (ratio to {first}, same run)", ""]
     lines.append("| peer | " + " | ".join(scenario_names) + " |")
     lines.append("|---" * (len(scenario_names) + 1) + "|")
     for p in peer_names:
         cells = [_cell(by_key.get((p, s))) for s in scenario_names]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    for reference in references[1:]:  # a bar's second reference (issue 21: uvicorn)
+        lines += ["", f"ratio to {reference}, same run", ""]
+        lines.append("| peer | " + " | ".join(scenario_names) + " |")
+        lines.append("|---" * (len(scenario_names) + 1) + "|")
+        for p in peer_names:
+            cells = [
+                _ratio_cell(by_key.get((p, s)), by_key.get((reference, s))) for s in scenario_names
+            ]
+            lines.append(f"| {p} | " + " | ".join(cells) + " |")
     if any(len(r.rounds) > 1 for r in results):
-        lines += ["", "ratio to waitress, round by round", ""]
+        lines += ["", f"ratio to {first}, round by round", ""]
         lines.append("| peer | " + " | ".join(scenario_names) + " |")
         lines.append("|---" * (len(scenario_names) + 1) + "|")
         for p in peer_names:
             cells = [_round_cell(by_key.get((p, s))) for s in scenario_names]
             lines.append(f"| {p} | " + " | ".join(cells) + " |")
     lines += ["", "latency p50 / p99 (ms), errors, memory and server CPU", ""]
+    lines += [
+        "RSS: the server's processes right after the timed run (post1m: after the 1 MiB POSTs)",
+        "",
+    ]
     lines.append(
         "| scenario | peer | p50 | p99 | non-2xx | socket errors | RSS MiB | CPU µs/req | note |"
     )
@@ -274,7 +335,7 @@ def markdown(results: list[Result], peer_names: list[str], scenario_names: list[
     return "\n".join(lines)
 
 
-def _split(text: str, known: dict[str, Any], what: str) -> list[str]:
+def _split(text: str, known: Mapping[str, Any], what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -286,15 +347,32 @@ def report(path: Path) -> int:
     """Print the tables of a run saved by this script (ratios recomputed)."""
     raw = json.loads(path.read_text())
     results = [Result(**r) for r in raw["results"]]
-    add_ratios(results)
-    print(markdown(results, list(raw["peers"]), list(raw["scenarios"])))
+    references = raw.get("reference") or [BASELINE]
+    add_ratios(results, references[0])
+    print(markdown(results, list(raw["peers"]), list(raw["scenarios"]), references))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/run_server.py", description=__doc__)
-    parser.add_argument("--peers", default=",".join(peers.available()))
+    parser.add_argument(
+        "--peers",
+        default=",".join(peers.available()),
+        help="comma-separated; 'asgi' stands for the ASGI comparison (peers.GROUPS)",
+    )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--app",
+        default="raw",
+        help="what the ASGI peers serve, comma-separated: raw (bench/asgi_app.py), "
+        "fastapi (bench/fastapi_app.py); a table for each",
+    )
+    parser.add_argument(
+        "--reference",
+        default=BASELINE,
+        help="the peer ratios are to; comma-separated, each after the first gets a ratio "
+        "table of its own (e.g. gunicorn-asgi,uvicorn)",
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; the median is kept")
@@ -308,8 +386,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.duration = max(1.0, min(args.duration, 120.0))  # every load loop is bounded
     args.warmup = max(1.0, min(args.warmup, 10.0))
     args.repeat = max(1, min(args.repeat, 9))
-    peer_names = _split(args.peers, peers.PEERS, "peers")
+    peer_names = peers.expand(args.peers)
     scenario_names = _split(args.scenarios, SCENARIOS, "scenarios")
+    apps = _split(args.app, peers.ASGI_APPS, "apps")
+    references = _split(args.reference, peers.PEERS, "reference peers")
+    if not apps or not references:
+        raise SystemExit("give one app or more and one reference peer or more")
+    absent = [r for r in references if r not in peer_names]
+    if args.reference != BASELINE and absent:  # the default may be absent: no ratios then
+        raise SystemExit(f"reference peers not among --peers: {', '.join(absent)}")
 
     raise_nofile_limit()
     before = peers.versions()
@@ -318,13 +403,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         lua = Path(tmp) / "post1m.lua"
         lua.write_text(POST_LUA)
         for s in scenario_names:
-            runs: dict[str, list[Result]] = {p: [] for p in peer_names}
+            runs: dict[tuple[str, str], list[Result]] = {}
             for n in range(args.repeat):  # rounds interleave the peers: drift hits all alike
-                for p in peer_names:
-                    print(f"# {s} / {p} (round {n + 1}) ...", file=sys.stderr, flush=True)
-                    runs[p].append(measure(p, SCENARIOS[s], args, lua))
-            results += [combine(runs[p]) for p in peer_names]
-    add_ratios(results)
+                for app in apps:
+                    for p in peer_names:
+                        what = f"{s} / {app} / {p}" if len(apps) > 1 else f"{s} / {p}"
+                        print(f"# {what} (round {n + 1}) ...", file=sys.stderr, flush=True)
+                        result = measure(p, SCENARIOS[s], args, lua, app)
+                        runs.setdefault((app, p), []).append(result)
+            results += [combine(runs[app, p]) for app in apps for p in peer_names]
+    add_ratios(results, references[0])
 
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -338,12 +426,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions_at_start": before,
         "warning": peers.moved(before, after),
         "peers": {p: peers.PEERS[p].note for p in peer_names},
+        "apps": {app: peers.ASGI_APPS[app] for app in apps},
+        "reference": references,
         "scenarios": {s: SCENARIOS[s].note for s in scenario_names},
         "results": [asdict(r) for r in results],
     }
     path = OUT / f"server-{stamp}.json"
     path.write_text(json.dumps(raw, indent=2) + "\n")
-    print(markdown(results, peer_names, scenario_names))
+    print(markdown(results, peer_names, scenario_names, references))
     if raw["warning"]:
         print(f"\nWARNING: {raw['warning']}")
     print(f"\nraw results: {path.relative_to(peers.ROOT)}", file=sys.stderr)
