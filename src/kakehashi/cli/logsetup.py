@@ -6,6 +6,10 @@ stdout), both through kakehashi's buffered LogFileHandler so an access line cost
 a list append.  ``--log-config FILE`` (a ``logging.config.dictConfig`` in JSON or TOML)
 replaces these defaults; a config that gives ``kakehashi.access`` handlers of its own gets
 every line as a ``logging`` record.
+
+Whatever the application then does to ``logging`` when it is imported (Django's and Flask's
+``dictConfig``), these logs stay on, unless its configuration names kakehashi's loggers:
+then it is followed (kakehashi.server.logguard).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
 from kakehashi.server.logfile import LogFileHandler
+from kakehashi.server.logguard import guard_logs
 
 __all__ = ["add_logging_arguments", "configure_logging"]
 
@@ -71,6 +76,9 @@ def configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
             errors = _open("--error-logfile", args.error_logfile, sys.stderr, buffered=False)
         errors.setFormatter(logging.Formatter(_ERROR_FORMAT))
         root.addHandler(errors)
+        # Written here only (gunicorn does the same for its error log): an application that
+        # gives the root logger a handler (Flask's recipe does) would print every line twice.
+        root.propagate = False
     if config.access_log and (not args.log_config or args.access_logfile):
         for old in access.handlers[:]:  # the flag replaces what the file said for it
             access.removeHandler(old)
@@ -79,6 +87,7 @@ def configure_logging(args: argparse.Namespace, config: ServerConfig) -> None:
         access.propagate = False
     if not args.log_config or access.level == logging.NOTSET:
         access.setLevel(logging.INFO if config.access_log else logging.WARNING)
+    guard_logs()
 
 
 def _open(flag: str, path: str | None, default: Any, buffered: bool = True) -> LogFileHandler:

@@ -29,6 +29,7 @@ from kakehashi.errors import AppImportError, ConfigError
 from kakehashi.server import Server, ServerConfig
 from kakehashi.server.arbiter import Arbiter
 from kakehashi.server.config_sources import from_env, from_toml, merge, to_toml
+from kakehashi.server.logguard import restore_logs
 from kakehashi.server.server import bind_sockets
 from kakehashi.server.systemd import listen_fds
 from kakehashi.server.tls import make_context
@@ -180,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         config = _prepare(config)
         sockets = bind_sockets(config)
         server = _make_server(args, config, sockets)  # binds --metrics-bind too
+        restore_logs()  # the application's logging setup may have switched ours off
         pid_file = PidFile(config.pid)
         pid_file.write()
     except ConfigError as exc:

@@ -490,8 +490,9 @@ class AccessLog:
             handler.write_line(line)
 
     def start(self) -> None:
-        """Start the flusher of a LogFileHandler on the access logger (from the thread that
-        starts the server, before any request)."""
+        """Start the flusher of a LogFileHandler on the access logger: from the thread that
+        starts the server, before any request, and again on every sweeper tick, in case the
+        application's logging setup closed the handler (its batches wait for the flusher)."""
         if self.enabled:
             for handler in _logger.handlers:
                 if isinstance(handler, LogFileHandler):

@@ -26,6 +26,7 @@ from kakehashi.server.context import ServerContext, error_logger
 from kakehashi.server.epoll_poller import EpollPoller
 from kakehashi.server.epoll_poller import available as epoll_available
 from kakehashi.server.logfile import dropped_lines
+from kakehashi.server.logguard import restore_logs
 from kakehashi.server.metrics import Recorder
 from kakehashi.server.metrics_http import server_metrics
 from kakehashi.server.poller import ChannelFactory, Poller
@@ -144,6 +145,7 @@ class Server:
             self.config.root_path,
         )
         self.ctx = ServerContext(app, self.config, environ)
+        restore_logs()  # the application, imported by now, may have configured logging
         self.ctx.metrics = recorder
         if recorder is not None:
             recorder.log_dropped = dropped_lines  # the access log counts its own drops
@@ -213,7 +215,12 @@ class Server:
         return thread
 
     def _supervise(self) -> None:
-        """Each sweeper tick: replace a worker thread that died, report stuck requests."""
+        """Each sweeper tick: replace a worker thread that died, report stuck requests, and
+        undo what the application's logging setup did to kakehashi's logs (logguard.py)."""
+        restore_logs()  # loggers switched off (only under ``kakehashi serve``)
+        # A handler closed by the app's dictConfig starts its flusher again when written to,
+        # but the access log's batches are handed over by that flusher: start it here.
+        self.ctx.access.start()
         if self.ctx.metrics is not None:  # a pre-fork worker's figures reach its parent
             self.ctx.metrics.publish()
         if self.ctx.stopping:
