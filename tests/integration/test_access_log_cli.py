@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SRC, ServeProcess
+from tests.integration.processes import cli
 from tests.wire import get, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -207,6 +208,22 @@ def test_bad_log_config_exits_2(tmp_path: Path) -> None:
         )
         assert result.returncode == 2, (name, result.stderr)
         assert message in result.stderr, (name, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message", "not_said"),
+    [
+        ("%(foo)s", "kakehashi: --access-log-format: unknown atom %(foo)s\n", "stray"),
+        ("%(h)s 50%", "kakehashi: --access-log-format: stray % at '%'", "unknown atom"),
+    ],
+)
+def test_a_bad_access_log_format_exits_2_naming_what_is_wrong(
+    fmt: str, message: str, not_said: str
+) -> None:
+    result = cli("serve", "tests.server_apps:hello", "--port", "0", "--access-log-format", fmt)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert not_said not in result.stderr
 
 
 def test_a_blocked_stdout_stalls_no_request(serve_process: Spawn, tmp_path: Path) -> None:

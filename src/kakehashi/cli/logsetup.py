@@ -7,6 +7,10 @@ a list append.  The handlers are put in place by server/observe/logdefaults.py, 
 shares.  ``--log-config FILE`` (a ``logging.config.dictConfig`` in JSON or TOML)
 replaces these defaults; a config that gives ``kakehashi.access`` handlers of its own gets
 every line as a ``logging`` record.
+
+Whatever the application then does to ``logging`` when it is imported (Django's and Flask's
+``dictConfig``), these logs stay on, unless its configuration names kakehashi's loggers:
+then it is followed (kakehashi.server.observe.logguard).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
 from kakehashi.server.observe.logdefaults import install_access_handler, install_error_handler
 from kakehashi.server.observe.logfile import LogFileHandler
+from kakehashi.server.observe.logguard import guard_logs
 
 __all__ = ["configure_logging"]
 
@@ -46,11 +51,15 @@ def configure_logging(config: ServerConfig) -> None:
         if config.error_logfile not in ("", "-"):
             errors = _open("--error-logfile", config.error_logfile, sys.stderr, buffered=False)
         install_error_handler(errors)
+        # Written here only (gunicorn does the same for its error log): an application that
+        # gives the root logger a handler (Flask's recipe does) would print every line twice.
+        root.propagate = False
     if config.access_log and (not config.log_config or config.access_logfile):
         # The flag replaces what the file said for it.
         install_access_handler(_open("--access-logfile", config.access_logfile, sys.stderr))
     if not config.log_config or access.level == logging.NOTSET:
         access.setLevel(logging.INFO if config.access_log else logging.WARNING)
+    guard_logs()
 
 
 def _open(flag: str, path: str, default: Any, buffered: bool = True) -> LogFileHandler:

@@ -37,6 +37,7 @@ from kakehashi.server.config.sources import to_toml
 from kakehashi.server.edge.tls import make_context
 from kakehashi.server.net.bind import bind_sockets
 from kakehashi.server.net.systemd import listen_fds
+from kakehashi.server.observe.logguard import restore_logs
 from kakehashi.server.process.arbiter import Arbiter
 from kakehashi.server.process.reloader import format_import_error
 from kakehashi.server.process.worker import WorkerHooks
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         config = _prepare(config)
         sockets = bind_sockets(config.addresses, config.backlog, config.reuse_port)
         server = _make_server(args, config, spec, sockets)  # binds --metrics-bind too
+        restore_logs()  # the application's logging setup may have switched ours off
         pid_file = PidFile(config.pid)
         pid_file.write()
     except ConfigError as exc:

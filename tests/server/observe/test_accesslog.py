@@ -87,8 +87,12 @@ def test_first_line_and_request_line() -> None:
 @pytest.mark.parametrize(
     ("fmt", "message"),
     [
-        ("%(Z)s", "unknown atom"),
-        ("%(h)s %d", "stray %"),
+        ("%(Z)s", r"unknown atom %\(Z\)s"),
+        ("%(h)s %(foo)s", r"unknown atom %\(foo\)s"),
+        ("%({}i)s", r"unknown atom %\(\{\}i\)s"),
+        ("%(h)s %d", "stray % at '%d'"),
+        ("%(h)d", "stray % at '%\\(h\\)d'"),
+        ("100% %(s)s", "stray % at '% %"),
         ("%(h)s\n%(s)s", "line break"),
         ("x" * 5000, "longer than"),
     ],
@@ -98,6 +102,12 @@ def test_bad_formats_are_refused(fmt: str, message: str) -> None:
         check_format(fmt)
     with pytest.raises(ConfigError, match=message):
         ServerConfig(access_log_format=fmt)
+
+
+def test_percent_percent_is_a_literal_even_before_a_parenthesis(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert _line("%%(h)s=%(h)s 100%%", caplog) == "%(h)s=10.0.0.7 100%"
 
 
 def _line(fmt: str, caplog: pytest.LogCaptureFixture, **kwargs: object) -> str:

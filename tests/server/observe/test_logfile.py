@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,71 @@ def test_past_8_kib_the_request_thread_writes_without_waking_the_flusher(
         handler.write_line(line)
     assert path.read_text() == (line + "\n") * 82  # written at once, on this thread
     assert not handler._wake.is_set()
+
+
+# -- closed by logging's machinery, still written to ------------------------------------------
+
+
+def test_a_closed_handler_written_to_again_opens_its_file_and_flusher_again(
+    tmp_path: Path, handlers: list[LogFileHandler]
+) -> None:
+    # dictConfig and logging.shutdown close every handler of the process, also one still on
+    # a logger that keeps logging: like logging.FileHandler, it opens the file again.
+    path = tmp_path / "a.log"
+    handler = LogFileHandler(filename=str(path), flush_interval=0.05)
+    handlers.append(handler)
+    handler.write_line("before")
+    handler.close()
+    assert path.read_text() == "before\n"
+    path.rename(tmp_path / "moved.log")  # the file is opened by its path again, not kept
+    handler.write_line("after")
+    # No flush(): the flusher's timer writes it, so the flusher runs again.
+    assert wait_until(lambda: path.exists() and path.read_text() == "after\n")
+    assert handler in _live_handlers()  # reopen_log_files() and dropped_lines() see it again
+
+
+def test_an_unbuffered_handler_closed_and_written_to_again(
+    tmp_path: Path, handlers: list[LogFileHandler]
+) -> None:
+    path = tmp_path / "e.log"
+    handler = LogFileHandler(filename=str(path), buffered=False)
+    handlers.append(handler)
+    handler.close()
+    handler.write_line("after close")
+    assert path.read_text() == "after close\n"
+
+
+def test_a_stream_handler_keeps_writing_after_logging_shutdown(
+    handlers: list[LogFileHandler],
+) -> None:
+    stream = io.StringIO()
+    handler = LogFileHandler(stream=stream, flush_interval=0.05)
+    handlers.append(handler)
+    logging.shutdown([weakref.ref(handler)])  # what dictConfig does to every handler
+    assert not stream.closed  # not ours to close
+    handler.write_line("still here")
+    assert wait_until(lambda: stream.getvalue() == "still here\n")
+
+
+def test_a_file_that_cannot_be_opened_again_keeps_the_lines(
+    tmp_path: Path, handlers: list[LogFileHandler]
+) -> None:
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    path = directory / "a.log"
+    handler = LogFileHandler(filename=str(path), flush_interval=0.05)
+    handlers.append(handler)
+    handler.close()
+    path.unlink()
+    directory.rmdir()
+    handler.write_line("waits")
+    time.sleep(0.3)  # the flusher tries a few times, and cannot open the path
+    directory.mkdir()
+    assert wait_until(lambda: path.exists() and path.read_text() == "waits\n")
+    assert handler.dropped == 0
+
+
+def _live_handlers() -> list[LogFileHandler]:
+    from kakehashi.server.observe import logfile
+
+    return list(logfile._live)

@@ -65,7 +65,10 @@ _logger = logging.getLogger("kakehashi.access")
 _INFO = logging.INFO
 # Everything but printable ASCII, the double quote and the backslash is escaped.
 _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
-_ATOM_RE = re.compile(r"%\((\{[^}]{1,256}\}[ioe]|[a-zA-Z])\)s")
+# Every ``%`` of a format: ``%%``, an atom ``%(name)s`` (the name checked on its own, so an
+# unknown one is called that), or a stray one.
+_PERCENT_RE = re.compile(r"%(?:(%)|\(([^()\r\n]{0,300})\)s)?")
+_FIELD_RE = re.compile(r"\{[^}]{1,256}\}[ioe]")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Responses whose lines are made and handed over together (AccessLog.drain): also the most
 # environs a log holds on to, besides those requests add while a batch is being made.
@@ -300,7 +303,7 @@ _ATOMS: dict[str, Atom] = {
 
 
 def _compile_atom(name: str) -> Atom:
-    if not name.startswith("{"):
+    if not _FIELD_RE.fullmatch(name):
         try:
             return _ATOMS[name]
         except KeyError:
@@ -316,28 +319,33 @@ def _compile_atom(name: str) -> Atom:
 
 def _compile(fmt: str) -> Callable[[Entry, Stamp], str]:
     """A function making the line of ``fmt``; ``%%`` is a literal ``%``."""
+    if "\n" in fmt or "\r" in fmt:
+        raise ConfigError("--access-log-format: a line may not contain a line break")
     literals: list[str] = []
     atoms: list[Atom] = []
+    text: list[str] = []  # the literal since the last atom
     pos = 0
-    for match in _ATOM_RE.finditer(fmt):
-        literals.append(_literal(fmt[pos : match.start()]))
-        atoms.append(_compile_atom(match.group(1)))
+    for match in _PERCENT_RE.finditer(fmt):
+        text.append(fmt[pos : match.start()])
         pos = match.end()
-    tail = _literal(fmt[pos:])
+        if match.group(1):
+            text.append("%")
+        elif match.group(2) is not None:
+            literals.append("".join(text))
+            atoms.append(_compile_atom(match.group(2)))
+            text = []
+        else:
+            rest = fmt[match.start() : match.start() + 12]
+            raise ConfigError(
+                f"--access-log-format: stray % at {rest!r} (atoms are %(x)s; write %% for a %)"
+            )
+    tail = "".join(text) + fmt[pos:]
     pairs = list(zip(literals, atoms, strict=True))
 
     def line(e: Entry, t: Stamp) -> str:
         return "".join([lit + atom(e, t) for lit, atom in pairs]) + tail
 
     return line
-
-
-def _literal(text: str) -> str:
-    if "%" in text.replace("%%", ""):
-        raise ConfigError(f"--access-log-format: stray % in {text!r} (write %% for a %)")
-    if "\n" in text or "\r" in text:
-        raise ConfigError("--access-log-format: a line may not contain a line break")
-    return text.replace("%%", "%")
 
 
 def check_format(fmt: str) -> None:
@@ -545,8 +553,9 @@ class AccessLog:
             handler.write_line(line)
 
     def start(self) -> None:
-        """Start the flusher of a LogFileHandler on the access logger (from the thread that
-        starts the server, before any request)."""
+        """Start the flusher of a LogFileHandler on the access logger: from the thread that
+        starts the server, before any request, and again on every sweeper tick, in case the
+        application's logging setup closed the handler (its batches wait for the flusher)."""
         if self.enabled:
             for handler in _logger.handlers:
                 if isinstance(handler, LogFileHandler):

@@ -17,10 +17,18 @@ so every write lands whole at the end even with several writers.
 ``reopen_log_files()`` is the function to call on SIGUSR1 (logrotate): every live
 LogFileHandler with a file name, and every ``logging.FileHandler`` of the process, finishes
 writing what it holds to the old file and opens the path again.
+
+A closed handler that is written to again opens its destination again and restarts its
+flusher, as ``logging.FileHandler`` reopens its file: ``logging.config.dictConfig`` (Django
+calls it at start) and ``logging.shutdown`` close every handler of the process, also those
+that stay on a logger that keeps logging.  Since such a close also takes the handler out of
+the list ``logging.shutdown`` flushes at exit, an exit hook of this module flushes every
+live LogFileHandler.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -110,7 +118,10 @@ class LogFileHandler(logging.Handler):
         self._write_lock = threading.RLock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._closing = False
+        self._closing = False  # close() is under way: no flusher may start meanwhile
+        self._closed = False  # closed; the next write opens the destination again
+        # Bumped by close(): a flusher that outlived close()'s wait stops at its next tick.
+        self._generation = 0
         # What hands this handler lines in batches (AccessLog): drained before each write.
         self._sources: weakref.WeakSet[_Source] = weakref.WeakSet()
         self._fd, self._owned, self._is_file = self._open()
@@ -132,8 +143,22 @@ class LogFileHandler(logging.Handler):
         except (AttributeError, OSError, ValueError):
             return -1, False, False  # a stream without a descriptor (a test's capture)
 
+    def _open_again(self) -> bool:
+        """After close(), before a write (with ``_write_lock`` held): open the destination
+        again; False (the data waits) when the file cannot be opened."""
+        if self.filename is not None:
+            try:
+                self._fd, self._owned, self._is_file = self._open()
+            except OSError:
+                return False
+        self._closed = False
+        _live.add(self)
+        return True
+
     def _write_out(self, data: bytes, timeout: float) -> bytes:
         """Write ``data``; returns what the destination did not take within ``timeout``."""
+        if self._closed and not self._open_again():
+            return data
         if self._fd < 0:
             assert self.stream is not None
             self.stream.write(data.decode("utf-8", "replace"))
@@ -236,12 +261,17 @@ class LogFileHandler(logging.Handler):
         with self._lock:
             if self._thread is not None or self._closing:
                 return
-            self._thread = threading.Thread(target=self._run, name="logfile-flusher", daemon=True)
-        self._thread.start()
+            thread = threading.Thread(
+                target=self._run, args=(self._generation,), name="logfile-flusher", daemon=True
+            )
+            self._thread = thread
+        thread.start()
 
-    def _run(self) -> None:
-        while not self._closing:
+    def _run(self, generation: int) -> None:
+        while True:
             self._wake.wait(self.flush_interval)
+            if generation != self._generation:
+                return  # closed meanwhile (close() flushes what was queued)
             self._wake.clear()
             try:
                 self._flush_pending(self.flush_interval)
@@ -293,8 +323,8 @@ class LogFileHandler(logging.Handler):
 
     def reopen(self) -> None:
         """Finish writing to the current file and open its path again (after rotation)."""
-        if self.filename is None:
-            return
+        if self.filename is None or self._closed:
+            return  # a closed handler opens the path again when it is next written to
         self._flush_pending(_FINAL_FLUSH_TIMEOUT)
         with self._write_lock:
             old = self._fd
@@ -302,9 +332,13 @@ class LogFileHandler(logging.Handler):
             os.close(old)
 
     def close(self) -> None:
-        self._closing = True
+        """Write what is queued, stop the flusher and close an owned file.  Not final: a
+        line written afterwards opens the destination again (see the module's docstring)."""
+        with self._lock:
+            self._closing = True
+            self._generation += 1
+            thread, self._thread = self._thread, None
         self._wake.set()
-        thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(self.flush_interval + _FINAL_FLUSH_TIMEOUT)
         self.flush()
@@ -312,6 +346,9 @@ class LogFileHandler(logging.Handler):
             if self._owned and self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            self._closed = True
+        with self._lock:
+            self._closing = False
         _live.discard(self)
         super().close()
 
@@ -332,6 +369,17 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _flush_at_exit() -> None:
+    # logging.shutdown() at exit no longer knows a handler that dictConfig closed and that
+    # was written to since: lines queued in it are written here.
+    for handler in list(_live):
+        with contextlib.suppress(Exception):
+            handler.flush()
+
+
+atexit.register(_flush_at_exit)
 
 
 def dropped_lines() -> int:

@@ -25,6 +25,7 @@ from kakehashi.server.edge.tls import make_context
 from kakehashi.server.net.bind import bind_sockets
 from kakehashi.server.observe.logfile import dropped_lines
 from kakehashi.server.observe.loggers import error_logger
+from kakehashi.server.observe.logguard import restore_logs
 from kakehashi.server.observe.metrics import Recorder
 from kakehashi.server.observe.metrics_http import server_metrics
 from kakehashi.server.threads.channel import HTTPChannel
@@ -104,6 +105,7 @@ class Server:
             self.config.root_path,
         )
         self.ctx = ServerContext(app, self.config, environ)
+        restore_logs()  # the application, imported by now, may have configured logging
         self.ctx.metrics = recorder
         if recorder is not None:
             recorder.log_dropped = dropped_lines  # the access log counts its own drops
@@ -173,7 +175,12 @@ class Server:
         return thread
 
     def _supervise(self) -> None:
-        """Each sweeper tick: replace a worker thread that died, report stuck requests."""
+        """Each sweeper tick: replace a worker thread that died, report stuck requests, and
+        undo what the application's logging setup did to kakehashi's logs (logguard.py)."""
+        restore_logs()  # loggers switched off (only under ``kakehashi serve``)
+        # A handler closed by the app's dictConfig starts its flusher again when written to,
+        # but the access log's batches are handed over by that flusher: start it here.
+        self.ctx.access.start()
         if self.ctx.metrics is not None:  # a pre-fork worker's figures reach its parent
             self.ctx.metrics.publish()
         if self.ctx.stopping:
