@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 
 import pytest
 
+from kakehashi.server import poller
 from kakehashi.server.handshakes import handshakes_pending, refuse_new_handshakes
-from tests.wire import wait_until
+from tests.conftest import StartServer, addr
+from tests.wire import Reader, get, wait_until
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -55,3 +58,38 @@ def test_unknown_for_sockets_without_a_tcp_table() -> None:
     with one, two:
         assert handshakes_pending([one]) is None
     assert handshakes_pending([]) is None
+
+
+@linux
+@pytest.mark.parametrize("busy", [False, True], ids=["quiet", "busy"])
+def test_a_handshake_that_completes_while_the_server_asks_is_accepted(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch, busy: bool
+) -> None:
+    # The kernel hands a deferred connection over at any moment (its first bytes, or its
+    # deferral's end): here exactly while the shutdown asks whether any is pending.  The
+    # answer "none" is then true, and the connection waits in the backlog: the server must
+    # accept once more after asking, not close the listener on that answer.
+    server = start_server(shutdown_linger=2.0)
+    if busy:  # a connection came lately: the rounds of accept run (asked in the loop)
+        assert get(addr(server)).status == 200
+    host, port = addr(server).rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        real = handshakes_pending
+        asked: list[bool] = []
+
+        def completes_meanwhile(listeners: list[socket.socket]) -> bool | None:
+            if real(listeners):  # our connection, deferred: it writes while we ask
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert wait_until(lambda: not real(listeners), 2)
+                asked.append(True)
+            return real(listeners)
+
+        monkeypatch.setattr(poller, "handshakes_pending", completes_meanwhile)
+        stopping = threading.Thread(target=server.shutdown, kwargs={"timeout": 5})
+        stopping.start()
+        try:
+            response = Reader(client).read_response()
+        finally:
+            stopping.join(10)
+    assert asked == [True]  # the moment was staged as meant
+    assert (response.status, response.header("connection")) == (200, "close")

@@ -259,16 +259,18 @@ class Poller:
         """
         listeners = list(self.listeners.items())
         self.listeners = {}
+        socks = [listener for _, listener in listeners]
         filtered = False
         for fd, listener in listeners:
             self._unwatch_listener(fd)
             if refuse_new:
                 filtered = refuse_new_handshakes(listener) or filtered
+        # Asked before the accept: a handshake that completes after the kernel answered is
+        # in the backlog when it is accepted, or still pending (then the rounds below wait).
+        pending = filtered and handshakes_pending(socks)
+        for listener in socks:
             self._accept_backlog(listener)
-        socks = [listener for _, listener in listeners]
-        if filtered and (
-            time.monotonic() - self.last_accept < _BUSY_WINDOW or handshakes_pending(socks)
-        ):
+        if filtered and (time.monotonic() - self.last_accept < _BUSY_WINDOW or pending):
             self._settle(socks, until)
         for listener in socks:
             listener.close()
@@ -279,15 +281,15 @@ class Poller:
         (new handshakes are refused, so only those under way can come)."""
         start = quiet_since = time.monotonic()
         give_up = max(until, start + _SETTLE_MAX)
-        while True:
-            now = time.monotonic()
-            if now >= give_up:
-                return
-            if now - quiet_since >= _SETTLE_QUIET and not handshakes_pending(listeners):
-                return
+        while time.monotonic() < give_up:
             time.sleep(_SETTLE_PAUSE)
+            # Pending is asked before the round, as above: none pending then and none in
+            # this round means none left at all.
+            pending = handshakes_pending(listeners)
             if sum(self._accept_backlog(listener) for listener in listeners):
                 quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= _SETTLE_QUIET and not pending:
+                return
 
     def _accept_backlog(self, listener: socket.socket) -> int:
         """Accept what the kernel holds for ``listener``; returns how many."""
