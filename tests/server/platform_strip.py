@@ -11,6 +11,7 @@ the select() one, as on Windows.
 
 from __future__ import annotations
 
+import importlib
 import os
 import select
 import signal
@@ -51,12 +52,17 @@ def strip() -> None:
     socket.socketpair = _tcp_socketpair  # type: ignore[assignment]
     sys.modules["resource"] = None  # type: ignore[assignment]  # import fails
     sys.modules.pop("selectors", None)
+    # Windows' os takes no dir_fd argument, so its shutil.rmtree (TemporaryDirectory's
+    # cleanup) walks by path.  Without this, 3.13's fd-based walk would ask for the
+    # O_NONBLOCK removed above.  shutil decides when imported: again if it already was.
+    os.supports_dir_fd = set()
+    if "shutil" in sys.modules:
+        importlib.reload(sys.modules["shutil"])
 
 
 strip()
 
-import importlib  # noqa: E402  (after strip: whatever they import sees the platform)
-import json  # noqa: E402
+import json  # noqa: E402  (after strip: whatever they import sees the platform)
 import pkgutil  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402

@@ -4,6 +4,7 @@ and the choice between the buffered fast path and a logging record."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from kakehashi.server.observe.accesslog import (
     BATCH,
     DEFAULT_FORMAT,
     AccessLog,
+    _fast_handler,
     basic_user,
     check_format,
     escape,
@@ -197,21 +199,37 @@ def test_fast_path_only_for_a_bare_log_file_handler(
         handler.close()
 
 
-@pytest.fixture
-def log_file(tmp_path: Path) -> Iterator[tuple[LogFileHandler, Path]]:
-    """The access logger's only handler: a LogFileHandler on a file (the batched path)."""
+@contextlib.contextmanager
+def sole_handler(handler: LogFileHandler) -> Iterator[None]:
+    """Make ``handler`` the access logger's only handler, at INFO, not propagating: the
+    setup of ``kakehashi serve``, where lines are batched.
+
+    Entered in the test's body, never in a fixture: pytest (9.2 and later) adds its capture
+    handler to every logger that does not propagate when a test's call begins, after the
+    fixtures ran, and a second handler rightly turns batching off (it would never see the
+    batched lines).  Whatever else the logger had, the runner's handler among them, is put
+    back on the way out."""
     access = logging.getLogger("kakehashi.access")
-    path = tmp_path / "access.log"
-    handler = LogFileHandler(filename=str(path), flush_interval=0.1)
-    access.addHandler(handler)
+    saved = (access.handlers[:], access.propagate, access.level)
+    access.handlers = [handler]
     access.propagate = False
     access.setLevel(logging.INFO)
     try:
+        assert _fast_handler() is handler  # the precondition of every test that uses it
+        yield
+    finally:
+        access.handlers, access.propagate = saved[0], saved[1]
+        access.setLevel(saved[2])
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[tuple[LogFileHandler, Path]]:
+    """A LogFileHandler on a file, to be the access logger's only one (``sole_handler``)."""
+    path = tmp_path / "access.log"
+    handler = LogFileHandler(filename=str(path), flush_interval=0.1)
+    try:
         yield handler, path
     finally:
-        access.removeHandler(handler)
-        access.propagate = True
-        access.setLevel(logging.NOTSET)
         handler.close()
 
 
@@ -219,12 +237,13 @@ def test_the_request_that_fills_a_batch_hands_it_over(
     log_file: tuple[LogFileHandler, Path],
 ) -> None:
     handler, _ = log_file
-    log = AccessLog(ENVIRON_READER)
-    for sent in range(BATCH - 1):
-        log.response(ENVIRON, 200, sent, 0.0)
-    assert not handler._lines  # the environs wait in the batch, no line made yet
-    log.response(ENVIRON, 200, BATCH - 1, 0.0)
-    lines = list(handler._lines)
+    with sole_handler(handler):
+        log = AccessLog(ENVIRON_READER)
+        for sent in range(BATCH - 1):
+            log.response(ENVIRON, 200, sent, 0.0)
+        assert not handler._lines  # the environs wait in the batch, no line made yet
+        log.response(ENVIRON, 200, BATCH - 1, 0.0)
+        lines = list(handler._lines)
     assert len(lines) == BATCH and not log._pending  # made and handed over, in order
     assert [int(line.split('"')[2].split()[1]) for line in lines] == list(range(BATCH))
 
@@ -234,38 +253,36 @@ def test_a_waiting_batch_is_written_within_the_flush_interval(
 ) -> None:
     handler, path = log_file
     handler.start()
-    log = AccessLog(ENVIRON_READER)
-    log.response(ENVIRON, 200, 5, 0.0)  # one line, far from a full batch
-    assert wait_until(lambda: path.read_text().count("\n") == 1, timeout=3)
+    with sole_handler(handler):
+        log = AccessLog(ENVIRON_READER)
+        log.response(ENVIRON, 200, 5, 0.0)  # one line, far from a full batch
+        assert log._pending  # batched: only the flusher can write it
+        assert wait_until(lambda: path.read_text().count("\n") == 1, timeout=3)
     assert '"GET /p?q=1 HTTP/1.1" 200 5 "http://r/" "ua/1" 0' in path.read_text()
 
 
 def test_an_unbuffered_handler_gets_each_line_at_once(tmp_path: Path) -> None:
-    access = logging.getLogger("kakehashi.access")
     path = tmp_path / "access.log"
     handler = LogFileHandler(filename=str(path), buffered=False)
-    access.addHandler(handler)
-    access.propagate = False
-    access.setLevel(logging.INFO)
     try:
-        log = AccessLog(ENVIRON_READER)
-        log.response(ENVIRON, 200, 7, 0.0)
-        assert '" 200 7 "' in path.read_text()  # written, not waiting for a batch
-        assert not log._pending
+        with sole_handler(handler):
+            log = AccessLog(ENVIRON_READER)
+            log.response(ENVIRON, 200, 7, 0.0)
+            assert '" 200 7 "' in path.read_text()  # written, not waiting for a batch
+            assert not log._pending
     finally:
-        access.removeHandler(handler)
-        access.propagate = True
-        access.setLevel(logging.NOTSET)
         handler.close()
 
 
 def test_a_line_that_fails_to_render_costs_no_other(log_file: tuple[LogFileHandler, Path]) -> None:
-    _, path = log_file
-    log = AccessLog(ENVIRON_READER)
-    log.response(ENVIRON, 200, 1, 0.0)
-    log.response({"RAW_URI": "/x"}, 200, 2, 0.0)  # a middleware dropped REMOTE_ADDR
-    log.response(ENVIRON, 200, 3, 0.0)
-    log.flush()
+    handler, path = log_file
+    with sole_handler(handler):
+        log = AccessLog(ENVIRON_READER)
+        log.response(ENVIRON, 200, 1, 0.0)
+        log.response({"RAW_URI": "/x"}, 200, 2, 0.0)  # a middleware dropped REMOTE_ADDR
+        log.response(ENVIRON, 200, 3, 0.0)
+        assert len(log._pending) == 3  # batched: rendered together, when drained
+        log.flush()
     lines = path.read_text().splitlines()
     assert len(lines) == 3
     assert lines[1] == "(access line failed to render: KeyError('REMOTE_ADDR'))"
@@ -275,17 +292,18 @@ def test_a_line_that_fails_to_render_costs_no_other(log_file: tuple[LogFileHandl
 def test_a_level_set_while_serving_applies_to_batched_lines(
     log_file: tuple[LogFileHandler, Path],
 ) -> None:
-    _, path = log_file
+    handler, path = log_file
     access = logging.getLogger("kakehashi.access")
-    log = AccessLog(ENVIRON_READER)
-    log.response(ENVIRON, 200, 1, 0.0)
-    access.setLevel(logging.WARNING)  # asked when the batch is drained, not per request
-    log.response(ENVIRON, 200, 2, 0.0)
-    log.flush()
-    assert path.read_text() == ""
-    access.setLevel(logging.INFO)
-    log.response(ENVIRON, 200, 3, 0.0)
-    log.flush()
+    with sole_handler(handler):
+        log = AccessLog(ENVIRON_READER)
+        log.response(ENVIRON, 200, 1, 0.0)
+        access.setLevel(logging.WARNING)  # asked when the batch is drained, not per request
+        log.response(ENVIRON, 200, 2, 0.0)
+        log.flush()
+        assert path.read_text() == ""
+        access.setLevel(logging.INFO)
+        log.response(ENVIRON, 200, 3, 0.0)
+        log.flush()
     assert [line.split('"')[2].split()[1] for line in path.read_text().splitlines()] == ["3"]
 
 

@@ -8,6 +8,12 @@ handshakes already under way finish, and only then closes the listener.  A clien
 SYN was dropped retries it and then finds the port closed: it was never accepted, and
 knows so before it sends anything.
 
+The handshakes under way include completed ones: with TCP_DEFER_ACCEPT (server.py) the
+kernel keeps a connection whose client has sent nothing yet out of the accept queue, and the
+client's first bytes come from its application, as late as it likes (a thread of a loaded
+process: hundreds of milliseconds).  :func:`handshakes_pending` sees them all, as
+SYN_RECV entries in ``/proc/net/tcp``, so the server can wait for them instead of guessing.
+
 Linux only (SO_ATTACH_FILTER); elsewhere the server closes the listener after one last
 accept, and the rare connection completing in between is reset by the kernel.
 """
@@ -15,11 +21,12 @@ accept, and the rare connection completing in between is reset by the kernel.
 from __future__ import annotations
 
 import ctypes
+import os
 import socket
 import struct
 import sys
 
-__all__ = ["refuse_new_handshakes"]
+__all__ = ["handshakes_pending", "refuse_new_handshakes"]
 
 _SO_ATTACH_FILTER = 26  # Linux's value, in <asm-generic/socket.h>
 
@@ -51,3 +58,44 @@ def refuse_new_handshakes(sock: socket.socket) -> bool:
     except OSError:
         return False
     return True
+
+
+_SYN_RECV = b"03"  # the state column of /proc/net/tcp (include/net/tcp_states.h)
+_TABLES = {socket.AF_INET: "/proc/net/tcp", socket.AF_INET6: "/proc/net/tcp6"}
+
+
+def handshakes_pending(listeners: list[socket.socket]) -> bool | None:
+    """Whether the kernel holds connections for these listeners that accept() cannot return
+    yet (SYN_RECV: a handshake under way, or, with TCP_DEFER_ACCEPT, one completed whose
+    first bytes have not come); None where that cannot be known.
+
+    Matched by local port only: a connection to another listener on the same port (another
+    address, or SO_REUSEPORT) counts too, which only makes the caller wait longer."""
+    ports: dict[str, set[int]] = {}
+    for sock in listeners:
+        table = _TABLES.get(sock.family)
+        if table is None:
+            continue
+        ports.setdefault(table, set()).add(sock.getsockname()[1])
+    if not ports:
+        return None
+    for table, wanted in ports.items():
+        try:
+            fd = os.open(table, os.O_RDONLY)
+        except OSError:  # no procfs: not Linux, or a sandbox without it
+            return None
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        for line in b"".join(chunks).splitlines()[1:]:
+            fields = line.split(None, 4)  # sl, local, remote, state, the rest
+            if (
+                len(fields) > 3
+                and fields[3] == _SYN_RECV
+                and int(fields[1].rpartition(b":")[2], 16) in wanted
+            ):
+                return True
+    return False

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kakehashi.server.net.handshakes import refuse_new_handshakes
+from kakehashi.server.net.handshakes import handshakes_pending, refuse_new_handshakes
 from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.threads.context import ServerContext
 
@@ -70,11 +70,14 @@ ChannelFactory = Callable[[socket.socket, tuple[str, int], ServerContext, "Polle
 
 # Connections one thread accepts per listener event.
 _ACCEPT_BATCH = 16
-# On shutdown, if connections arrived within the last _BUSY_WINDOW seconds, the backlog is
-# accepted again every _SETTLE_PAUSE while handshakes under way (and deferred connections
-# whose first bytes are on their way) complete: until none came for _SETTLE_QUIET, at most
-# _SETTLE_MAX.  A handshake's last step runs in the client's kernel, which a loaded machine
-# can delay by tens of milliseconds; one completed after the listener closes is reset.
+# On shutdown, if connections arrived within the last _BUSY_WINDOW seconds or handshakes are
+# pending, the backlog is accepted again every _SETTLE_PAUSE while the handshakes under way
+# complete: until none came for _SETTLE_QUIET and the kernel holds none still pending
+# (handshakes.py), for at most the idle connections' linger (at least _SETTLE_MAX).  With
+# TCP_DEFER_ACCEPT a completed handshake stays pending until the client's first bytes come,
+# which its application can delay by hundreds of milliseconds under load; one still pending
+# when the listener closes is reset, though the client saw its connect() succeed.  Without
+# the kernel's word (no procfs), quiet for _SETTLE_QUIET ends it.
 _BUSY_WINDOW = 1.0
 _SETTLE_PAUSE = 0.01
 _SETTLE_QUIET = 0.1
@@ -276,40 +279,51 @@ class Poller:
 
     # -- shutdown ----------------------------------------------------------------------------
 
-    def stop_accepting(self, refuse_new: bool = True) -> None:
+    def stop_accepting(self, refuse_new: bool = True, until: float = 0.0) -> None:
         """Accept every connection the kernel holds for us, then close the listeners.
 
         New handshakes are refused first (handshakes.py), then the backlog is accepted, and
-        if connections were arriving lately, accepted again as the handshakes under way
-        complete.  Each is served (its request usually came with it); a client refused
-        before its handshake finds the port closed and was never accepted.  See
+        if connections were arriving lately or the kernel holds handshakes not yet done,
+        accepted again as they complete (at most until ``until``, the idle connections'
+        linger: a connection the client saw established gets as long to send its request
+        as an idle one).  Each is served (its request usually came with it); a client
+        refused before its handshake finds the port closed and was never accepted.  See
         docs/design.md, "Shutdown order".  With ``refuse_new`` False (listeners shared with
         other worker processes, which go on accepting) the backlog is accepted once.
         """
         listeners = list(self.listeners.items())
         self.listeners = {}
+        socks = [listener for _, listener in listeners]
         filtered = False
         for fd, listener in listeners:
             self._unwatch_listener(fd)
             if refuse_new:
                 filtered = refuse_new_handshakes(listener) or filtered
+        # Asked before the accept: a handshake that completes after the kernel answered is
+        # in the backlog when it is accepted, or still pending (then the rounds below wait).
+        pending = filtered and handshakes_pending(socks)
+        for listener in socks:
             self._accept_backlog(listener)
-        if filtered and time.monotonic() - self.last_accept < _BUSY_WINDOW:
-            self._settle([listener for _, listener in listeners])
-        for _, listener in listeners:
+        if filtered and (time.monotonic() - self.last_accept < _BUSY_WINDOW or pending):
+            self._settle(socks, until)
+        for listener in socks:
             listener.close()
 
-    def _settle(self, listeners: list[socket.socket]) -> None:
-        """Accept again, every _SETTLE_PAUSE, until no connection came for _SETTLE_QUIET (at
-        most _SETTLE_MAX: new handshakes are refused, so only those under way can come)."""
+    def _settle(self, listeners: list[socket.socket], until: float) -> None:
+        """Accept again, every _SETTLE_PAUSE, until no connection came for _SETTLE_QUIET and
+        none is pending in the kernel; at most until ``until`` or _SETTLE_MAX, the later
+        (new handshakes are refused, so only those under way can come)."""
         start = quiet_since = time.monotonic()
-        while True:
-            now = time.monotonic()
-            if now - quiet_since >= _SETTLE_QUIET or now - start >= _SETTLE_MAX:
-                return
+        give_up = max(until, start + _SETTLE_MAX)
+        while time.monotonic() < give_up:
             time.sleep(_SETTLE_PAUSE)
+            # Pending is asked before the round, as above: none pending then and none in
+            # this round means none left at all.
+            pending = handshakes_pending(listeners)
             if sum(self._accept_backlog(listener) for listener in listeners):
                 quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= _SETTLE_QUIET and not pending:
+                return
 
     def _accept_backlog(self, listener: socket.socket) -> int:
         """Accept what the kernel holds for ``listener``; returns how many."""

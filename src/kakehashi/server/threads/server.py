@@ -285,7 +285,7 @@ class Server:
         self.ctx.linger_until = min(time.monotonic() + self.config.shutdown_linger, deadline)
         self.ctx.stopping = True
         poller = self._poller
-        poller.stop_accepting(refuse_new=not self.shared_listeners)
+        poller.stop_accepting(refuse_new=not self.shared_listeners, until=self.ctx.linger_until)
         poller.linger_idle(self.ctx.linger_until)
         join_for = 2.0  # idle threads leave at once when woken
         if not poller.drained.wait(max(0.0, deadline - time.monotonic())):
