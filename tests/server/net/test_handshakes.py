@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from kakehashi.server import poller
 from kakehashi.server.net.handshakes import handshakes_pending, refuse_new_handshakes
+from kakehashi.server.threads import poller
 from tests.conftest import StartServer, addr
 from tests.wire import Reader, get, wait_until
 
