@@ -15,11 +15,12 @@ ALLOWED: dict[str, set[str]] = {
     "http1": {"errors"},
     "websocket": {"errors", "http1"},
     "wsgi": {"errors", "http1"},
+    "asgi": {"errors", "http1"},
     "app": {"errors", "http1", "wsgi"},
     "demo": {"errors", "http1", "wsgi", "app"},
-    "server": {"errors", "http1", "wsgi"},
+    "server": {"errors", "http1", "wsgi", "asgi"},
     "client": {"errors", "http1"},
-    "cli": {"errors", "http1", "wsgi", "server", "client", "app", "demo", "cli"},
+    "cli": {"errors", "http1", "wsgi", "asgi", "server", "client", "app", "demo", "cli"},
     "__main__": {"cli"},
     "__init__": {"errors", "http1", "wsgi", "server", "client", "app"},
 }
@@ -29,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
 DEFERRED: dict[str, set[str]] = {"app": {"server"}}
 # The sans-I/O cores know nothing of sockets, event loops, threads, clocks or logging.
 _IO = {"socket", "selectors", "threading", "time", "logging", "select", "asyncio"}
-FORBIDDEN_STDLIB = {"http1": _IO, "websocket": _IO}
+FORBIDDEN_STDLIB = {"http1": _IO, "websocket": _IO, "asgi": _IO}
 
 
 def layer_of(path: Path) -> str:
