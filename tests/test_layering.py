@@ -48,15 +48,17 @@ ROOMS: dict[str, set[str]] = {
     "config": {"net", "observe", "edge"},
     "engine": {"net", "observe", "edge", "config"},
     "threads": {"net", "observe", "edge", "config", "engine"},
+    "aio": {"net", "observe", "edge", "config", "engine"},
     "process": {"net", "observe", "edge", "config", "engine"},
-    "__init__": {"net", "observe", "edge", "config", "engine", "threads", "process"},
+    "__init__": {"net", "observe", "edge", "config", "engine", "threads", "aio", "process"},
 }
-ENGINES = {"threads"}
+ENGINES = {"threads", "aio"}
 SHARED = {"net", "observe", "edge", "config", "engine"}
 # What a room may import from the rest of kakehashi (errors and http1 always).
 ROOM_LAYERS: dict[str, set[str]] = {room: {"errors", "http1"} for room in ROOMS}
 ROOM_LAYERS["threads"] |= {"wsgi"}
-ROOM_LAYERS["__init__"] |= {"wsgi"}
+ROOM_LAYERS["aio"] |= {"asgi"}
+ROOM_LAYERS["__init__"] |= {"wsgi", "asgi"}
 
 
 def room_of(path: Path) -> str:
@@ -154,6 +156,10 @@ def test_every_room_has_its_rules() -> None:
         ("net/x.py", "kakehashi.server.config.settings"),  # upward
         ("config/x.py", "kakehashi.server.engine.context"),  # upward
         ("engine/x.py", "kakehashi.server.threads.server"),  # the shared contract, an engine
+        ("aio/x.py", "kakehashi.server.threads.server"),  # an engine, the other engine
+        ("threads/x.py", "kakehashi.server.aio.server"),
+        ("aio/x.py", "kakehashi.wsgi"),  # the ASGI engine, the WSGI glue
+        ("threads/x.py", "kakehashi.asgi"),
     ],
 )
 def test_room_rule_catches_each_violation(module: str, imported: str) -> None:

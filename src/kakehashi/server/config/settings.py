@@ -436,6 +436,36 @@ class ServerConfig:
                       "listener of their own (docs/metrics.md)", "metrics", default_text="off"),
     )  # fmt: skip
 
+    # -- the ASGI engine (server/aio, docs/asgi.md) ------------------------------------------
+    interface: str = field(
+        default="auto",
+        metadata=_opt("--interface", "what the application is: auto (ASGI 3 if it or its "
+                      "__call__ is a coroutine function, else WSGI), wsgi, asgi (ASGI 3) or "
+                      "asgi2 (a class taking the scope, awaited with receive and send)", "asgi"),
+    )  # fmt: skip
+    loop: str = field(
+        # uvloop when installed: the same code runs on both; uvloop's C loop costs less a
+        # request.  asyncio is the standard library only.
+        default="auto",
+        metadata=_opt("--loop", "event loop for an ASGI application: auto (uvloop if "
+                      "installed, else asyncio), asyncio or uvloop", "asgi"),
+    )  # fmt: skip
+    loop_watchdog: float = field(
+        # A stall this long is one no user misses; checking costs a timer callback every
+        # quarter of it on the loop and a thread waking every half of it (docs/asgi.md).
+        default=0.5,
+        metadata=_opt("--loop-watchdog", "seconds the event loop may be blocked (a sync call "
+                      "inside async def) before it is logged once with the loop's stack "
+                      "(0 = off)", "asgi", off=True, most=3600),
+    )  # fmt: skip
+    limit_concurrency: int = field(
+        # Off by default, as in uvicorn: a bound is a choice about the application's capacity.
+        default=0,
+        metadata=_opt("--limit-concurrency", "ASGI requests in flight at most; above, new "
+                      "requests get 503 at once (0 = no limit)", "asgi", off=True,
+                      most=1_000_000),
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_number(f, getattr(self, f.name))
@@ -448,6 +478,10 @@ class ServerConfig:
         TrustedPeers(self.forwarded_allow_ips)
         TrustedPeers(self.proxy_allow_from)
         self._check_platform()
+        if self.interface not in ("auto", "wsgi", "asgi", "asgi3", "asgi2"):
+            raise ConfigError("--interface must be auto, wsgi, asgi or asgi2")
+        if self.loop not in ("auto", "asyncio", "uvloop"):
+            raise ConfigError("--loop must be auto, asyncio or uvloop")
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError("--proxy-protocol must be off, v1, v2 or auto")
         root_path_key(self.root_path)

@@ -1,0 +1,113 @@
+"""AioContext: what every connection of the asyncio engine shares, and the facts of a
+finished request.
+
+No sockets here.  Owned by the event loop's thread: connections read it and change the
+counters (``in_flight``, ``connections``); the engine's periodic sweep refreshes ``now`` and
+``date`` once per tick, so the request path reads no clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from kakehashi.asgi import ASGIApp, FieldCache, ScopeBuilder
+from kakehashi.http1 import Limits
+from kakehashi.server.aio._shared import ServerConfig, error_logger
+
+if TYPE_CHECKING:
+    from kakehashi.server.aio.connection import HTTPConnection
+
+__all__ = ["AioContext", "RequestFacts", "error_logger"]
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    """One finished request, as the access log and metrics will want it (issue 21, item 5:
+    the lead wires those to :attr:`AioContext.report`)."""
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    status: int  # 500 when the application failed before its response started
+    body_bytes: int  # response body bytes the application gave
+    duration: float  # seconds from the head's arrival to the application's return
+    peer: tuple[str, int] | None
+    completed: bool  # the response went out whole (False: cut short, or the client left)
+
+
+class AioContext:
+    """Shared, loop-owned state of one asyncio server."""
+
+    __slots__ = (
+        "app",
+        "config",
+        "connections",
+        "date",
+        "drained",
+        "fields",
+        "goodbye",
+        "in_flight",
+        "last_accept",
+        "limit",
+        "limits",
+        "linger_until",
+        "loop",
+        "native_sendfile",
+        "now",
+        "report",
+        "requests",
+        "scheme",
+        "scopes",
+        "state",
+        "stopping",
+        "tasks",
+    )
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: ServerConfig,
+        loop: asyncio.AbstractEventLoop,
+        scopes: ScopeBuilder,
+        scheme: str,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.loop = loop
+        self.limits: Limits = config.limits
+        self.scopes = scopes
+        self.scheme = scheme
+        self.fields = FieldCache()
+        self.state: dict[str, Any] = {}  # the lifespan state, copied into each scope
+        self.connections: set[HTTPConnection] = set()
+        self.in_flight = 0  # application calls running (a response may be done already)
+        self.tasks: set[asyncio.Task[None]] = set()  # those calls, for the shutdown
+        self.limit = config.limit_concurrency  # 0: no limit
+        self.stopping = False
+        self.goodbye = False  # responses say Connection: close (shutdown, --shutdown-delay)
+        self.requests = 0  # requests handed to the application (--max-requests)
+        self.linger_until = 0.0
+        self.last_accept = 0.0
+        self.drained: asyncio.Future[None] | None = None  # set by the server while draining
+        # asyncio's own loop sends files with os.sendfile; uvloop has no loop.sendfile.
+        self.native_sendfile = isinstance(loop, asyncio.BaseEventLoop)
+        # Where a finished request's facts go (access log, metrics); None costs nothing.
+        self.report: Callable[[RequestFacts], None] | None = None
+        self.now = loop.time()
+        self.date = b""
+        self.tick()
+
+    def tick(self) -> None:
+        """Refresh the coarse clock and the Date value (the sweep calls this each tick)."""
+        self.now = self.loop.time()
+        self.date = formatdate(time.time(), usegmt=True).encode("ascii")
+
+    def connection_closed(self, conn: HTTPConnection) -> None:
+        self.connections.discard(conn)
+        if self.drained is not None and not self.connections and not self.drained.done():
+            self.drained.set_result(None)

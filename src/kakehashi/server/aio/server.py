@@ -1,0 +1,322 @@
+"""AsyncServer: ASGI applications on one asyncio event loop per process.
+
+Installs no signal handlers (the CLI does) and never exits the process.  Its life
+(docs/asgi.md, "Shutdown order"):
+
+1. Lifespan startup, before anything is accepted; a refusal ends the server
+   (:class:`~kakehashi.server.aio.lifespan.LifespanFailed`).
+2. Serving: one ``asyncio.Protocol`` per connection (connection.py); a sweep once a tick
+   (no timer per request) enforces every timeout; the loop watchdog says when an
+   application blocks the loop.
+3. Shutdown (:meth:`request_shutdown`, safe from a signal handler): responses not started
+   say ``Connection: close``; connections the kernel already queued are still accepted
+   until none came for 100 ms (at most 1 s), then the listeners close; idle connections
+   are served until ``--shutdown-linger`` and then closed; what was received, pipelined
+   requests too, is answered within ``--graceful-timeout``; past it every connection is cut
+   and every application call cancelled; then the lifespan shutdown, bounded.  The loop ends
+   within the grace period plus 0.5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kakehashi.asgi import ASGIApp, ScopeBuilder
+from kakehashi.server.aio._shared import ServerConfig, bind_sockets, make_context
+from kakehashi.server.aio.connection import ConnPhase, HTTPConnection
+from kakehashi.server.aio.context import AioContext, error_logger
+from kakehashi.server.aio.lifespan import Lifespan
+from kakehashi.server.aio.loops import new_loop
+from kakehashi.server.aio.watchdog import LoopWatchdog
+
+__all__ = ["EXTENSIONS", "AsyncServer"]
+
+# What every HTTP scope offers (asgiref extensions.rst); "tls" is added per TLS connection.
+EXTENSIONS: dict[str, Any] = {
+    "http.response.trailers": {},
+    "http.response.early_hint": {},
+    "http.response.pathsend": {},
+}
+# Shutdown: the kernel's queue is accepted until no connection came for this long...
+_ACCEPT_QUIET = 0.1
+# ...but no longer than this.
+_ACCEPT_AT_MOST = 1.0
+_DRAIN_TICK = 0.05  # the sweep's tick while draining, so idle connections go on time
+
+
+class AsyncServer:
+    """An ASGI server; an engine as ``server/engine/contract.py`` describes one.
+
+    Args:
+        app: an ASGI 3 application (``kakehashi.asgi.as_asgi3`` adapts ASGI 2 ones).
+        config: the settings; ``loop``, ``loop_watchdog`` and ``limit_concurrency`` are
+            this engine's own.
+        sockets: listening sockets to use instead of binding ``config.bind``; closed by the
+            server when it stops.
+        shared_listeners, metrics: the engine contract's; not used by this engine yet.
+
+    Raises:
+        ConfigError: the loop asked for is not installed, an address cannot be bound, or
+            the TLS files cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: ServerConfig | None = None,
+        *,
+        sockets: list[socket.socket] | None = None,
+        shared_listeners: bool = False,
+        metrics: object = None,
+    ) -> None:
+        self.config = config = config or ServerConfig()
+        self.loop, self.loop_name = new_loop(config.loop)
+        self._tls = make_context(config) if config.tls else None
+        if sockets is None:
+            sockets = bind_sockets(config.addresses, config.backlog, config.reuse_port)
+        self.sockets = sockets
+        first = sockets[0].getsockname()
+        server: tuple[str, int | None] = (
+            (first[0], first[1]) if isinstance(first, tuple) else (str(first), None)
+        )
+        scheme = "https" if self._tls is not None else config.url_scheme
+        scopes = ScopeBuilder(server, config.root_path, EXTENSIONS)
+        self.ctx = AioContext(app, config, self.loop, scopes, scheme)
+        self.lifespan = Lifespan(app, self.loop)
+        self.ctx.state = self.lifespan.state
+        self.watchdog: LoopWatchdog | None = None
+        self.started = threading.Event()  # accepting
+        self.stopped = threading.Event()
+        self.error: BaseException | None = None  # why the server ended early, if it did
+        self._grace = config.graceful_timeout
+        self._stop: asyncio.Future[None] = self.loop.create_future()
+        self._stop_asked = False
+        self._servers: list[asyncio.Server] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def addresses(self) -> list[str]:
+        out = []
+        for sock in self.sockets:
+            name = sock.getsockname()
+            if isinstance(name, str):
+                out.append(f"unix:{name}")
+            elif sock.family == socket.AF_INET6:
+                out.append(f"[{name[0]}]:{name[1]}")
+            else:
+                out.append(f"{name[0]}:{name[1]}")
+        return out
+
+    # -- the engine contract -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the lifespan startup and start listening, on this thread (the loop runs
+        until then); accepting on return.  Does nothing the second time.
+
+        Raises:
+            LifespanFailed: the application refused to start (the sockets are closed).
+        """
+        if self.started.is_set() or self.stopped.is_set():
+            return
+        try:
+            self.loop.run_until_complete(self._startup())
+        except BaseException as exc:
+            self.error = exc
+            self._close()
+            raise
+
+    def serve_forever(self) -> None:
+        """Run the loop on this thread until :meth:`request_shutdown`, then shut down."""
+        self.start()
+        if self.stopped.is_set():
+            return
+        try:
+            self.loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self._close()
+
+    def call_soon(self, work: Callable[[], object]) -> None:
+        """Run ``work`` on the loop's thread soon; safe from a signal handler or any thread."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to do
+            self.loop.call_soon_threadsafe(work)
+
+    def request_shutdown(self) -> None:
+        """Ask the server to shut down gracefully; safe from a signal handler."""
+        self._stop_asked = True
+        self.call_soon(self._begin_stop)
+
+    def say_goodbye(self) -> None:
+        self.ctx.goodbye = True
+
+    def requests_started(self) -> int:
+        return self.ctx.requests
+
+    def stuck(self, timeout: float) -> list[str]:
+        """The loop itself, when it has been blocked for ``timeout`` seconds (the
+        watchdog's heartbeat tells; without the watchdog nothing is known)."""
+        watchdog = self.watchdog
+        if watchdog is not None and time.monotonic() - watchdog.beat >= timeout:
+            return [f"the event loop ({self.loop_name}) has not run for {timeout:g}s"]
+        return []
+
+    # -- for tests and embedding -------------------------------------------------------------
+
+    def run_in_thread(self) -> None:
+        """Serve on a thread of its own; returns once accepting.
+
+        Raises:
+            LifespanFailed, or whatever else ended the server before it accepted.
+        """
+        self._thread = threading.Thread(
+            target=self._serve_in_thread, name="kakehashi-aio-loop", daemon=True
+        )
+        self._thread.start()
+        while not self.started.wait(0.05):
+            if self.stopped.is_set():
+                assert self.error is not None
+                raise self.error
+
+    def _serve_in_thread(self) -> None:
+        with contextlib.suppress(BaseException):  # kept in self.error for run_in_thread()
+            self.serve_forever()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Shut down from another thread; returns when the loop has ended."""
+        if timeout is not None:
+            self._grace = timeout
+        self.request_shutdown()
+        self.stopped.wait(self._grace + 5)
+        if self._thread is not None:
+            self._thread.join(1.0)
+
+    # -- life ----------------------------------------------------------------------------------
+
+    def _begin_stop(self) -> None:
+        if not self._stop.done():
+            self._stop.set_result(None)
+
+    def _close(self) -> None:
+        loop = self.loop
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        for sock in self.sockets:
+            sock.close()
+        self.stopped.set()
+
+    async def _startup(self) -> None:
+        loop = self.loop
+        if self._stop_asked:
+            self._begin_stop()
+        startup = loop.create_task(self.lifespan.startup())
+        await asyncio.wait({startup, self._stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not startup.done():  # stopped before the application was ready
+            startup.cancel()
+            await asyncio.gather(startup, return_exceptions=True)
+            await self.lifespan.shutdown(0.5)
+            self._close()
+            return
+        startup.result()  # raises LifespanFailed
+        self._servers = [await self._listen(sock) for sock in self.sockets]
+        if self.config.loop_watchdog:
+            self.watchdog = LoopWatchdog(loop, self.config.loop_watchdog)
+            self.watchdog.start()
+        self._sweep()
+        self.started.set()
+
+    async def _serve(self) -> None:
+        try:
+            await self._stop
+            await self._drain(self._servers)
+            await self.lifespan.shutdown(max(0.1, min(self._grace, 5.0)))
+        finally:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+            if self.watchdog is not None:
+                self.watchdog.stop()
+
+    async def _listen(self, sock: socket.socket) -> asyncio.Server:
+        ctx = self.ctx
+        tls: dict[str, Any] = {}
+        if self._tls is not None:
+            tls = {"ssl": self._tls, "ssl_handshake_timeout": self.config.header_timeout}
+        return await self.loop.create_server(
+            lambda: HTTPConnection(ctx), sock=sock, backlog=self.config.backlog, **tls
+        )
+
+    @property
+    def tick(self) -> float:
+        """Seconds between sweeps: fine enough for the shortest timeout, at most 1 s (the
+        Date value is refreshed on each)."""
+        config = self.config
+        if self.ctx.stopping:
+            return _DRAIN_TICK
+        shortest = min(config.header_timeout, config.keep_alive, config.body_timeout,
+                       config.send_timeout)  # fmt: skip
+        return max(0.05, min(1.0, shortest / 4))
+
+    def _sweep(self) -> None:
+        ctx = self.ctx
+        ctx.tick()
+        now = ctx.now
+        for conn in list(ctx.connections):
+            conn.check(now)
+        self._sweeper = self.loop.call_later(self.tick, self._sweep)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def _drain(self, servers: list[asyncio.Server]) -> None:
+        loop, ctx, config = self.loop, self.ctx, self.config
+        deadline = loop.time() + self._grace
+        ctx.linger_until = min(loop.time() + config.shutdown_linger, deadline)
+        ctx.stopping = ctx.goodbye = True
+        ctx.last_accept = loop.time()
+        for conn in ctx.connections:
+            exch = conn.exch
+            if exch is not None and not exch.cycle.head_sent:
+                exch.cycle.keep_alive = False
+            if conn.phase is not ConnPhase.BUSY:
+                conn.deadline = min(conn.deadline, ctx.linger_until)
+        if self._sweeper is not None:  # from now on at the draining tick
+            self._sweeper.cancel()
+            self._sweep()
+        accept_until = min(loop.time() + _ACCEPT_AT_MOST, deadline)
+        while loop.time() < accept_until and loop.time() - ctx.last_accept < _ACCEPT_QUIET:
+            await asyncio.sleep(0.01)
+        for server in servers:
+            server.close()
+        if ctx.connections:
+            ctx.drained = loop.create_future()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await ctx.drained
+            except TimeoutError:
+                error_logger.warning(
+                    "%d connection(s) still open after %gs; closing them",
+                    len(ctx.connections), self._grace,
+                )  # fmt: skip
+                for conn in list(ctx.connections):
+                    conn.abort()
+        await self._finish_tasks(deadline)
+
+    async def _finish_tasks(self, deadline: float) -> None:
+        """Application calls still running (work after their response) get until the
+        deadline; then they are cancelled."""
+        tasks = self.ctx.tasks
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=max(0.0, deadline - self.loop.time()))
+        if tasks:
+            error_logger.warning("cancelling %d application call(s) still running", len(tasks))
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.wait(set(tasks), timeout=0.2)
