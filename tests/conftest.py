@@ -60,13 +60,76 @@ def start_server() -> Iterator[StartServer]:
     assert not kakehashi_threads(), f"leaked threads: {kakehashi_threads()}"
 
 
+async def asgi_hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The ASGI twin of :func:`hello_app` (no lifespan support: it ignores other scopes)."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"12")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Hello, World"})
+
+
+# The engines a test parametrized by ``engine`` runs on: the thread engine, and the asyncio
+# engine on each loop (uvloop where installed: it is in the test extra).
+ENGINES = ["threads", "asyncio", "uvloop"]
+
+
+@pytest.fixture
+def start_asgi() -> Iterator[Callable[..., Any]]:
+    """``start_asgi(app, loop="asyncio", **config)``: an AsyncServer on 127.0.0.1:0 serving
+    on a thread of its own (accepting on return); shut down and checked for leaked threads
+    at teardown."""
+    from kakehashi.server.aio import AsyncServer
+
+    servers: list[AsyncServer] = []
+
+    def start(app: Any = asgi_hello, loop: str = "asyncio", **settings: Any) -> AsyncServer:
+        settings.setdefault("bind", ("127.0.0.1:0",))
+        server = AsyncServer(app, ServerConfig(loop=loop, **settings))
+        servers.append(server)
+        server.run_in_thread()
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown(timeout=2)
+    ours = [t for t in kakehashi_threads() if t.name in ("kakehashi-aio-loop",
+                                                          "kakehashi-loop-watchdog")]  # fmt: skip
+    assert not ours, f"leaked threads: {ours}"
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def start_engine(
+    engine: str, start_server: StartServer, start_asgi: Callable[..., Any]
+) -> Callable[..., Any]:
+    """``start_engine(wsgi_app, asgi_app, **config)``: the same server settings on the
+    engine under test, with the application of its kind."""
+
+    def start(wsgi: Any = hello_app, asgi: Any = asgi_hello, **settings: Any) -> Any:
+        if engine == "threads":
+            return start_server(wsgi, **settings)
+        return start_asgi(asgi, loop=engine, **settings)
+
+    return start
+
+
 @pytest.fixture
 def server(start_server: StartServer) -> Server:
     """A server running :func:`hello_app`."""
     return start_server()
 
 
-def addr(server: Server) -> str:
+def addr(server: Any) -> str:
     return server.addresses[0]
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import gc
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from kakehashi.demo import app as demo_app
-from tests.conftest import StartServer, addr, hello_app
+from tests.conftest import StartServer, addr, asgi_hello, hello_app
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +64,8 @@ def _garbage_after(host_port: str, requests: list[bytes]) -> int:
 
 
 @pytest.mark.usefixtures("collector_off")
-def test_plain_requests_leave_no_cycles(start_server: StartServer) -> None:
-    server = start_server(hello_app, access_log=True)
+def test_plain_requests_leave_no_cycles(start_engine: Any) -> None:
+    server = start_engine(hello_app, asgi_hello, access_log=True)
     get = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
     post = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
     chunked = (

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests import server_apps
+from tests import asgi_apps, server_apps
 from tests.conftest import StartServer, addr
 from tests.wire import Reader, connect, exchange, get
 
@@ -25,6 +25,11 @@ def _path_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [body]
 
 
+async def _path_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await asgi_apps.text(send, (scope["method"] + " " + scope["path"]).encode())
+
+
 def _stream_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     yield b"one,"
@@ -35,8 +40,8 @@ def _stream_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]
 # -- keep-alive, pipelining, HEAD ------------------------------------------------------------
 
 
-def test_keep_alive_serves_many_requests_on_one_connection(start_server: StartServer) -> None:
-    server = start_server(_path_app)
+def test_keep_alive_serves_many_requests_on_one_connection(start_engine: Any) -> None:
+    server = start_engine(_path_app, _path_asgi)
     with connect(addr(server)) as sock:
         reader = Reader(sock)
         for n in range(5):
@@ -47,8 +52,8 @@ def test_keep_alive_serves_many_requests_on_one_connection(start_server: StartSe
             assert resp.header("content-length") == str(len(resp.body))
 
 
-def test_pipelined_requests_in_one_send_are_answered_in_order(start_server: StartServer) -> None:
-    server = start_server(_path_app)
+def test_pipelined_requests_in_one_send_are_answered_in_order(start_engine: Any) -> None:
+    server = start_engine(_path_app, _path_asgi)
     data = b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in range(10))
     data += b"POST /p10 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
     data += b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -60,8 +65,8 @@ def test_pipelined_requests_in_one_send_are_answered_in_order(start_server: Star
     assert responses[-1].header("connection") == "close"
 
 
-def test_pipelined_requests_split_anywhere(start_server: StartServer) -> None:
-    server = start_server(server_apps.app)
+def test_pipelined_requests_split_anywhere(start_engine: Any) -> None:
+    server = start_engine(server_apps.app, asgi_apps.app)
     data = (
         b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"3\r\nabc\r\n0\r\n\r\n"
@@ -233,7 +238,7 @@ MANY_HEADERS = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 500 + b"\r\n"
     ids=["garbage", "no-host", "cl+te", "414", "431-size", "431-count", "413", "501", "h2"],
 )
 def test_protocol_errors_get_their_status_then_the_server_goes_on(
-    start_server: StartServer, caplog: pytest.LogCaptureFixture, raw: bytes, status: int
+    start_engine: Any, caplog: pytest.LogCaptureFixture, raw: bytes, status: int
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="kakehashi")
     entered = []
@@ -242,7 +247,13 @@ def test_protocol_errors_get_their_status_then_the_server_goes_on(
         entered.append(environ["PATH_INFO"])
         return server_apps.hello(environ, start_response)
 
-    server = start_server(app, max_body_size=1000, limit_request_fields=100)
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            entered.append(scope["path"])
+            await asgi_apps.app(scope, receive, send)
+
+    server = start_engine(app, asgi, max_body_size=1000, limit_request_fields=100)
+    caplog.clear()  # what starting said (an ASGI app without lifespan)
     with connect(addr(server)) as sock:
         sock.sendall(raw)  # for 413 the body is never sent: refused on the head alone
         reader = Reader(sock)
@@ -266,10 +277,10 @@ def test_protocol_errors_get_their_status_then_the_server_goes_on(
 
 
 def test_bad_chunked_body_read_by_the_app_gets_one_400(
-    start_server: StartServer, caplog: pytest.LogCaptureFixture
+    start_engine: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="kakehashi")
-    server = start_server(server_apps.app)
+    server = start_engine(server_apps.app, asgi_apps.app)
     raw = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n"
     with connect(addr(server)) as sock:
         sock.sendall(raw)
@@ -281,10 +292,10 @@ def test_bad_chunked_body_read_by_the_app_gets_one_400(
 
 
 def test_client_disconnects_are_not_logged_as_errors(
-    start_server: StartServer, caplog: pytest.LogCaptureFixture
+    start_engine: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="kakehashi")
-    server = start_server(server_apps.app)
+    server = start_engine(server_apps.app, asgi_apps.app)
     # gone mid-head, mid-body, mid-streamed-body, and while the response is streaming
     for raw in (
         b"GET / HTT",
@@ -307,11 +318,12 @@ def test_client_disconnects_are_not_logged_as_errors(
 # -- timeouts, by phase --------------------------------------------------------------------------
 
 
-def test_timeouts_by_phase(start_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_timeouts_by_phase(start_engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="kakehashi")
-    server = start_server(
-        server_apps.app, header_timeout=0.6, keep_alive=0.6, body_timeout=0.6, threads=2
-    )
+    server = start_engine(
+        server_apps.app, asgi_apps.app, header_timeout=0.6, keep_alive=0.6, body_timeout=0.6,
+        threads=2,
+    )  # fmt: skip
     where = addr(server)
     started = time.monotonic()
     silent = connect(where)

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from kakehashi.server import Server
+from kakehashi.server.aio import connection
 from kakehashi.server.threads import channel
 from tests import wire
-from tests.conftest import StartServer, addr
+from tests.conftest import addr
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +37,18 @@ def _send_bytewise(server: Server, payload: bytes) -> wire.Response:
     ],
 )  # fmt: skip
 def test_bytewise_head_is_not_rescanned(
-    start_server: StartServer, payload: bytes, monkeypatch: pytest.MonkeyPatch
+    start_engine: Any, engine: str, payload: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scanned: list[int] = []
-    parse = channel.maybe_parse_request_head
+    module: Any = channel if engine == "threads" else connection  # where each engine parses
+    parse = module.maybe_parse_request_head
 
     def counting(buf: bytes, pos: int, limits: Any) -> Any:
         scanned.append(len(buf) - pos)
         return parse(buf, pos, limits)
 
-    monkeypatch.setattr(channel, "maybe_parse_request_head", counting)
-    server = start_server(header_timeout=30)
+    monkeypatch.setattr(module, "maybe_parse_request_head", counting)
+    server = start_engine(header_timeout=30)
     assert _send_bytewise(server, payload).status == 200
     # Re-parsing the whole buffer on every byte would scan about len(payload)**2 / 2 bytes.
     assert sum(scanned) <= 4 * len(payload)

@@ -99,7 +99,6 @@ def test_bad_values_are_config_errors(argv: list[str]) -> None:
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["-w", "2", "a:app", "b:app"], "unrecognized arguments: b:app"),
         (["-k", "gevent", "app:app"], "-k/--worker-class is not supported: each worker runs"),
-        (["--loop", "uvloop", "app:app"], "--loop is not supported: kakehashi has its own"),
     ],
 )
 def test_unparseable_flags_exit_2_in_one_line(
@@ -156,7 +155,7 @@ ALIASES = [
     (["--timeout-keep-alive", "7"], "keep_alive", 7.0),
     (["--timeout-graceful-shutdown", "9"], "graceful_timeout", 9.0),
     (["--limit-max-requests", "1000"], "max_requests", 1000),
-    (["--limit-concurrency", "60"], "connection_limit", 60),
+    (["--limit-concurrency", "60"], "limit_concurrency", 60),  # its own: 503 above (ASGI)
     (["--no-access-log"], "access_log", False),
     (["--log-level", "WARNING"], "log_level", "WARNING"),
     (["--no-proxy-headers"], "forwarded_allow_ips", ""),

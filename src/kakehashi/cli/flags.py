@@ -66,7 +66,6 @@ _UNSUPPORTED = {
     ("--pythonpath",): (True, "set PYTHONPATH, or use --chdir"),
     ("--app-dir",): (True, "use --chdir, or set PYTHONPATH"),
     ("--env-file",): (True, "load the file in the shell or the service unit"),
-    ("--loop",): (True, "kakehashi has its own event loop and no other"),
     ("--http",): (True, "kakehashi has its own HTTP/1.1 implementation and no other"),
     ("--reload-dir",): (True, "--reload watches the imported modules; add files with "
                               "--reload-extra-file"),

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kakehashi.errors import ConfigError
-from kakehashi.server import Server, ServerConfig
-from kakehashi.server.engine.contract import shutdown_after_delay
+from kakehashi.server import ServerConfig
+from kakehashi.server.engine.contract import Engine, shutdown_after_delay
 from kakehashi.server.net.systemd import notify
 from kakehashi.server.observe.logfile import LogFileHandler, reopen_log_files
 
@@ -77,7 +77,7 @@ class PidFile:
                 self.path.unlink()
 
 
-def serve_in_process(server: Server) -> int:
+def serve_in_process(server: Engine) -> int:
     """Run ``server`` in this process until a signal stops it; returns the exit code."""
     previous = _install_signals(server)
     try:
@@ -93,13 +93,13 @@ def serve_in_process(server: Server) -> int:
             signal.signal(signum, handler)
 
 
-def _stop_gracefully(server: Server, signum: int, asked_before: bool) -> None:
+def _stop_gracefully(server: Engine, signum: int, asked_before: bool) -> None:
     log.info("%s: shutting down gracefully", signal.Signals(signum).name)
     notify("STOPPING=1")
     shutdown_after_delay(server, asked_before)
 
 
-def _install_signals(server: Server) -> dict[int, Any]:
+def _install_signals(server: Engine) -> dict[int, Any]:
     """First SIGINT/SIGTERM: graceful shutdown.  A second SIGINT, or SIGQUIT: forced exit."""
     asked: list[int] = []
 

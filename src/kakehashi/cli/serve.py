@@ -1,4 +1,4 @@
-"""Serve a WSGI application (the demo when none is named).
+"""Serve a WSGI or ASGI application (the demo when none is named).
 
 The flags are generated from the fields of ServerConfig (one declaration per setting, with
 the spellings gunicorn and uvicorn users know as its aliases: cli/flags.py).  An application
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from kakehashi import __version__
+from kakehashi.asgi import Interface, detect
+from kakehashi.cli.engines import pick_interface, serve_asgi
 from kakehashi.cli.flags import (
     DEFAULT_APP,
     AppSpec,
@@ -77,7 +79,7 @@ def load_app(reference: str, factory: bool = False) -> WSGIApp:
         except Exception as exc:
             raise AppImportError(f"calling {m['module']}:{m['attr']}() failed: {exc!r}") from exc
     if not callable(target) or isinstance(target, types.ModuleType):
-        raise AppImportError(f"{reference!r} is not a WSGI application (not callable)")
+        raise AppImportError(f"{reference!r} is not an application (not callable)")
     app: WSGIApp = target
     return app
 
@@ -121,8 +123,17 @@ def run(args: argparse.Namespace) -> int:
             return _inspect(args, config, spec)
         configure_logging(config)
         config = _prepare(config)
+        app, interface = pick_interface(
+            spec.reference, config, lambda reference: load_app(reference, spec.factory)
+        )
+        if interface.is_asgi:  # the asyncio engine (cli/engines.py)
+            restore_logs()  # the application's logging setup may have switched ours off
+            try:
+                return serve_asgi(spec.reference, config, app, interface)
+            finally:
+                _remove_unix_sockets(config)
         sockets = bind_sockets(config.addresses, config.backlog, config.reuse_port)
-        server = _make_server(args, config, spec, sockets)  # binds --metrics-bind too
+        server = _make_server(args, config, spec, sockets, app)  # binds --metrics-bind too
         restore_logs()  # the application's logging setup may have switched ours off
         pid_file = PidFile(config.pid)
         pid_file.write()
@@ -144,7 +155,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make_server(
-    args: argparse.Namespace, config: ServerConfig, spec: AppSpec, sockets: list[Any]
+    args: argparse.Namespace,
+    config: ServerConfig,
+    spec: AppSpec,
+    sockets: list[Any],
+    app: WSGIApp | None,
 ) -> Server | Arbiter:
     """One process serving, or the process manager (``--workers`` and friends).
 
@@ -152,8 +167,7 @@ def _make_server(
         ConfigError: the application cannot be imported, --metrics-bind cannot be bound,
             or the TLS certificate cannot be loaded.
     """
-    managed = needs_manager(config)
-    app = load_app(spec.reference, spec.factory) if config.preload or not managed else None
+    managed = needs_manager(config)  # app: imported already unless workers import it
     if not managed:
         assert app is not None
         if config.shutdown_delay:  # to answer with Connection: close during the delay
@@ -184,7 +198,7 @@ def _inspect(args: argparse.Namespace, config: ServerConfig, spec: AppSpec) -> i
     if args.check_config:
         if config.chdir:
             _enter(config.chdir)
-        load_app(spec.reference, spec.factory)
+        detect(load_app(spec.reference, spec.factory), Interface.named(config.interface))
         print(f"kakehashi: the configuration and {spec.reference} are fine", file=sys.stderr)
     return 0
 

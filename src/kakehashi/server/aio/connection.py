@@ -463,8 +463,9 @@ class HTTPConnection(asyncio.Protocol):
         if exch is None or exch.body_done or not self.reading or exch.continue_needed:
             return  # no body awaited from the client, or we are the ones holding it back
         if now - exch.progressed >= config.body_timeout:
-            error_logger.info("body timeout (%gs) for %s: 408, closed", config.body_timeout,
-                              self.client[0] if self.client else "-")  # fmt: skip
+            where = self.client[0] if self.client else "-"
+            timeout = config.body_timeout
+            error_logger.info("408 for %s: body timeout (%gs without a byte)", where, timeout)
             self._answer(408, "body timeout")
         elif config.body_min_rate and (
             now >= exch.started + config.body_timeout + exch.received / config.body_min_rate

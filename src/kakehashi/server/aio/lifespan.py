@@ -57,8 +57,6 @@ class Lifespan:
             await self._until_changed()
         if self.cycle.phase is LifespanPhase.FAILED:
             raise LifespanFailed(self.cycle.message or "lifespan startup failed")
-        if self.cycle.phase is LifespanPhase.UNSUPPORTED:
-            error_logger.info("the application does not support lifespan: serving without it")
 
     async def shutdown(self, timeout: float) -> None:
         """Tell the application the server stops; wait up to ``timeout`` for its answer."""
@@ -87,7 +85,8 @@ class Lifespan:
             error = exc
             if self.cycle.phase is LifespanPhase.STARTING:
                 # An application without lifespan support usually fails on the scope type.
-                error_logger.info("lifespan not supported by the application: %r", exc)
+                error_logger.info("the application does not support lifespan (%r): served "
+                                  "without it", exc)  # fmt: skip
             elif self.cycle.phase is not LifespanPhase.FAILED:
                 error_logger.error("Exception in the ASGI lifespan", exc_info=exc)
         finally:

@@ -118,9 +118,9 @@ class ServerConfig:
         # Parked connections cost ~1 KiB each and no thread; the bound is on file descriptors.
         default=15000,
         metadata=_opt("--connection-limit", "open connections at most, per process; more "
-                      "wait in the kernel's backlog (uvicorn's --limit-concurrency answers "
-                      "503 instead)", "binding", most=1_000_000,
-                      aliases=("--worker-connections", "--limit-concurrency")),
+                      "wait in the kernel's backlog (--limit-concurrency answers 503 "
+                      "instead, for ASGI applications)", "binding", most=1_000_000,
+                      aliases=("--worker-connections",)),
     )  # fmt: skip
     keep_alive: float = field(
         # uvicorn's 5 s: long enough for a browser's next click, short enough to free slots.

@@ -1,0 +1,122 @@
+"""Which engine serves the application, and running the ASGI one.
+
+``kakehashi serve module:app`` imports the application and tells an ASGI one (it, or its
+``__call__``, is a coroutine function) from a WSGI one (kakehashi.asgi.detect), says which
+at start, and hands it to the asyncio engine (server/aio) or the thread engine.
+``--interface`` decides where guessing would be wrong.  A setting that means nothing to the
+engine chosen is named in one line at start, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+from kakehashi import __version__
+from kakehashi.asgi import Interface, as_asgi3, detect
+from kakehashi.cli.lifecycle import PidFile, needs_manager, serve_in_process
+from kakehashi.errors import ConfigError
+from kakehashi.server import ServerConfig
+from kakehashi.server.aio import AsyncServer, LifespanFailed
+
+__all__ = ["pick_interface", "serve_asgi"]
+
+log = logging.getLogger("kakehashi.error")
+
+_NAMES = {
+    Interface.WSGI: "a WSGI application",
+    Interface.ASGI3: "an ASGI 3 application",
+    Interface.ASGI2: "an ASGI 2 application",
+}
+# Settings of the thread engine that mean nothing to one event loop.
+_THREADS_ONLY = ("threads", "poller", "buffer_body_size", "parked_body_budget",
+                 "output_buffer_memory", "output_buffer_limit", "request_timeout")  # fmt: skip
+# Shared settings the ASGI engine does not apply yet (issue 21, item 5).
+_NOT_YET_ASGI = ("access_log_format", "metrics_bind", "forwarded_allow_ips", "proxy_allow_from")
+_ASGI_ONLY = ("loop", "loop_watchdog", "limit_concurrency")
+
+
+def _changed(config: ServerConfig, names: tuple[str, ...]) -> list[str]:
+    """The flags among ``names`` set to something other than their default."""
+    out = []
+    for f in dataclasses.fields(config):
+        if f.name not in names:
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = getattr(config, f.name)
+        if value != default:
+            out.append(f"{f.metadata['flag']} {value}")
+    return out
+
+
+def pick_interface(reference: str, config: ServerConfig, load: Any) -> tuple[Any, Interface]:
+    """The application (None when pre-fork workers import it themselves) and its interface;
+    logs which it is, and the settings that mean nothing to its engine.
+
+    Args:
+        load: imports ``reference`` (cli/serve.py's load_app).
+
+    Raises:
+        ConfigError: the application cannot be imported or is neither kind, or an ASGI
+            application with what this engine cannot do yet (workers, PROXY protocol).
+    """
+    declared = Interface.named(config.interface)
+    managed = needs_manager(config)
+    if managed and not config.preload:
+        if declared.is_asgi:
+            _refuse_managed()
+        return None, Interface.WSGI  # each worker imports it (the WSGI engine, as before)
+    app = load(reference)
+    interface = detect(app, declared)
+    log.info("%s is %s", reference, _NAMES[interface])
+    if interface.is_asgi:
+        if managed:
+            _refuse_managed()
+        if config.proxy_protocol != "off":
+            raise ConfigError("--proxy-protocol is not supported for ASGI applications yet")
+        if unused := _changed(config, _THREADS_ONLY):
+            log.warning("%s: mean(s) nothing to an ASGI application (one event loop serves "
+                        "it); ignored", ", ".join(unused))  # fmt: skip
+        if unused := _changed(config, _NOT_YET_ASGI):
+            log.warning("%s: not applied to ASGI applications yet; ignored", ", ".join(unused))
+    elif unused := _changed(config, _ASGI_ONLY):
+        log.warning("%s: mean(s) nothing to a WSGI application; ignored", ", ".join(unused))
+    return app, interface
+
+
+def _refuse_managed() -> None:
+    raise ConfigError(
+        "--workers, --max-requests and --reload are not available for ASGI applications "
+        "yet: serve one in a single process (several behind a load balancer)"
+    )
+
+
+def serve_asgi(reference: str, config: ServerConfig, app: Any, interface: Interface) -> int:
+    """Serve an ASGI application in this process until a signal stops it.
+
+    Returns the exit code: 0, or 1 when the application refused to start (its message is
+    logged) or the exit was forced.
+
+    Raises:
+        ConfigError: an address cannot be bound, the loop is not installed, the TLS files
+            cannot be loaded, or the pid file cannot be written.
+    """
+    server = AsyncServer(as_asgi3(app, interface), config)
+    pid_file = PidFile(config.pid)
+    pid_file.write()
+    try:
+        scheme = "https" if config.tls else "http"
+        for address in server.addresses:
+            where = address if address.startswith("unix:") else f"{scheme}://{address}/"
+            log.info("kakehashi %s serving %s on %s", __version__, reference, where)
+        log.info("pid %d, one %s event loop", os.getpid(), server.loop_name)
+        try:
+            server.start()
+        except LifespanFailed as exc:
+            log.error("the application failed to start (lifespan): %s", exc)
+            return 1
+        return serve_in_process(server)
+    finally:
+        pid_file.remove()
