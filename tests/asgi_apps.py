@@ -97,8 +97,9 @@ async def with_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     if scope["path"] == "/state":
+        seen = repr(sorted(scope["state"].items())).encode()
         scope["state"]["mutated"] = True  # a copy: the next request does not see it
-        await text(send, repr(sorted(scope["state"].items())).encode())
+        await text(send, seen)
         return
     await app(scope, receive, send)
 

@@ -203,14 +203,14 @@ class HTTPConnection(asyncio.Protocol):
             self._refuse(exc)
             return
         cycle = HTTPCycle(request, ctx.fields, ctx.date)
-        if ctx.goodbye:
-            cycle.keep_alive = False
         exch = Exchange(self, request, scope, cycle)
         buf = self.buf
         if request.framing is Framing.NONE:
             self.buf = buf[end:] if len(buf) > end else b""
         elif not self._start_body(exch, request.framing, buf[end:]):
             return
+        if ctx.goodbye and not self.buf:  # the last request received says goodbye
+            cycle.keep_alive = False
         self.exch = exch
         self.phase = ConnPhase.BUSY
         ctx.in_flight += 1

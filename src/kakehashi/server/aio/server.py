@@ -283,8 +283,8 @@ class AsyncServer:
         ctx.last_accept = loop.time()
         for conn in ctx.connections:
             exch = conn.exch
-            if exch is not None and not exch.cycle.head_sent:
-                exch.cycle.keep_alive = False
+            if exch is not None and not exch.cycle.head_sent and not conn.buf:
+                exch.cycle.keep_alive = False  # unless requests were pipelined behind it
             if conn.phase is not ConnPhase.BUSY:
                 conn.deadline = min(conn.deadline, ctx.linger_until)
         if self._sweeper is not None:  # from now on at the draining tick
