@@ -126,3 +126,7 @@ class ASGI2App:
 def wrapped(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
     """An ASGI 3 application behind a plain function: only --interface asgi tells."""
     return app(scope, receive, send)
+
+
+def neither(only_one_argument: object) -> None:
+    """Callable, but neither WSGI nor ASGI."""

@@ -39,10 +39,11 @@ def serve(app: Any, **settings: Any) -> None:
     from kakehashi.server.aio import AsyncServer
 
     server = AsyncServer(as_asgi3(app, interface), config)
+    error_logger.info("an ASGI application, on the %s event loop", server.loop_name)
     for address in server.addresses:
-        error_logger.info("kakehashi listening on %s (ASGI, %s)", address, server.loop_name)
-    server.run_in_thread()
+        error_logger.info("kakehashi listening on %s", address)
     try:
+        server.run_in_thread()
         server.stopped.wait()
     except KeyboardInterrupt:
         server.shutdown()
