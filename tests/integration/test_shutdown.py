@@ -22,6 +22,13 @@ Spawn = Callable[..., ServeProcess]
 APP = "tests.server_apps:app"
 
 
+@pytest.fixture(params=["tests.server_apps:app", "tests.asgi_apps:app"], ids=["wsgi", "asgi"])
+def app(request: pytest.FixtureRequest) -> str:
+    """The same promises for a WSGI application (the thread engine) and an ASGI one (the
+    asyncio engine, on its default loop)."""
+    return str(request.param)
+
+
 def _in_background(where: str, path: str) -> tuple[threading.Thread, list[object]]:
     out: list[object] = []
 
@@ -37,8 +44,10 @@ def _in_background(where: str, path: str) -> tuple[threading.Thread, list[object
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_lets_the_request_in_flight_finish(serve_process: Spawn, signum: int) -> None:
-    proc = serve_process(APP, "--port", "0", "--threads", "2", "--shutdown-linger", "0.3")
+def test_signal_lets_the_request_in_flight_finish(
+    serve_process: Spawn, app: str, signum: int
+) -> None:
+    proc = serve_process(app, "--port", "0", "--threads", "2", "--shutdown-linger", "0.3")
     where = proc.address()
     with connect(where) as idle:
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -59,8 +68,8 @@ def test_signal_lets_the_request_in_flight_finish(serve_process: Spawn, signum: 
     assert "shutting down gracefully" in proc.stderr
 
 
-def test_second_sigint_forces_exit(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0", "--graceful-timeout", "20")
+def test_second_sigint_forces_exit(serve_process: Spawn, app: str) -> None:
+    proc = serve_process(app, "--port", "0", "--graceful-timeout", "20")
     where = proc.address()
     thread, _ = _in_background(where, "/slow?5")
     time.sleep(0.3)
@@ -75,8 +84,8 @@ def test_second_sigint_forces_exit(serve_process: Spawn) -> None:
     thread.join(10)
 
 
-def test_graceful_timeout_bounds_a_request_that_never_ends(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0", "--graceful-timeout", "0.5")
+def test_graceful_timeout_bounds_a_request_that_never_ends(serve_process: Spawn, app: str) -> None:
+    proc = serve_process(app, "--port", "0", "--graceful-timeout", "0.5")
     where = proc.address()
     with connect(where) as sock:
         sock.sendall(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -127,8 +136,9 @@ def test_prefork_worker_that_dies_is_replaced(serve_process: Spawn) -> None:
 
 def test_a_request_on_an_idle_connection_during_the_linger_is_answered(
     serve_process: Spawn,
+    app: str,
 ) -> None:
-    proc = serve_process(APP, "--port", "0", "--shutdown-linger", "2")
+    proc = serve_process(app, "--port", "0", "--shutdown-linger", "2")
     where = proc.address()
     with connect(where) as sock:
         reader = Reader(sock)
@@ -146,14 +156,14 @@ def test_a_request_on_an_idle_connection_during_the_linger_is_answered(
 
 @pytest.mark.parametrize("busy", [True, False], ids=["busy", "quiet"])
 def test_a_connection_whose_request_comes_after_the_signal_is_answered(
-    serve_process: Spawn, busy: bool
+    serve_process: Spawn, busy: bool, app: str
 ) -> None:
     # connect() returned, but the client (a thread of a loaded process) writes its request
     # only after the shutdown began.  Linux's TCP_DEFER_ACCEPT kept the connection from
     # accept() until its first bytes: the server must wait for it, not close the listener
     # (which resets it) once no connection came for 100 ms, as it did.  This is what
     # test_sigterm_under_load_loses_no_request lost, once in 20,000, on a busy machine.
-    proc = serve_process(APP, "--port", "0", "--shutdown-linger", "2")
+    proc = serve_process(app, "--port", "0", "--shutdown-linger", "2")
     where = proc.address()
     if busy:
         assert get(where).status == 200  # a connection came within the last second
@@ -168,8 +178,8 @@ def test_a_connection_whose_request_comes_after_the_signal_is_answered(
     assert proc.wait(5) == 0
 
 
-def test_pipelined_requests_are_all_answered_on_shutdown(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0")
+def test_pipelined_requests_are_all_answered_on_shutdown(serve_process: Spawn, app: str) -> None:
+    proc = serve_process(app, "--port", "0")
     where = proc.address()
     with connect(where) as sock:
         sock.sendall(
@@ -187,8 +197,8 @@ def test_pipelined_requests_are_all_answered_on_shutdown(serve_process: Spawn) -
     assert proc.wait(5) == 0
 
 
-def test_exit_within_graceful_timeout_plus_half_a_second(serve_process: Spawn) -> None:
-    proc = serve_process(APP, "--port", "0", "--graceful-timeout", "2")
+def test_exit_within_graceful_timeout_plus_half_a_second(serve_process: Spawn, app: str) -> None:
+    proc = serve_process(app, "--port", "0", "--graceful-timeout", "2")
     where = proc.address()
     thread, out = _in_background(where, "/slow?30")
     time.sleep(0.3)
@@ -243,13 +253,13 @@ class _LoadClient:
 
 
 @pytest.mark.parametrize("path", ["/", "/slow?0.05"])
-def test_sigterm_under_load_loses_no_request(serve_process: Spawn, path: str) -> None:
+def test_sigterm_under_load_loses_no_request(serve_process: Spawn, app: str, path: str) -> None:
     # The 50 clients are threads of this one process: under full load one of them can take
     # longer than the default 1 s linger between connecting and sending, and then finds an
     # idle connection closed, as the linger rule says (tested above).  3 s keeps this test
     # about requests that were sent.
     proc = serve_process(
-        APP, "--port", "0", "--no-access-log", "--graceful-timeout", "10",
+        app, "--port", "0", "--no-access-log", "--graceful-timeout", "10",
         "--shutdown-linger", "3",
     )  # fmt: skip
     where = proc.address()

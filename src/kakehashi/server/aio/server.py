@@ -9,8 +9,9 @@ Installs no signal handlers (the CLI does) and never exits the process.  Its lif
    (no timer per request) enforces every timeout; the loop watchdog says when an
    application blocks the loop.
 3. Shutdown (:meth:`request_shutdown`, safe from a signal handler): responses not started
-   say ``Connection: close``; connections the kernel already queued are still accepted
-   until none came for 100 ms (at most 1 s), then the listeners close; idle connections
+   say ``Connection: close``; the kernel drops new SYNs (net/handshakes.py) and the
+   connections it holds are still accepted until none came for 100 ms and none is pending
+   (at most the linger, 1 s at least), then the listeners close; idle connections
    are served until ``--shutdown-linger`` and then closed; what was received, pipelined
    requests too, is answered within ``--graceful-timeout``; past it every connection is cut
    and every application call cancelled; then the lifespan shutdown, bounded.  The loop ends
@@ -28,7 +29,13 @@ from collections.abc import Callable
 from typing import Any
 
 from kakehashi.asgi import ASGIApp, ScopeBuilder
-from kakehashi.server.aio._shared import ServerConfig, bind_sockets, make_context
+from kakehashi.server.aio._shared import (
+    ServerConfig,
+    bind_sockets,
+    handshakes_pending,
+    make_context,
+    refuse_new_handshakes,
+)
 from kakehashi.server.aio.connection import ConnPhase, HTTPConnection
 from kakehashi.server.aio.context import AioContext, error_logger
 from kakehashi.server.aio.lifespan import Lifespan
@@ -59,7 +66,9 @@ class AsyncServer:
             this engine's own.
         sockets: listening sockets to use instead of binding ``config.bind``; closed by the
             server when it stops.
-        shared_listeners, metrics: the engine contract's; not used by this engine yet.
+        shared_listeners: the listeners are shared with other processes (pre-fork
+            workers): on shutdown, new handshakes are not refused for all of them.
+        metrics: the engine contract's; not used by this engine yet.
 
     Raises:
         ConfigError: the loop asked for is not installed, an address cannot be bound, or
@@ -76,6 +85,8 @@ class AsyncServer:
         metrics: object = None,
     ) -> None:
         self.config = config = config or ServerConfig()
+        # Listeners shared with other processes go on accepting in them: not filtered here.
+        self._shared_listeners = shared_listeners
         self.loop, self.loop_name = new_loop(config.loop)
         self._tls = make_context(config) if config.tls else None
         if sockets is None:
@@ -290,9 +301,7 @@ class AsyncServer:
         if self._sweeper is not None:  # from now on at the draining tick
             self._sweeper.cancel()
             self._sweep()
-        accept_until = min(loop.time() + _ACCEPT_AT_MOST, deadline)
-        while loop.time() < accept_until and loop.time() - ctx.last_accept < _ACCEPT_QUIET:
-            await asyncio.sleep(0.01)
+        await self._accept_what_is_under_way(deadline)
         for server in servers:
             server.close()
         if ctx.connections:
@@ -302,12 +311,32 @@ class AsyncServer:
                     await ctx.drained
             except TimeoutError:
                 error_logger.warning(
-                    "%d connection(s) still open after %gs; closing them",
+                    "%d requests still running after %gs; closing them",
                     len(ctx.connections), self._grace,
                 )  # fmt: skip
                 for conn in list(ctx.connections):
                     conn.abort()
         await self._finish_tasks(deadline)
+
+    async def _accept_what_is_under_way(self, deadline: float) -> None:
+        """New SYNs are dropped (net/handshakes.py); the connections the kernel holds are
+        still accepted (by the listeners, as before) until none came for 100 ms and none is
+        pending in the kernel: with TCP_DEFER_ACCEPT one stays there until its client's first
+        bytes, as late as it likes, so the wait lasts up to the idle connections' linger (1 s
+        at least).  Shared listeners are left to the other processes."""
+        if self._shared_listeners:
+            return
+        loop, ctx = self.loop, self.ctx
+        filtered = False
+        for sock in self.sockets:
+            filtered = refuse_new_handshakes(sock) or filtered
+        start = loop.time()
+        give_up = min(max(ctx.linger_until, start + _ACCEPT_AT_MOST), deadline)
+        while loop.time() < give_up:
+            pending = filtered and handshakes_pending(self.sockets)
+            if loop.time() - ctx.last_accept >= _ACCEPT_QUIET and not pending:
+                return
+            await asyncio.sleep(0.01)
 
     async def _finish_tasks(self, deadline: float) -> None:
         """Application calls still running (work after their response) get until the
