@@ -126,6 +126,7 @@ class HTTPConnection(asyncio.Protocol):
             self.deadline = min(self.deadline, ctx.linger_until)
 
     def data_received(self, data: bytes) -> None:
+        self.ctx.progress += 1  # the loop runs (watchdog.py)
         exch = self.exch
         if exch is not None:
             self._more_of_request(exch, data)

@@ -59,6 +59,7 @@ class AioContext:
         "loop",
         "native_sendfile",
         "now",
+        "progress",
         "report",
         "requests",
         "scheme",
@@ -99,13 +100,19 @@ class AioContext:
         # Where a finished request's facts go (access log, metrics); None costs nothing.
         self.report: Callable[[RequestFacts], None] | None = None
         self.now = loop.time()
+        self.progress = 0  # bumped as the loop works; read by the watchdog's thread
         self.date = b""
         self.tick()
 
     def tick(self) -> None:
         """Refresh the coarse clock and the Date value (the sweep calls this each tick)."""
+        self.progress += 1
         self.now = self.loop.time()
         self.date = formatdate(time.time(), usegmt=True).encode("ascii")
+
+    def bump(self) -> None:
+        """The watchdog's probe ran: the loop is not blocked."""
+        self.progress += 1
 
     def connection_closed(self, conn: HTTPConnection) -> None:
         self.connections.discard(conn)

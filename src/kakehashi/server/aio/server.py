@@ -240,7 +240,10 @@ class AsyncServer:
         startup.result()  # raises LifespanFailed
         self._servers = [await self._listen(sock) for sock in self.sockets]
         if self.config.loop_watchdog:
-            self.watchdog = LoopWatchdog(loop, self.config.loop_watchdog)
+            ctx = self.ctx
+            self.watchdog = LoopWatchdog(
+                loop, self.config.loop_watchdog, lambda: ctx.progress, ctx.bump
+            )
             self.watchdog.start()
         self._sweep()
         self.started.set()

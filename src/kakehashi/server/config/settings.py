@@ -451,8 +451,8 @@ class ServerConfig:
                       "installed, else asyncio), asyncio or uvloop", "asgi"),
     )  # fmt: skip
     loop_watchdog: float = field(
-        # A stall this long is one no user misses; checking costs a timer callback every
-        # quarter of it on the loop and a thread waking every half of it (docs/asgi.md).
+        # A stall this long is one no user misses; checking costs a thread waking every half
+        # of it, and nothing on a busy loop (aio/watchdog.py has the figures).
         default=0.5,
         metadata=_opt("--loop-watchdog", "seconds the event loop may be blocked (a sync call "
                       "inside async def) before it is logged once with the loop's stack "
