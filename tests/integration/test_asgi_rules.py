@@ -183,6 +183,36 @@ def test_unread_body_bytes_pause_reading(serve: Any, start_asgi: Any) -> None:
     assert held and max(held) <= (256 + 256) * 1024  # the mark plus one read
 
 
+def test_a_body_below_the_minimum_rate_gets_a_408(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kakehashi")
+    address = serve(asgi_apps.app, body_timeout=0.5, body_min_rate=1000)
+    started = time.monotonic()
+    with connect(address, timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 1000\r\n\r\n")
+        try:
+            for _ in range(100):  # a byte every 50 ms: 20 B/s, progress but far too slow
+                sock.sendall(b"x")
+                time.sleep(0.05)
+        except OSError:
+            pass  # closed on us, as it should be
+        resp = Reader(sock).read_response()
+    assert resp.status == 408 and b"body too slow" in resp.body
+    assert time.monotonic() - started < 3
+    assert "body slower than 1000 B/s" in caplog.text
+
+
+def test_unix_socket_scope(start_asgi: Any, tmp_path: Path) -> None:
+    async def handler(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asgi_apps.text(send, json.dumps([scope["client"], scope["server"]]).encode())
+
+    path = tmp_path / "app.sock"
+    server = start_asgi(http_only(handler), bind=(f"unix:{path}",))
+    [resp] = exchange(addr(server), b"GET / HTTP/1.1\r\n" + H + b"\r\n")
+    assert json.loads(resp.body) == [None, [str(path), None]]
+
+
 # -- responses and faults ----------------------------------------------------------------------
 
 
@@ -485,3 +515,19 @@ def test_tls_gives_https_and_the_tls_extension(serve: Any, tmp_path: Path) -> No
     assert seen["scheme"] == "https"
     assert seen["tls_version"] in (0x0303, 0x0304) and isinstance(seen["cipher_suite"], int)
     assert seen["client_cert_name"] == "CN=client,O=Kakehashi Tests" and seen["chain"] == 1
+
+
+def test_the_last_send_of_a_closing_response_does_not_wait_or_raise(start_asgi: Any) -> None:
+    after: list[str] = []
+
+    async def handler(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * (4 << 20)})  # the only piece
+        after.append("ran")  # work after the response, as Starlette's background tasks
+
+    server = start_asgi(http_only(handler))
+    server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    with connect(addr(server), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")  # HTTP/1.0: the connection closes after it
+        assert wait_for(lambda: after == ["ran"], 3)  # while the client has read nothing
+        assert len(Reader(sock).read_response().body) == 4 << 20

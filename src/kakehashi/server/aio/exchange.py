@@ -188,8 +188,10 @@ class Exchange:
         else:
             await self._send_file(out)  # type: ignore[arg-type]
         if self.cycle.phase is Phase.DONE:
+            # Not waited for: the last piece is bounded, and an application's work after
+            # its response (Starlette's background tasks) must not fail on a reader.
             conn.response_done(self)
-        if conn.write_paused:
+        elif conn.write_paused:
             await conn.drain()
 
     async def _send_file(self, action: PathSend) -> None:
