@@ -345,3 +345,22 @@ def test_a_post_request_cycle_keeps_alive() -> None:
     c = cycle(req)
     wire(c, start(201), body(b"ok"))
     assert c.keep_alive and c.status == 201
+
+
+def test_the_field_cache_is_bounded() -> None:
+    cache = FieldCache()
+    c = HTTPCycle(get(), cache, DATE)
+    c.send(start(200, [(b"x-n", b"%d" % n) for n in range(600)]))
+    assert len(cache._fields) == 512  # past the bound, fields are checked each time
+    assert b"x-n: 599" in wire(c, body())
+
+
+def test_file_head_without_pathsend_raises() -> None:
+    c = cycle()
+    c.send(start())
+    with pytest.raises(LocalProtocolError):
+        c.file_head(10)
+
+
+def test_error_page_without_detail() -> None:
+    assert split(error_page(400, "", DATE))[2] == b"400 Bad Request\n"

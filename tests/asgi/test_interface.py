@@ -89,3 +89,26 @@ def test_asgi2_adapter_instantiates_then_awaits() -> None:
     asyncio.run(as_asgi3(ASGI2, Interface.ASGI2)({"path": "/x"}, receive, send))
     assert sent == [{"type": "asgi2", "path": "/x"}]
     assert as_asgi3(asgi_app, Interface.ASGI3) is asgi_app
+
+
+class WSGIIterable:
+    """A WSGI application as a class: called with environ and start_response, its instance
+    is the response iterable (PEP 3333 allows it)."""
+
+    def __init__(self, environ: Any, start_response: Any) -> None:
+        self.environ = environ
+
+    def __iter__(self) -> Any:
+        return iter([b""])
+
+
+def test_a_class_taking_environ_and_start_response_is_wsgi() -> None:
+    assert detect(WSGIIterable) is Interface.WSGI
+    with pytest.raises(ConfigError):
+        detect(type("NoArgs", (), {}))  # a class that takes no arguments is neither
+
+
+def test_a_c_callable_without_a_signature_is_taken_as_wsgi() -> None:
+    # Its signature cannot be read, so it is given the benefit of the doubt.
+    assert detect(getattr) is Interface.WSGI
+    assert Interface.ASGI3.is_asgi and Interface.ASGI2.is_asgi and not Interface.WSGI.is_asgi

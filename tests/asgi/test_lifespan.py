@@ -88,3 +88,12 @@ def test_an_answer_before_the_question_raises() -> None:
     life.ask_shutdown()
     with pytest.raises(LocalProtocolError):  # shutdown not delivered yet
         life.app_sent({"type": "lifespan.shutdown.complete"})
+
+
+def test_an_app_returning_while_stopping_has_stopped() -> None:
+    life = LifespanCycle()
+    life.next_message()
+    life.app_sent({"type": "lifespan.startup.complete"})
+    life.ask_shutdown()
+    life.app_ended(None)  # returned without answering the shutdown: it is done all the same
+    assert life.phase is LifespanPhase.STOPPED
