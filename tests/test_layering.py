@@ -18,8 +18,8 @@ ALLOWED: dict[str, set[str]] = {
     "app": {"errors", "http1", "wsgi"},
     "demo": {"errors", "http1", "wsgi", "app"},
     "server": {"errors", "http1", "wsgi"},
-    "client": {"errors", "http1"},
-    "cli": {"errors", "http1", "wsgi", "server", "client", "app", "demo", "cli"},
+    "client": {"errors", "http1", "websocket"},
+    "cli": {"errors", "http1", "websocket", "wsgi", "server", "client", "app", "demo", "cli"},
     "__main__": {"cli"},
     "__init__": {"errors", "http1", "wsgi", "server", "client", "app"},
 }
