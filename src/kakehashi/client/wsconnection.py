@@ -178,7 +178,7 @@ class WebSocket:
     def _send_locked(self, make: Callable[[ws.Connection], bytes]) -> None:
         """Build a frame with the core and write it; the caller holds ``_write_lock``."""
         with self._core_lock:
-            if self._core.state is not ws.ConnectionState.OPEN:
+            if self._core.state is not ws.ConnectionState.OPEN or self._released:
                 raise self._closed_error()
             data = make(self._core)
         self._write(data, self._timeout.write)
