@@ -38,6 +38,7 @@ __all__ = [
     "TimeoutError",
     "TooManyRedirects",
     "TransportError",
+    "WebSocketClosed",
     "WebSocketError",
     "WriteError",
     "WriteTimeout",
@@ -102,6 +103,21 @@ class LocalWebSocketError(WebSocketError):
 class RemoteWebSocketError(WebSocketError):
     """The peer broke the protocol: ``close_code`` is 1002 (framing), 1007 (a text message or
     a close reason that is not UTF-8) or 1009 (a message over the size limit)."""
+
+
+class WebSocketClosed(WebSocketError):
+    """The WebSocket is closed, or closing: no message can be sent or received any more.
+
+    ``close_code`` tells how it ended: the peer's Close code (1005 if its Close carried
+    none), the code we failed the connection with (1002, 1007, 1009, 1011), or 1006 when the
+    connection dropped without a close handshake.  ``reason`` is the Close frame's reason;
+    ``ok`` is true for a normal end (a close handshake with 1000, 1001 or no code).
+    """
+
+    def __init__(self, message: str, close_code: int, reason: str = "", ok: bool = False) -> None:
+        super().__init__(message, close_code)
+        self.reason = reason
+        self.ok = ok
 
 
 class HandshakeError(WebSocketError):

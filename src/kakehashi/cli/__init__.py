@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from kakehashi import __version__
-from kakehashi.cli import get, send, serve
+from kakehashi.cli import get, send, serve, ws
 from kakehashi.cli.flags import HelpFormatter, Parser
 
 __all__ = ["main"]
 
-COMMANDS: dict[str, ModuleType] = {"serve": serve, "get": get, "send": send}
+COMMANDS: dict[str, ModuleType] = {"serve": serve, "get": get, "send": send, "ws": ws}
 
 
 def build_parser() -> argparse.ArgumentParser:

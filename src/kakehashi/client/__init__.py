@@ -10,7 +10,11 @@ ReadError and WriteError (also ``ConnectionError``), ConnectTimeout, ReadTimeout
 WriteTimeout and PoolTimeout (also ``TimeoutError``), TooManyRedirects, and
 RemoteProtocolError for a malformed response.
 
-This package imports only the standard library, ``kakehashi.errors`` and ``kakehashi.http1``.
+WebSockets: ``kakehashi.client.websocket.connect(url)`` opens one on the same connections, TLS
+and proxy rules (docs/websocket.md, "The client").
+
+This package imports only the standard library, ``kakehashi.errors``, ``kakehashi.http1`` and
+``kakehashi.websocket``.
 """
 
 from kakehashi.client.api import (

@@ -42,7 +42,7 @@ from kakehashi.errors import (
     WriteError,
 )
 
-__all__ = ["ConnectFunction", "Transport", "connect_socket"]
+__all__ = ["ConnectFunction", "Transport", "connect_socket", "receive_event"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class Transport:
             return pooled, 0.0
         start = time.monotonic()
         try:
-            stream = self._open(origin, timeout)
+            stream = self.open_stream(origin, timeout)
         except BaseException:
             self.pool.cancel(origin)
             raise
@@ -170,20 +170,32 @@ class Transport:
         logger.debug("opened connection #%d to %s:%d", pooled.id, origin[1], origin[2])
         return pooled, time.monotonic() - start
 
-    def _open(self, origin: Origin, timeout: Timeout) -> transport.Stream:
-        """A stream to ``origin``: direct, to its proxy, or through a tunnel for https."""
+    def open_stream(
+        self, origin: Origin, timeout: Timeout, *, tunnel: bool = False
+    ) -> transport.Stream:
+        """A new stream to ``origin``: direct, to its proxy, or through a ``CONNECT`` tunnel.
+
+        An https origin always goes through a tunnel when it has a proxy; an http one only
+        when ``tunnel`` is true (a WebSocket: a proxy would not forward the upgrade).
+
+        Raises:
+            ConnectError, ConnectTimeout: the connection, the tunnel or TLS failed.
+            ReadError, ReadTimeout, WriteError, WriteTimeout: talking to the proxy failed.
+        """
         proxy = self.proxies.for_origin(origin)
         if proxy is None:
             return self._connect(origin, timeout.connect, self._ssl_context)
         stream = self._connect(proxy.origin, timeout.connect, None)
-        if origin[0] != "https":
+        if origin[0] != "https" and not tunnel:
             return stream
         try:
             self._tunnel(stream, proxy, origin, timeout)
         except BaseException:
             stream.close()
             raise
-        _, host, port = origin
+        scheme, host, port = origin
+        if scheme != "https":
+            return stream
         return transport.start_tls(stream, host, port, timeout.connect, self._ssl_context)
 
     def _tunnel(
@@ -193,9 +205,9 @@ class Transport:
         conn = http1.Connection(http1.Role.CLIENT, self._limits)
         head = conn.send(proxy.connect_request(origin)) + conn.send(http1.EndOfMessage())
         stream.write(head, timeout.write)
-        event = _receive(conn, stream, timeout.read)
+        event = receive_event(conn, stream, timeout.read)
         while isinstance(event, http1.InformationalResponse):
-            event = _receive(conn, stream, timeout.read)
+            event = receive_event(conn, stream, timeout.read)
         where = f"{proxy.host}:{proxy.port}"
         if not isinstance(event, http1.Response):
             raise ReadError(f"the proxy {where} closed without answering CONNECT")
@@ -304,8 +316,8 @@ class Transport:
                 raise RemoteProtocolError(f"unexpected {type(event).__name__} before a response")
 
     def _next_event(self, pooled: PooledConnection, timeout: float) -> http1.ReceivedEvent:
-        """The next event on a pooled connection; see :func:`_receive`."""
-        return _receive(pooled.conn, pooled.stream, timeout)
+        """The next event on a pooled connection; see :func:`receive_event`."""
+        return receive_event(pooled.conn, pooled.stream, timeout)
 
     def _body(self, exchange: _Exchange) -> Iterator[bytes]:
         pooled = exchange.pooled
@@ -326,7 +338,7 @@ class Transport:
         self.pool.close()
 
 
-def _receive(
+def receive_event(
     conn: http1.Connection, stream: transport.Stream, timeout: float
 ) -> http1.ReceivedEvent:
     """The next event, reading from the stream as long as http1 needs data.

@@ -119,6 +119,14 @@ class SocketStream:
         except OSError as exc:
             raise WriteError(f"half-closing the connection failed: {exc}") from exc
 
+    def interrupt(self) -> None:
+        """Shut the socket down both ways, so that a read blocked in another thread returns
+        at once (closing alone does not wake it); harmless on a closed socket."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed, or never connected: nothing blocks on it
+
     def is_readable(self) -> bool:
         """See :meth:`Stream.is_readable`; a closed stream counts as readable (unusable)."""
         if self._closed or self.sock.fileno() < 0:
