@@ -211,9 +211,13 @@ def test_an_app_failing_after_its_head_logs_what_was_sent(
     server = start_engine(fails_after_head, fails_after_head_asgi)
     with wire.connect(addr(server)) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        wire.Reader(sock).read_to_eof()
+        try:
+            data = wire.Reader(sock).read_to_eof()
+        except ConnectionResetError:  # uvloop: the cut dropped what was not flushed yet
+            data = b""
     fields = lines.parsed()[0]
-    assert (fields["s"], fields["b"]) == ("200", str(len(b"first part")))
+    went_out = len(b"first part") if b"first part" in data else 0
+    assert (fields["s"], fields["b"]) == ("200", str(went_out))
 
 
 # -- item 14: one request, one parseable line ---------------------------------------------------

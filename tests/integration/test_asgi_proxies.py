@@ -17,6 +17,8 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from tests.wire import wait_until
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
 TRUSTED, UNTRUSTED = "127.0.0.1", "127.0.0.2"
@@ -39,6 +41,12 @@ async def echo_scope(scope: dict[str, Any], receive: Any, send: Any) -> None:
         "url": str(request.url),
     }
     await JSONResponse(seen)(scope, receive, send)
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The access lines, once there is one (it follows the response)."""
+    wait_until(lambda: any(r.name == "kakehashi.access" for r in caplog.records), 5)
+    return [r.getMessage() for r in caplog.records if r.name == "kakehashi.access"]
 
 
 def fetch(address: str, path: str, headers: dict[str, str], source: str) -> dict[str, Any]:
@@ -95,7 +103,7 @@ def test_an_untrusted_peer_has_its_proxy_fields_removed(
     assert (seen["scheme"], seen["root_path"], seen["proxy_headers"]) == ("http", "", [])
     assert seen["server"] == ["127.0.0.1", int(server.addresses[0].rsplit(":", 1)[1])]
     assert seen["url"] == "http://www.example.test/echo"  # its own Host, nothing else
-    lines = [r.getMessage() for r in caplog.records if r.name == "kakehashi.access"]
+    lines = access_lines(caplog)
     assert len(lines) == 1 and lines[0].startswith(UNTRUSTED + " - - [")
     assert "6.6.6.6" not in lines[0]
 
@@ -106,7 +114,7 @@ def test_the_access_log_shows_the_forwarded_client(
     caplog.set_level(logging.INFO, logger="kakehashi.access")
     server = start_asgi(echo_scope)
     fetch(server.addresses[0], "/echo", NGINX_LIKE, TRUSTED)
-    lines = [r.getMessage() for r in caplog.records if r.name == "kakehashi.access"]
+    lines = access_lines(caplog)
     assert len(lines) == 1 and lines[0].startswith(UNTRUSTED + " - - [")
 
 

@@ -115,7 +115,7 @@ class HTTPConnection(asyncio.Protocol):
         self.pace_on = False
         self.pace_taken = 0
         self.file_since = 0.0  # a pathsend file is going out: when the last piece did
-        self.unsent = 0  # bytes dropped unsent when the connection was cut (the access log)
+        self.unsent = 0  # bytes a dropped slow reader never took (the access log)
 
     # -- asyncio's callbacks -----------------------------------------------------------------
 
@@ -396,8 +396,6 @@ class HTTPConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Close at once, dropping what was not sent (a response that must not look whole)."""
-        if not self.closed:
-            self.unsent = self.transport.get_write_buffer_size()
         self.closing = True
         self.transport.abort()
 
@@ -477,6 +475,10 @@ class HTTPConnection(asyncio.Protocol):
         )
         if self.exch is not None and self.exch.task is not None and self.file_since:
             self.exch.task.cancel()  # a sendfile in progress ends with the task
+        # What the reader never took is dropped with the transport: not in the access line.
+        # (Only here: what an abort drops otherwise depends on the loop, and is at most what
+        # one send() wrote; uvloop still flushes a write queued in the same turn.)
+        self.unsent = queued
         self.abort()
 
     def _check_busy(self, now: float) -> None:

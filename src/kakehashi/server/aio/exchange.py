@@ -180,7 +180,10 @@ class Exchange:
 
     async def send(self, message: Mapping[str, Any]) -> None:
         conn = self.conn
-        if conn.closing or self.disconnected:
+        # The transport knows first: a send that failed (a reset) closed it at once, and
+        # connection_lost only comes on the loop's next turn, which an application that
+        # never waits (nothing paused its writing) would not reach before its last send.
+        if self.disconnected or conn.transport.is_closing():
             # Spec 2.4: an OSError subclass, which the server does not log as an error.
             raise ClientDisconnected("the client is gone")
         out = self.cycle.send(message)
