@@ -63,6 +63,13 @@ async def _pid(scope: Scope, receive: Receive, send: Send) -> None:
     await text(send, b"%d" % os.getpid())
 
 
+IMPORTED_BY = os.getpid()  # which process imported this module (the parent with --preload)
+
+
+async def _imported(scope: Scope, receive: Receive, send: Send) -> None:
+    await text(send, b"%d %d" % (IMPORTED_BY, os.getpid()))
+
+
 async def _block(scope: Scope, receive: Receive, send: Send) -> None:
     """A blocking call inside async code: stalls the loop (the watchdog's case)."""
     time.sleep(float(scope["query_string"] or b"1"))
@@ -70,7 +77,7 @@ async def _block(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 ROUTES = {"/pid": _pid, "/slow": _slow, "/forever": _forever, "/big": _big, "/echo": _echo,
-          "/block": _block}  # fmt: skip
+          "/block": _block, "/imported": _imported}  # fmt: skip
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

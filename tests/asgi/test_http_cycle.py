@@ -105,12 +105,22 @@ def test_head_and_204_and_304_have_no_body() -> None:
     c = cycle(head())
     status, fields, rest = split(wire(c, start(200, [(b"content-length", b"9")]), body(b"x")))
     assert b"content-length: 9" in fields and rest == b""
+    assert c.body_bytes == 0  # what went out, for the access log and the metrics
     c = cycle()
     status, fields, rest = split(wire(c, start(204, [(b"content-length", b"0")]), body()))
     assert status == b"HTTP/1.1 204 No Content" and rest == b""
     assert not any(f.lower().startswith(b"content-length") for f in fields)
     c = cycle()
     assert split(wire(c, start(304), body(b"ignored")))[2] == b""
+    assert c.body_bytes == 0
+
+
+def test_the_applications_headers_are_kept_for_the_access_log() -> None:
+    c = cycle()
+    assert c.headers is None
+    headers = [(b"x-out", b"1"), (b"content-length", b"2")]
+    wire(c, start(201, headers), body(b"ok"))
+    assert c.headers is headers and c.status == 201
 
 
 def test_connection_close_from_the_application_closes() -> None:

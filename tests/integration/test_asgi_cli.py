@@ -63,10 +63,9 @@ def test_asgi2_is_detected_and_interface_decides_for_a_wrapper(serve_process: Sp
     ("argv", "message"),
     [
         (["tests.asgi_apps:neither"], "is neither a WSGI application"),
-        (["tests.asgi_apps:app", "--workers", "2", "--preload"], "not available for ASGI"),
-        (["tests.asgi_apps:app", "--workers", "2", "--interface", "asgi"], "not available for"),
+        (["tests.asgi_apps:neither", "--workers", "2", "--preload"], "is neither a WSGI"),
         (["tests.asgi_apps:app", "--interface", "rsgi"], "--interface must be"),
-        (["tests.asgi_apps:app", "--proxy-protocol", "v1"], "--proxy-protocol is not supported"),
+        (["tests.asgi_apps:app", "--loop", "nosuchloop"], "--loop must be"),
     ],
 )
 def test_what_cannot_be_served_is_one_line_and_exit_2(argv: list[str], message: str) -> None:

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(40)]
 
 Spawn = Callable[..., ServeProcess]
 APP = "tests.integration.manager_apps:app"
+ASGI_APP = "tests.asgi_apps:app"
 
 
 def test_version() -> None:
@@ -138,9 +139,11 @@ def _notifications(sock: socket.socket, until: str, timeout: float = 10) -> list
     return got
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(
+    ("app", "workers"), [(APP, "1"), (APP, "2"), (ASGI_APP, "1"), (ASGI_APP, "2")]
+)
 def test_socket_activation_and_sd_notify(
-    listener: socket.socket, tmp_path: Path, workers: str
+    listener: socket.socket, tmp_path: Path, app: str, workers: str
 ) -> None:
     notify_path = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
@@ -148,7 +151,7 @@ def test_socket_activation_and_sd_notify(
         fd = listener.fileno()
         env = dict(_env(), NOTIFY_SOCKET=notify_path)
         proc = subprocess.Popen(
-            [sys.executable, "-c", _ACTIVATE, str(fd), APP, "--workers", workers,
+            [sys.executable, "-c", _ACTIVATE, str(fd), app, "--workers", workers,
              "--bind", "127.0.0.1:1"],  # ignored: systemd's sockets replace --bind
             pass_fds=(fd,), stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
         )  # fmt: skip
@@ -197,6 +200,23 @@ def test_check_config_imports_the_app(tmp_path: Path) -> None:
     assert (
         bad_value.stderr.strip() == f"kakehashi: {path}: threads: --threads must be positive, not 0"
     )
+
+
+def test_an_asgi_app_takes_the_config_file_and_the_environment(
+    serve_process: Spawn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "k.toml"
+    path.write_text('loop = "asyncio"\n')
+    monkeypatch.setenv("KAKEHASHI_ACCESS_LOG_FORMAT", "json")
+    proc = serve_process(ASGI_APP, "--port", "0", "--config", str(path))
+    where = proc.address()
+    assert "one asyncio event loop" in proc.stderr  # from the file
+    assert get(where, "/from-the-env").status == 200
+    assert proc.wait_for('"path":"/from-the-env"', 5), proc.stderr  # a json access line
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    done = cli("serve", ASGI_APP, "--config", str(path), "--print-config")
+    assert 'loop = "asyncio"' in done.stdout.splitlines()
 
 
 def test_sighup_rereads_the_config_file(serve_process: Spawn, tmp_path: Path) -> None:

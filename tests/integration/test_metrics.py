@@ -1,6 +1,7 @@
-"""--metrics-bind over real sockets: what a scrape shows after real requests, the listener's
-own rules, promtool's verdict, and the pre-fork bar (1,000 requests through two worker
-processes, totals exact, and not lowered when a worker is killed and replaced)."""
+"""--metrics-bind over real sockets: what a scrape shows after real requests (on both
+engines: the same names and meanings), the listener's own rules, promtool's verdict, and the
+pre-fork bar (1,000 requests through two worker processes, totals exact, and not lowered when
+a worker is killed and replaced)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kakehashi.errors import ConfigError
-from kakehashi.server import Server
 from kakehashi.server.observe.metrics_http import MetricsListener
-from tests import server_apps
+from tests import asgi_apps, server_apps
 from tests.conftest import ServeProcess, StartServer
 from tests.wire import Reader, connect, exchange, get, wait_until
 
@@ -71,18 +71,41 @@ def faulty(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
     return server_apps.app(environ, start_response)
 
 
-def metrics_address(server: Server) -> str:
+async def faulty_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The ASGI twin of :func:`faulty`."""
+    path = scope["path"]
+    if path == "/half":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"half", "more_body": True})
+        raise RuntimeError("cut short, on purpose")
+    if path == "/boom":
+        raise RuntimeError("boom, on purpose")
+    if path == "/missing":
+        await asgi_apps.text(send, b"missing", 404)
+        return
+    await asgi_apps.app(scope, receive, send)
+
+
+def metrics_address(server: Any) -> str:
     listener = server._metrics_http
     assert listener is not None
     return listener.address
 
 
+_TIMEOUTS = {"header_timeout": 0.4, "keep_alive": 0.4, "body_timeout": 0.4}
+
+
 @pytest.fixture
 def metered(start_server: StartServer) -> tuple[str, str]:
     """(app address, metrics address) of a server with --metrics-bind on port 0."""
-    server = start_server(
-        faulty, metrics_bind="127.0.0.1:0", header_timeout=0.4, keep_alive=0.4, body_timeout=0.4
-    )
+    server = start_server(faulty, metrics_bind="127.0.0.1:0", **_TIMEOUTS)
+    return server.addresses[0], metrics_address(server)
+
+
+@pytest.fixture
+def metered_any(start_engine: Callable[..., Any]) -> tuple[str, str]:
+    """:func:`metered` on each engine (the ``engine`` fixture's)."""
+    server = start_engine(faulty, faulty_asgi, metrics_bind="127.0.0.1:0", **_TIMEOUTS)
     return server.addresses[0], metrics_address(server)
 
 
@@ -90,9 +113,9 @@ def metered(start_server: StartServer) -> tuple[str, str]:
 
 
 def test_requests_by_method_and_status_class_with_bytes_and_durations(
-    metered: tuple[str, str],
+    metered_any: tuple[str, str],
 ) -> None:
-    where, metrics = metered
+    where, metrics = metered_any
     for _ in range(5):
         assert get(where, "/").body == b"Hello, World"
     for _ in range(2):
@@ -117,8 +140,8 @@ def test_requests_by_method_and_status_class_with_bytes_and_durations(
     assert requests_total(scrape(metrics)) == 9
 
 
-def test_connection_gauges(metered: tuple[str, str]) -> None:
-    where, metrics = metered
+def test_connection_gauges(metered_any: tuple[str, str]) -> None:
+    where, metrics = metered_any
     with connect(where) as idle, connect(where) as busy:
         idle.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         Reader(idle).read_response()  # now an idle keep-alive connection
@@ -134,8 +157,8 @@ def test_connection_gauges(metered: tuple[str, str]) -> None:
     assert one(got, "kakehashi_connections_in_flight") == 0
 
 
-def test_timeouts_by_phase_and_protocol_errors_by_status(metered: tuple[str, str]) -> None:
-    where, metrics = metered
+def test_timeouts_by_phase_and_protocol_errors_by_status(metered_any: tuple[str, str]) -> None:
+    where, metrics = metered_any
     with connect(where) as silent, connect(where) as partial, connect(where) as kept:
         partial.sendall(b"GET / HTTP/1.1\r\nHost:")
         kept.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -180,10 +203,21 @@ def test_a_slow_body_and_a_broken_streamed_body(metered: tuple[str, str]) -> Non
     assert one(got, "kakehashi_requests_total", method="POST", status="4xx") == 0
 
 
+def test_a_stalled_body_is_a_body_timeout(metered_any: tuple[str, str]) -> None:
+    where, metrics = metered_any
+    with connect(where) as slow:
+        slow.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+        assert Reader(slow).read_response().status == 408
+    assert wait_until(lambda: one(scrape(metrics), "kakehashi_timeouts_total", phase="body"), 5)
+    got = scrape(metrics)
+    assert one(got, "kakehashi_timeouts_total", phase="body") == 1
+    assert requests_total(got) == 0  # refused, not answered by the application
+
+
 def test_a_response_cut_short_counts_with_the_status_it_had_sent(
-    metered: tuple[str, str],
+    metered_any: tuple[str, str],
 ) -> None:
-    where, metrics = metered
+    where, metrics = metered_any
     with connect(where) as sock:
         sock.sendall(b"GET /half HTTP/1.1\r\nHost: t\r\n\r\n")
         received = b""
@@ -294,8 +328,8 @@ def test_the_listener_on_ipv6() -> None:
         listener.close()
 
 
-def test_metrics_are_off_by_default(start_server: StartServer) -> None:
-    server = start_server()
+def test_metrics_are_off_by_default(start_engine: Callable[..., Any]) -> None:
+    server = start_engine()
     assert server._metrics_http is None and server.ctx.metrics is None
 
 
@@ -323,12 +357,27 @@ def metrics_of(proc: ServeProcess) -> str:
     return found[1]
 
 
-def test_serve_with_metrics_bind(serve_process: Spawn) -> None:
-    proc = serve_process("tests.server_apps:app", "--port", "0", "--metrics-bind", "127.0.0.1:0")
+@pytest.mark.parametrize("app", ["tests.server_apps:app", "tests.asgi_apps:app"])
+def test_serve_with_metrics_bind(serve_process: Spawn, app: str) -> None:
+    proc = serve_process(app, "--port", "0", "--metrics-bind", "127.0.0.1:0")
     where, metrics = proc.address(), metrics_of(proc)
     for _ in range(3):
         get(where, "/")
     assert wait_until(lambda: get_2xx(scrape(metrics)) == 3, 5)
+    assert "ignored" not in proc.stderr
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
+def test_prefork_asgi_workers_are_counted_by_the_parent(serve_process: Spawn) -> None:
+    proc = serve_process(
+        "tests.asgi_apps:app", "--port", "0", "--workers", "2", "--metrics-bind", "127.0.0.1:0"
+    )
+    where, metrics = proc.address(), metrics_of(proc)
+    pids = {int(get(where, "/pid").body) for _ in range(200)}
+    assert len(pids) == 2 and proc.proc.pid not in pids
+    assert wait_until(lambda: get_2xx(scrape(metrics)) == 200, 5)
+    assert one(scrape(metrics), "kakehashi_connections_accepted_total") >= 200
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) == 0
 

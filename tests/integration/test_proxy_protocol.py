@@ -2,7 +2,8 @@
 a real HAProxy with ``send-proxy`` and ``send-proxy-v2``.
 
 Clients connect from 127.0.0.2, so the address the app sees can only have come from the
-header: the proxy (or the test acting as one) connects from 127.0.0.1.
+header: the proxy (or the test acting as one) connects from 127.0.0.1.  Every test runs on
+both engines (the ASGI application shows the scope's ``client``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from typing import Any
 
 import pytest
 
-from kakehashi.server import Server
 from tests.client.servers import free_port
-from tests.conftest import StartServer
 from tests.integration.daemons import running
 from tests.server.edge.test_proxy_protocol import inet, v2
 from tests.wire import Reader
@@ -36,6 +35,19 @@ def peer_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
     body = json.dumps([environ["REMOTE_ADDR"], environ["REMOTE_PORT"]]).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
+
+
+async def peer_app_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    host, port = scope["client"]
+    body = json.dumps([host, str(port)]).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+APPS = (peer_app, peer_app_asgi)
+StartEngine = Callable[..., Any]
+Server = Any
 
 
 def address(server: Server) -> tuple[str, int]:
@@ -69,8 +81,8 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 @pytest.mark.parametrize("mode", ["v1", "auto"])
-def test_v1_header_then_keep_alive_requests(start_server: StartServer, mode: str) -> None:
-    server = start_server(peer_app, proxy_protocol=mode, proxy_allow_from="127.0.0.1")
+def test_v1_header_then_keep_alive_requests(start_engine: StartEngine, mode: str) -> None:
+    server = start_engine(*APPS, proxy_protocol=mode, proxy_allow_from="127.0.0.1")
     with connection(server) as sock:
         reader = Reader(sock)
         sock.sendall(b"PROXY TCP4 198.51.100.7 203.0.113.1 51000 443\r\n" + REQUEST)
@@ -79,8 +91,8 @@ def test_v1_header_then_keep_alive_requests(start_server: StartServer, mode: str
         assert peer_of(reader) == ["198.51.100.7", "51000"]
 
 
-def test_v2_header_trickled_byte_by_byte(start_server: StartServer) -> None:
-    server = start_server(peer_app, proxy_protocol="v2", proxy_allow_from="127.0.0.1")
+def test_v2_header_trickled_byte_by_byte(start_engine: StartEngine) -> None:
+    server = start_engine(*APPS, proxy_protocol="v2", proxy_allow_from="127.0.0.1")
     header = v2(family=2, addresses=inet("2001:db8::7", "2001:db8::1", 4711, 80),
                 tlvs=b"\x01\x00\x08http/1.1")  # fmt: skip
     with connection(server) as sock:
@@ -100,8 +112,8 @@ def test_v2_header_trickled_byte_by_byte(start_server: StartServer) -> None:
         REQUEST,  # an allowed peer must send a header
     ],
 )
-def test_malformed_or_missing_header_closes(start_server: StartServer, data: bytes) -> None:
-    server = start_server(peer_app, proxy_protocol="auto", proxy_allow_from="127.0.0.1")
+def test_malformed_or_missing_header_closes(start_engine: StartEngine, data: bytes) -> None:
+    server = start_engine(*APPS, proxy_protocol="auto", proxy_allow_from="127.0.0.1")
     with connection(server) as sock:
         sock.sendall(data)
         assert_closed_without_response(sock)
@@ -110,8 +122,8 @@ def test_malformed_or_missing_header_closes(start_server: StartServer, data: byt
         assert peer_of(Reader(sock)) == ["198.51.100.7", "51000"]
 
 
-def test_peer_not_allowed(start_server: StartServer) -> None:
-    server = start_server(peer_app, proxy_protocol="auto", proxy_allow_from="127.0.0.1")
+def test_peer_not_allowed(start_engine: StartEngine) -> None:
+    server = start_engine(*APPS, proxy_protocol="auto", proxy_allow_from="127.0.0.1")
     with connection(server, CLIENT_HOST) as sock:  # plain HTTP: served as it is
         sock.sendall(REQUEST)
         seen = peer_of(Reader(sock))
@@ -121,8 +133,8 @@ def test_peer_not_allowed(start_server: StartServer) -> None:
         assert_closed_without_response(sock)
 
 
-def test_partial_header_is_closed_at_the_header_timeout(start_server: StartServer) -> None:
-    server = start_server(peer_app, proxy_protocol="v1", header_timeout=1.0)
+def test_partial_header_is_closed_at_the_header_timeout(start_engine: StartEngine) -> None:
+    server = start_engine(*APPS, proxy_protocol="v1", header_timeout=1.0)
     with connection(server) as sock:
         sock.sendall(b"PROXY TCP4 198.51")
         started = time.monotonic()
@@ -130,8 +142,8 @@ def test_partial_header_is_closed_at_the_header_timeout(start_server: StartServe
         assert 0.5 < time.monotonic() - started < 4.5
 
 
-def test_proxy_protocol_off_treats_a_header_as_a_bad_request(start_server: StartServer) -> None:
-    server = start_server(peer_app)
+def test_proxy_protocol_off_treats_a_header_as_a_bad_request(start_engine: StartEngine) -> None:
+    server = start_engine(*APPS)
     with connection(server) as sock:
         sock.sendall(b"PROXY TCP4 198.51.100.7 203.0.113.1 51000 443\r\n" + REQUEST)
         assert Reader(sock).read_response().status == 400
@@ -164,13 +176,13 @@ backend send_proxy_v2
 
 
 @pytest.fixture
-def haproxy(start_server: StartServer, tmp_path: Path) -> Iterator[tuple[int, int]]:
+def haproxy(start_engine: StartEngine, tmp_path: Path) -> Iterator[tuple[int, int]]:
     """HAProxy: an HTTP frontend to a ``--proxy-protocol v1`` kakehashi with send-proxy, and
     a TCP frontend to a ``v2`` one with send-proxy-v2.  Yields the two frontend ports."""
     if HAPROXY is None:
         pytest.skip("haproxy is not installed (Debian: apt-get install haproxy)")
-    one = start_server(peer_app, proxy_protocol="v1", proxy_allow_from="127.0.0.1")
-    two = start_server(peer_app, proxy_protocol="v2", proxy_allow_from="127.0.0.1")
+    one = start_engine(*APPS, proxy_protocol="v1", proxy_allow_from="127.0.0.1")
+    two = start_engine(*APPS, proxy_protocol="v2", proxy_allow_from="127.0.0.1")
     ports = free_port(), free_port()
     config = tmp_path / "haproxy.cfg"
     config.write_text(HAPROXY_CONFIG.format(v1_port=ports[0], v2_port=ports[1],

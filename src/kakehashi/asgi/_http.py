@@ -202,6 +202,7 @@ class HTTPCycle:
         "_trailers_wanted",
         "body_bytes",
         "head_sent",
+        "headers",
         "keep_alive",
         "method",
         "phase",
@@ -219,6 +220,8 @@ class HTTPCycle:
         self.status = 0
         self.body_bytes = 0  # body bytes the application gave (for the request's facts)
         self.head_sent = False
+        # The application's response fields as it gave them (the access log's %({name}o)s).
+        self.headers: Any = None
         self._lines: list[Field] = []
         self._trailers_wanted = False
         self._trailer_lines: list[bytes] = []
@@ -270,6 +273,7 @@ class HTTPCycle:
         except TypeError:
             raise LocalProtocolError(f"headers must be an iterable, not {headers!r}") from None
         self._trailers_wanted = _flag(message, "trailers")
+        self.headers = headers
         self.status = status
         self.phase = Phase.HELD
         return b""
@@ -354,7 +358,10 @@ class HTTPCycle:
             return encode_chunk(body) + LAST_CHUNK if body else LAST_CHUNK
         if not more:
             self._end()
-        return body if framing is Framing.CLOSE else b""  # no body for HEAD, 204, 304
+        if framing is Framing.CLOSE:
+            return body
+        self.body_bytes -= len(body)  # no body goes out for HEAD, 204, 304
+        return b""
 
     def _end(self) -> None:
         self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE

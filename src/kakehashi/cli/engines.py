@@ -5,6 +5,10 @@
 at start, and hands it to the asyncio engine (server/aio) or the thread engine.
 ``--interface`` decides where guessing would be wrong.  A setting that means nothing to the
 engine chosen is named in one line at start, never silently ignored.
+
+Under the process manager (``--workers``, ``--max-requests``, ``--reload``) the parent does
+not import the application unless ``--preload``: each worker does, and :func:`any_engine`,
+the factory the workers are given, tells there which engine serves it.
 """
 
 from __future__ import annotations
@@ -12,16 +16,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 from typing import Any
 
 from kakehashi import __version__
 from kakehashi.asgi import Interface, as_asgi3, detect
 from kakehashi.cli.lifecycle import PidFile, needs_manager, serve_in_process
-from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
 from kakehashi.server.aio import AsyncServer, LifespanFailed
+from kakehashi.server.engine.contract import Engine
+from kakehashi.server.observe.metrics import Recorder
+from kakehashi.server.threads.server import managed_server
 
-__all__ = ["pick_interface", "serve_asgi"]
+__all__ = ["any_engine", "pick_interface", "serve_asgi"]
 
 log = logging.getLogger("kakehashi.error")
 
@@ -30,11 +37,11 @@ _NAMES = {
     Interface.ASGI3: "an ASGI 3 application",
     Interface.ASGI2: "an ASGI 2 application",
 }
-# Settings of the thread engine that mean nothing to one event loop.
+# Settings of the thread engine that mean nothing to one event loop: its threads, its
+# poller, its buffers, and --request-timeout (a request holding a thread; on the asyncio
+# engine a stuck loop is what --loop-watchdog and --timeout see).
 _THREADS_ONLY = ("threads", "poller", "buffer_body_size", "parked_body_budget",
                  "output_buffer_memory", "output_buffer_limit", "request_timeout")  # fmt: skip
-# Shared settings the ASGI engine does not apply yet (issue 21, item 5).
-_NOT_YET_ASGI = ("access_log_format", "metrics_bind", "forwarded_allow_ips", "proxy_allow_from")
 _ASGI_ONLY = ("loop", "loop_watchdog", "limit_concurrency")
 
 
@@ -59,37 +66,61 @@ def pick_interface(reference: str, config: ServerConfig, load: Any) -> tuple[Any
         load: imports ``reference`` (cli/serve.py's load_app).
 
     Raises:
-        ConfigError: the application cannot be imported or is neither kind, or an ASGI
-            application with what this engine cannot do yet (workers, PROXY protocol).
+        ConfigError: the application cannot be imported or is neither kind.
     """
     declared = Interface.named(config.interface)
-    managed = needs_manager(config)
-    if managed and not config.preload:
-        if declared.is_asgi:
-            _refuse_managed()
-        return None, Interface.WSGI  # each worker imports it (the WSGI engine, as before)
+    if needs_manager(config) and not config.preload:
+        if declared is not Interface.AUTO:  # known without importing it: said once, here
+            log.info("%s is %s (--interface)", reference, _NAMES[declared])
+            _warn_unused(config, declared)
+        return None, declared  # each worker imports it (any_engine)
     app = load(reference)
     interface = detect(app, declared)
     log.info("%s is %s", reference, _NAMES[interface])
-    if interface.is_asgi:
-        if managed:
-            _refuse_managed()
-        if config.proxy_protocol != "off":
-            raise ConfigError("--proxy-protocol is not supported for ASGI applications yet")
-        if unused := _changed(config, _THREADS_ONLY):
-            log.warning("%s: mean(s) nothing to an ASGI application (one event loop serves "
-                        "it); ignored", ", ".join(unused))  # fmt: skip
-        if unused := _changed(config, _NOT_YET_ASGI):
-            log.warning("%s: not applied to ASGI applications yet; ignored", ", ".join(unused))
-    elif unused := _changed(config, _ASGI_ONLY):
-        log.warning("%s: mean(s) nothing to a WSGI application; ignored", ", ".join(unused))
+    _warn_unused(config, interface)
     return app, interface
 
 
-def _refuse_managed() -> None:
-    raise ConfigError(
-        "--workers, --max-requests and --reload are not available for ASGI applications "
-        "yet: serve one in a single process (several behind a load balancer)"
+def _warn_unused(config: ServerConfig, interface: Interface) -> None:
+    """One line naming the settings given that mean nothing to ``interface``'s engine."""
+    if interface.is_asgi:
+        if unused := _changed(config, _THREADS_ONLY):
+            log.warning("%s: mean(s) nothing to an ASGI application (one event loop serves "
+                        "it); ignored", ", ".join(unused))  # fmt: skip
+    elif unused := _changed(config, _ASGI_ONLY):
+        log.warning("%s: mean(s) nothing to a WSGI application; ignored", ", ".join(unused))
+
+
+def any_engine(
+    app: Any,
+    config: ServerConfig,
+    *,
+    sockets: list[socket.socket] | None = None,
+    shared_listeners: bool = False,
+    metrics: Recorder | None = None,
+) -> Engine:
+    """The process manager's engine factory (engine/contract.py's EngineFactory): the
+    asyncio engine for an ASGI application, the thread engine for a WSGI one, told in the
+    worker once it imported the application.
+
+    Raises:
+        ConfigError: the application is neither kind, or the loop asked for is missing.
+    """
+    declared = Interface.named(config.interface)
+    interface = detect(app, declared)
+    if declared is Interface.AUTO and not config.preload:  # the parent could not say it
+        log.info("worker %d: %s", os.getpid(), _NAMES[interface])
+        _warn_unused(config, interface)
+    if not interface.is_asgi:
+        return managed_server(
+            app, config, sockets=sockets, shared_listeners=shared_listeners, metrics=metrics
+        )
+    return AsyncServer(
+        as_asgi3(app, interface),
+        config,
+        sockets=sockets,
+        shared_listeners=shared_listeners,
+        metrics=metrics,
     )
 
 

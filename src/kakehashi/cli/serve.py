@@ -23,7 +23,7 @@ from typing import Any
 
 from kakehashi import __version__
 from kakehashi.asgi import Interface, detect
-from kakehashi.cli.engines import pick_interface, serve_asgi
+from kakehashi.cli.engines import any_engine, pick_interface, serve_asgi
 from kakehashi.cli.flags import (
     DEFAULT_APP,
     AppSpec,
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         app, interface = pick_interface(
             spec.reference, config, lambda reference: load_app(reference, spec.factory)
         )
-        if interface.is_asgi:  # the asyncio engine (cli/engines.py)
+        if interface.is_asgi and not needs_manager(config):  # the asyncio engine (engines.py)
             restore_logs()  # the application's logging setup may have switched ours off
             try:
                 return serve_asgi(spec.reference, config, app, interface)
@@ -144,7 +144,11 @@ def run(args: argparse.Namespace) -> int:
     for sock in sockets:
         where = _where(sock, config.tls)
         log.info("kakehashi %s serving %s on %s", __version__, spec.reference, where)
-    log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads, config.workers)
+    if interface is Interface.WSGI:
+        log.info("pid %d, %d thread(s) x %d worker(s)", os.getpid(), config.threads,
+                 config.workers)  # fmt: skip
+    else:  # ASGI: one event loop per worker; AUTO: each worker tells (cli/engines.py)
+        log.info("pid %d, %d worker(s)", os.getpid(), config.workers)
     try:
         if isinstance(server, Server):
             return serve_in_process(server)
@@ -177,7 +181,7 @@ def _make_server(
         make_context(config)
     hooks = WorkerHooks(
         load_app=lambda: load_app(spec.reference, spec.factory),
-        engine=managed_server,
+        engine=any_engine,  # each worker serves the application with the engine of its kind
         reopen_logs=reopen_logs,
         reload_config=lambda: config_from_args(args),
     )

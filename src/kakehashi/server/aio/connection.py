@@ -32,8 +32,14 @@ from typing import IO, Any
 
 from kakehashi.asgi import HTTPCycle, error_page
 from kakehashi.errors import ClientDisconnected, LocalProtocolError, RemoteProtocolError
-from kakehashi.http1 import ChunkedReader, Framing, ReceiveBuffer, maybe_parse_request_head
-from kakehashi.server.aio._shared import SendPace
+from kakehashi.http1 import (
+    ChunkedReader,
+    Framing,
+    ReceiveBuffer,
+    Request,
+    maybe_parse_request_head,
+)
+from kakehashi.server.aio._shared import SendPace, body_length, first_line, request_line
 from kakehashi.server.aio.context import AioContext, error_logger
 from kakehashi.server.aio.exchange import Exchange
 from kakehashi.server.aio.tlsinfo import tls_scope
@@ -82,6 +88,7 @@ class HTTPConnection(asyncio.Protocol):
         "scheme",
         "tls",
         "transport",
+        "unsent",
         "write_paused",
         "written",
     )
@@ -108,6 +115,7 @@ class HTTPConnection(asyncio.Protocol):
         self.pace_on = False
         self.pace_taken = 0
         self.file_since = 0.0  # a pathsend file is going out: when the last piece did
+        self.unsent = 0  # bytes a dropped slow reader never took (the access log)
 
     # -- asyncio's callbacks -----------------------------------------------------------------
 
@@ -121,6 +129,8 @@ class HTTPConnection(asyncio.Protocol):
         if ssl_object is not None:
             self.tls = tls_scope(ssl_object)
         ctx.connections.add(self)
+        if ctx.metrics is not None:
+            ctx.metrics.opened()
         if ctx.stopping:
             ctx.last_accept = ctx.loop.time()
             self.deadline = min(self.deadline, ctx.linger_until)
@@ -157,6 +167,8 @@ class HTTPConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = self.closed = True
         self.ctx.connection_closed(self)
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.closed()
         if self.exch is not None:
             self.exch.client_gone()
         self._wake_drain()
@@ -233,7 +245,7 @@ class HTTPConnection(asyncio.Protocol):
             try:
                 self.buf = exch.feed(body)
             except RemoteProtocolError as exc:
-                self._refuse(exc)
+                self._refuse(exc, exch.request)
                 return False
             if exch.buffered > _BODY_MARK:
                 self._pause()
@@ -387,14 +399,17 @@ class HTTPConnection(asyncio.Protocol):
         self.closing = True
         self.transport.abort()
 
-    def _refuse(self, exc: RemoteProtocolError) -> None:
-        """A protocol error: answered with its status (if no response started), closed."""
+    def _refuse(self, exc: RemoteProtocolError, request: Request | None = None) -> None:
+        """A protocol error: answered with its status (if no response started), closed.
+        ``request``: the request whose body broke, if its exchange is not under way yet."""
         error_logger.info(
             "%d for %s: %s", exc.status_hint, self.client[0] if self.client else "-", exc
         )
-        self._answer(exc.status_hint, str(exc))
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.refused(exc.status_hint)
+        self._answer(exc.status_hint, str(exc), request)
 
-    def _answer(self, status: int, detail: str) -> None:
+    def _answer(self, status: int, detail: str, request: Request | None = None) -> None:
         exch = self.exch
         if exch is not None:
             exch.client_gone()
@@ -402,7 +417,14 @@ class HTTPConnection(asyncio.Protocol):
                 self.abort()
                 return
             exch.cycle.status = status
-        self.write(error_page(status, detail, self.ctx.date))
+            exch.write_error_page(status, detail)  # its access line is the exchange's
+        else:
+            page = error_page(status, detail, self.ctx.date)
+            self.write(page)
+            limit = self.ctx.limits.max_request_line_bytes
+            line = request_line(request) if request is not None else first_line(self.buf, limit)
+            host = self.client[0] if self.client else ""
+            self.ctx.access.refused(host, status, body_length(page), line)
         self.close()
 
     # -- the sweep ---------------------------------------------------------------------------
@@ -453,6 +475,10 @@ class HTTPConnection(asyncio.Protocol):
         )
         if self.exch is not None and self.exch.task is not None and self.file_since:
             self.exch.task.cancel()  # a sendfile in progress ends with the task
+        # What the reader never took is dropped with the transport: not in the access line.
+        # (Only here: what an abort drops otherwise depends on the loop, and is at most what
+        # one send() wrote; uvloop still flushes a write queued in the same turn.)
+        self.unsent = queued
         self.abort()
 
     def _check_busy(self, now: float) -> None:
@@ -467,6 +493,7 @@ class HTTPConnection(asyncio.Protocol):
             where = self.client[0] if self.client else "-"
             timeout = config.body_timeout
             error_logger.info("408 for %s: body timeout (%gs without a byte)", where, timeout)
+            self._timed_out("body")
             self._answer(408, "body timeout")
         elif config.body_min_rate and (
             now >= exch.started + config.body_timeout + exch.received / config.body_min_rate
@@ -476,11 +503,17 @@ class HTTPConnection(asyncio.Protocol):
                 config.body_min_rate, exch.received, now - exch.started,
                 self.client[0] if self.client else "-",
             )  # fmt: skip
+            self._timed_out("body")
             self._answer(408, "body too slow")
+
+    def _timed_out(self, phase: str) -> None:
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.timed_out(phase, self.requests)
 
     def _expire(self) -> None:
         config = self.ctx.config
         where = self.client[0] if self.client else "-"
+        self._timed_out(self.phase.value)  # idle (silent or keep-alive) or head
         if self.phase is ConnPhase.HEAD:
             timeout = config.header_timeout
             error_logger.info("head timeout (%gs) for %s: 408, closed", timeout, where)

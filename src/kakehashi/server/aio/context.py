@@ -1,5 +1,4 @@
-"""AioContext: what every connection of the asyncio engine shares, and the facts of a
-finished request.
+"""AioContext: what every connection of the asyncio engine shares.
 
 No sockets here.  Owned by the event loop's thread: connections read it and change the
 counters (``in_flight``, ``connections``); the engine's periodic sweep refreshes ``now`` and
@@ -10,40 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from kakehashi.asgi import ASGIApp, FieldCache, ScopeBuilder
 from kakehashi.http1 import Limits
-from kakehashi.server.aio._shared import ServerConfig, error_logger
+from kakehashi.server.aio._shared import AccessLog, Recorder, ServerConfig, error_logger
 
 if TYPE_CHECKING:
     from kakehashi.server.aio.connection import HTTPConnection
 
-__all__ = ["AioContext", "RequestFacts", "error_logger"]
-
-
-@dataclass(slots=True)
-class RequestFacts:
-    """One finished request, as the access log and metrics will want it (issue 21, item 5:
-    the lead wires those to :attr:`AioContext.report`)."""
-
-    method: bytes
-    target: bytes
-    http_version: bytes
-    status: int  # 500 when the application failed before its response started
-    body_bytes: int  # response body bytes the application gave
-    duration: float  # seconds from the head's arrival to the application's return
-    peer: tuple[str, int] | None
-    completed: bool  # the response went out whole (False: cut short, or the client left)
+__all__ = ["AioContext", "error_logger"]
 
 
 class AioContext:
     """Shared, loop-owned state of one asyncio server."""
 
     __slots__ = (
+        "access",
         "app",
         "config",
         "connections",
@@ -57,10 +40,11 @@ class AioContext:
         "limits",
         "linger_until",
         "loop",
+        "metrics",
         "native_sendfile",
         "now",
         "progress",
-        "report",
+        "recorded",
         "requests",
         "scheme",
         "scopes",
@@ -76,6 +60,7 @@ class AioContext:
         loop: asyncio.AbstractEventLoop,
         scopes: ScopeBuilder,
         scheme: str,
+        access: AccessLog,
     ) -> None:
         self.app = app
         self.config = config
@@ -97,8 +82,10 @@ class AioContext:
         self.drained: asyncio.Future[None] | None = None  # set by the server while draining
         # asyncio's own loop sends files with os.sendfile; uvloop has no loop.sendfile.
         self.native_sendfile = isinstance(loop, asyncio.BaseEventLoop)
-        # Where a finished request's facts go (access log, metrics); None costs nothing.
-        self.report: Callable[[RequestFacts], None] | None = None
+        # Where a finished request's facts go (record.py); set by the server.
+        self.access = access
+        self.metrics: Recorder | None = None
+        self.recorded = access.enabled  # or metrics: a request's end is recorded
         self.now = loop.time()
         self.progress = 0  # bumped as the loop works; read by the watchdog's thread
         self.date = b""

@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 from kakehashi.asgi import HTTPCycle, PathSend, Phase, error_page
 from kakehashi.errors import ClientDisconnected, LocalProtocolError
 from kakehashi.http1 import ChunkedReader, EndOfMessage, ReceiveBuffer, Request
-from kakehashi.server.aio.context import RequestFacts, error_logger
+from kakehashi.server.aio._shared import body_length
+from kakehashi.server.aio.context import error_logger
+from kakehashi.server.aio.record import record
 
 if TYPE_CHECKING:
     from kakehashi.server.aio.connection import HTTPConnection
@@ -56,6 +58,8 @@ class Exchange:
         "discard",
         "disconnected",
         "final_sent",
+        "page_bytes",
+        "page_status",
         "progressed",
         "rbuf",
         "reader",
@@ -87,7 +91,9 @@ class Exchange:
         ctx = conn.ctx
         self.progressed = ctx.now
         # The coarse clock is enough for the body's pace; a duration reported wants better.
-        self.started = ctx.now if ctx.report is None else ctx.loop.time()
+        self.started = ctx.loop.time() if ctx.recorded else ctx.now
+        self.page_status = 0  # an error page went out instead of the application's response
+        self.page_bytes = 0  # its body bytes
         self.received = 0
         self._waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -174,7 +180,10 @@ class Exchange:
 
     async def send(self, message: Mapping[str, Any]) -> None:
         conn = self.conn
-        if conn.closing or self.disconnected:
+        # The transport knows first: a send that failed (a reset) closed it at once, and
+        # connection_lost only comes on the loop's next turn, which an application that
+        # never waits (nothing paused its writing) would not reach before its last send.
+        if self.disconnected or conn.transport.is_closing():
             # Spec 2.4: an OSError subclass, which the server does not log as an error.
             raise ClientDisconnected("the client is gone")
         out = self.cycle.send(message)
@@ -209,12 +218,13 @@ class Exchange:
         """Call the application; whatever happens, the request ends here (rule 3)."""
         conn = self.conn
         ctx = conn.ctx
+        failed = False
         try:
             await ctx.app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
             self._failed(None, "cancelled")  # the engine cut it (shutdown, a dropped reader)
         except Exception as exc:
-            self._failed(exc, "")
+            failed = self._failed(exc, "")
         else:
             if self.cycle.phase is not Phase.DONE:
                 self._failed(None, "returned without a complete response")
@@ -222,41 +232,40 @@ class Exchange:
             ctx.in_flight -= 1
             if self.task is not None:
                 ctx.tasks.discard(self.task)
-            if ctx.report is not None:
-                self._report()
+            if ctx.recorded:  # the access line and the metrics (record.py)
+                record(self, failed)
 
-    def _failed(self, exc: Exception | None, why: str) -> None:
+    def _failed(self, exc: Exception | None, why: str) -> bool:
+        """Log the failure and answer it if still possible; True for an application error
+        (an exception that is not the client leaving)."""
         conn = self.conn
         cycle = self.cycle
         line = f"{self.request.method.decode('latin-1')} {self.request.target.decode('latin-1')}"
         gone = conn.closing or self.disconnected
+        app_error = False
         if exc is not None and gone and isinstance(exc, OSError):
             error_logger.debug("%s: the client left (%s)", line, exc)
         elif exc is not None:
+            app_error = True
             error_logger.error("Exception in ASGI application (%s)", line, exc_info=exc)
         elif why != "cancelled" and not gone:
             error_logger.error("ASGI application %s (%s)", why, line)
         if gone or cycle.phase is Phase.DONE:
-            return  # nothing to answer; or a failure after the response, harmless to the client
+            return app_error  # nothing to answer; or a failure after the response
         if cycle.head_sent or cycle.phase is Phase.FILE:
             conn.abort()  # never present a cut response as complete
-            return
+            return app_error
         detail = "the application failed"
         if exc is not None and conn.ctx.config.expose_tracebacks:
             detail = "".join(traceback.format_exception(exc))
         cycle.phase = Phase.DONE
         cycle.status = 500
-        conn.write(error_page(500, detail, conn.ctx.date))
+        self.write_error_page(500, detail)
         conn.close()
+        return app_error
 
-    def _report(self) -> None:
-        report = self.conn.ctx.report
-        assert report is not None
-        request, cycle = self.request, self.cycle
-        report(
-            RequestFacts(
-                request.method, request.target, request.http_version,
-                cycle.status or 500, cycle.body_bytes, self.conn.ctx.loop.time() - self.started,
-                self.conn.client, cycle.phase is Phase.DONE and not self.disconnected,
-            )
-        )  # fmt: skip
+    def write_error_page(self, status: int, detail: str) -> None:
+        """Write an error page in place of the response (nothing of it went out yet)."""
+        page = error_page(status, detail, self.conn.ctx.date)
+        self.page_status, self.page_bytes = status, body_length(page)
+        self.conn.write(page)

@@ -28,18 +28,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kakehashi.asgi import ASGIApp, ScopeBuilder
+from kakehashi.asgi import ASGIApp
+from kakehashi.errors import ConfigError
 from kakehashi.server.aio._shared import (
+    Recorder,
     ServerConfig,
+    TrustedPeers,
     bind_sockets,
+    dropped_lines,
     handshakes_pending,
     make_context,
     refuse_new_handshakes,
+    restore_logs,
+    server_metrics,
 )
 from kakehashi.server.aio.connection import ConnPhase, HTTPConnection
 from kakehashi.server.aio.context import AioContext, error_logger
 from kakehashi.server.aio.lifespan import Lifespan
 from kakehashi.server.aio.loops import new_loop
+from kakehashi.server.aio.proxies import ProxiedScopeBuilder
+from kakehashi.server.aio.proxyproto import ProxiedConnection
+from kakehashi.server.aio.record import access_log
 from kakehashi.server.aio.watchdog import LoopWatchdog
 
 __all__ = ["EXTENSIONS", "AsyncServer"]
@@ -68,11 +77,12 @@ class AsyncServer:
             server when it stops.
         shared_listeners: the listeners are shared with other processes (pre-fork
             workers): on shutdown, new handshakes are not refused for all of them.
-        metrics: the engine contract's; not used by this engine yet.
+        metrics: a pre-fork worker's metrics recorder (its parent serves /metrics); else
+            ``--metrics-bind`` gives the server a recorder and a listener of its own.
 
     Raises:
-        ConfigError: the loop asked for is not installed, an address cannot be bound, or
-            the TLS files cannot be loaded.
+        ConfigError: the loop asked for is not installed, an address (or
+            ``--metrics-bind``) cannot be bound, or the TLS files cannot be loaded.
     """
 
     def __init__(
@@ -82,23 +92,41 @@ class AsyncServer:
         *,
         sockets: list[socket.socket] | None = None,
         shared_listeners: bool = False,
-        metrics: object = None,
+        metrics: Recorder | None = None,
     ) -> None:
         self.config = config = config or ServerConfig()
         # Listeners shared with other processes go on accepting in them: not filtered here.
         self._shared_listeners = shared_listeners
         self.loop, self.loop_name = new_loop(config.loop)
-        self._tls = make_context(config) if config.tls else None
-        if sockets is None:
-            sockets = bind_sockets(config.addresses, config.backlog, config.reuse_port)
+        self._metrics_http = None
+        try:
+            recorder, self._metrics_http = server_metrics(config, metrics)
+            self._tls = make_context(config) if config.tls else None
+            if sockets is None:
+                sockets = bind_sockets(config.addresses, config.backlog, config.reuse_port)
+        except ConfigError:
+            if self._metrics_http is not None:
+                self._metrics_http.release()
+            self.loop.close()
+            raise
         self.sockets = sockets
         first = sockets[0].getsockname()
         server: tuple[str, int | None] = (
             (first[0], first[1]) if isinstance(first, tuple) else (str(first), None)
         )
         scheme = "https" if self._tls is not None else config.url_scheme
-        scopes = ScopeBuilder(server, config.root_path, EXTENSIONS)
-        self.ctx = AioContext(app, config, self.loop, scopes, scheme)
+        trusted = TrustedPeers(config.forwarded_allow_ips)
+        scopes = ProxiedScopeBuilder(server, config.root_path, EXTENSIONS, trusted)
+        access = access_log(config.access_log_format, config.access_log)
+        self.ctx = ctx = AioContext(app, config, self.loop, scopes, scheme, access)
+        if recorder is not None:
+            ctx.metrics = recorder
+            ctx.recorded = True
+            recorder.log_dropped = dropped_lines  # the access log counts its own drops
+            recorder.in_flight = self._in_flight
+        # A PROXY protocol header comes before the HTTP bytes (proxyproto.py).
+        self._protocol = HTTPConnection if config.proxy_protocol == "off" else ProxiedConnection
+        self._progress_seen = (-1, 0.0)  # stuck(): the loop's progress, and when it moved
         self.lifespan = Lifespan(app, self.loop)
         self.ctx.state = self.lifespan.state
         self.watchdog: LoopWatchdog | None = None
@@ -173,12 +201,29 @@ class AsyncServer:
         return self.ctx.requests
 
     def stuck(self, timeout: float) -> list[str]:
-        """The loop itself, when it has been blocked for ``timeout`` seconds (the
-        watchdog's heartbeat tells; without the watchdog nothing is known)."""
-        watchdog = self.watchdog
-        if watchdog is not None and time.monotonic() - watchdog.beat >= timeout:
-            return [f"the event loop ({self.loop_name}) has not run for {timeout:g}s"]
-        return []
+        """The loop itself, when it made no progress for ``timeout`` seconds (``--timeout``;
+        from another thread, the worker's heartbeat).  A running loop moves
+        ``ctx.progress`` at least once a sweep (at most a second apart), idle or not; so
+        a counter that stood still that long means the loop is blocked, and with it every
+        request of the process."""
+        if not timeout or not self.started.is_set() or self.stopped.is_set():
+            return []
+        now = time.monotonic()
+        progress = self.ctx.progress
+        seen, since = self._progress_seen
+        if progress != seen:
+            self._progress_seen = (progress, now)
+            return []
+        if now - since < timeout:
+            return []
+        running = sum(1 for conn in list(self.ctx.connections) if conn.exch is not None)
+        return [f"the event loop ({self.loop_name}) made no progress for {now - since:.0f}s, "
+                f"{running} request(s) in progress"]  # fmt: skip
+
+    def _in_flight(self) -> float:
+        """The metrics' in-flight gauge (read from the /metrics thread): connections with a
+        request being served, from its head to its response's end."""
+        return float(sum(1 for conn in list(self.ctx.connections) if conn.phase is ConnPhase.BUSY))
 
     # -- for tests and embedding -------------------------------------------------------------
 
@@ -223,6 +268,12 @@ class AsyncServer:
         loop.close()
         for sock in self.sockets:
             sock.close()
+        metrics = self.ctx.metrics
+        if metrics is not None:  # a pre-fork worker's last figures reach its parent
+            metrics.publish()
+        if self._metrics_http is not None:
+            self._metrics_http.close()
+        self.ctx.access.flush()  # lines still batched are written before the server ends
         self.stopped.set()
 
     async def _startup(self) -> None:
@@ -245,6 +296,9 @@ class AsyncServer:
                 loop, self.config.loop_watchdog, lambda: ctx.progress, ctx.bump
             )
             self.watchdog.start()
+        self.ctx.access.start()
+        if self._metrics_http is not None:
+            self._metrics_http.start()
         self._sweep()
         self.started.set()
 
@@ -264,8 +318,9 @@ class AsyncServer:
         tls: dict[str, Any] = {}
         if self._tls is not None:
             tls = {"ssl": self._tls, "ssl_handshake_timeout": self.config.header_timeout}
+        protocol = self._protocol
         return await self.loop.create_server(
-            lambda: HTTPConnection(ctx), sock=sock, backlog=self.config.backlog, **tls
+            lambda: protocol(ctx), sock=sock, backlog=self.config.backlog, **tls
         )
 
     @property
@@ -285,6 +340,13 @@ class AsyncServer:
         now = ctx.now
         for conn in list(ctx.connections):
             conn.check(now)
+        # As the thread engine's sweeper does: kakehashi's loggers switched back on after an
+        # application's logging setup, the access log's flusher started again (its batches
+        # wait for it), and a pre-fork worker's figures copied where its parent reads them.
+        restore_logs()
+        ctx.access.start()
+        if ctx.metrics is not None:
+            ctx.metrics.publish()
         self._sweeper = self.loop.call_later(self.tick, self._sweep)
 
     # -- shutdown ----------------------------------------------------------------------------

@@ -389,7 +389,8 @@ class ServerConfig:
         # gunicorn's default and meaning: a worker silent this long is stuck and replaced.
         default=30.0,
         metadata=_opt("--timeout", "seconds a worker process may go without a heartbeat "
-                      "(all its threads stuck, or the GIL held) before it is killed and "
+                      "(all its threads stuck, its event loop blocked, or the GIL held) "
+                      "before it is killed and "
                       "replaced (0 = off)", "workers", most=86400, off=True, aliases=("-t",)),
     )  # fmt: skip
     preload: bool = field(

@@ -117,10 +117,12 @@ def render(cells: Sequence[float]) -> bytes:
                  cells[c.opened]),
         *_single(f"{p}connections_open", "gauge", "Connections open now.", open_now),
         *_single(f"{p}connections_in_flight", "gauge",
-                 "Connections a thread is serving now: reading a request, running the "
-                 "application or writing its response.", in_flight),
+                 "Connections being served now: reading a request, running the "
+                 "application or writing its response (a thread each, on the thread "
+                 "engine).", in_flight),
         *_single(f"{p}connections_parked", "gauge",
-                 "Open connections holding no thread: idle, or waiting for the client.",
+                 "Open connections with no request being served: idle, or waiting for "
+                 "the client.",
                  max(0.0, open_now - in_flight)),
         *_labelled(f"{p}timeouts_total",
                    "Connections closed on a deadline, by phase: silent (no request yet), "

@@ -18,9 +18,9 @@ outright loses what it counted since its last tick.  When the parent reaps a wor
 that slot into a *retired* total it keeps, so replacing a worker never lowers a counter.
 
 Gauges come from counters or from the server's state when read: connections open = opened
-- closed; in flight = the connections a thread is serving right now (the server's poller
-counts them for :meth:`Recorder.totals` and :meth:`Recorder.publish`), so a request costs no
-store to say it began or ended.
+- closed; in flight = the connections being served right now (the engine counts them for
+:meth:`Recorder.totals` and :meth:`Recorder.publish`: the thread engine's poller, the asyncio
+engine's server), so a request costs no store to say it began or ended.
 
 A response is not added up on the request's path: its thread appends ``(method, status,
 bytes, seconds)`` to its lane's *pending* deque (after the cells, at ``_PENDING``), and the
@@ -87,7 +87,7 @@ class Cells:
     log_dropped: int = app_errors + 1  # set from the access log's own count
     restarts: int = log_dropped + 1  # written by the parent only (its retired total)
     recycles: int = restarts + 1
-    busy: int = recycles + 1  # a gauge, set when read: connections a thread is serving
+    busy: int = recycles + 1  # a gauge, set when read: connections being served
     count: int = busy + 1
 
 
@@ -151,7 +151,7 @@ class Recorder:
 
     ``shared``: a worker's slot, written by :meth:`publish` only.  ``log_dropped``: returns
     how many access-log lines this process dropped so far (the log keeps that count);
-    ``in_flight``: how many connections a thread is serving now (the server's poller).
+    ``in_flight``: how many connections are being served now (the engine counts them).
     """
 
     __slots__ = ("_local", "_lock", "_owners", "_shared", "in_flight", "lanes", "log_dropped")

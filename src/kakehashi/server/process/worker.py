@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from kakehashi.errors import AppImportError, ConfigError
+from kakehashi.errors import AppImportError, ConfigError, KakehashiError
 from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.engine.contract import Engine, EngineFactory, shutdown_after_delay
 from kakehashi.server.observe.loggers import error_logger
@@ -207,21 +207,27 @@ def _serve(spec: WorkerSpec) -> int:
     except Exception as exc:
         report.send(f"error 1 {exc!r}")
         raise
-    server = spec.hooks.engine(
-        app, spec.config, sockets=spec.sockets, shared_listeners=True, metrics=spec.metrics
-    )
+    try:  # the engine of the application's kind (the CLI's factory tells it)
+        server = spec.hooks.engine(
+            app, spec.config, sockets=spec.sockets, shared_listeners=True, metrics=spec.metrics
+        )
+    except ConfigError as exc:  # neither WSGI nor ASGI, or --loop uvloop not installed
+        report.send(f"error 2 {exc}")
+        return 2
     _install_signals(server, spec.hooks)
     if spec.config.reload:
         heartbeat.watcher = FileWatcher(spec.config.reload_extra_file)
     heartbeat.engine = server
-    # Ready before the threads start: connections wait in the kernel's queue meanwhile, and
-    # the arbiter never sees a worker that already served a request as one still booting.
-    report.send("ready")
+    # Ready once the engine started: an ASGI application's lifespan startup runs in
+    # start(), and one that refuses to start is a failed boot (retried, then given up), not
+    # a ready worker that died (replaced forever).  Connections wait in the kernel's queue
+    # until start() returns.
     try:
         server.start()
-    except RuntimeError as exc:  # no thread can be started
+    except (RuntimeError, KakehashiError) as exc:  # no thread can start; a lifespan refusal
         report.send(f"error 1 cannot start serving: {exc}")
         return 1
+    report.send("ready")
     server.serve_forever()
     heartbeat.stop.set()
     return 0
