@@ -26,8 +26,11 @@ class Engine(Protocol):
     @property
     def config(self) -> ServerConfig: ...
 
-    def start(self) -> None:
-        """Start serving (accepting on return); RuntimeError if no thread can start."""
+    def start(self, on_ready: Callable[[], object] | None = None) -> None:
+        """Start serving (accepting on return); RuntimeError if no thread can start.
+
+        ``on_ready`` is called once the engine is ready for requests and before any can be
+        served (the process manager's "ready": a worker that served a request was ready)."""
 
     def serve_forever(self) -> None:
         """Run queued calls until shut down (the main thread sleeps here)."""

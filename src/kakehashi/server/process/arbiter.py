@@ -428,7 +428,7 @@ class Arbiter:
         if worker.stopping_since or self._stopping:
             error_logger.info("worker %d %s", worker.pid, "stopped" if status == 0 else how)
             return
-        if worker.ready:
+        if worker.ready and not worker.error:  # an error after "ready": start() failed
             error_logger.warning("worker %d %s; starting another", worker.pid, how)
             return
         if worker.retry:  # not a boot failure: _maintain starts the next one now

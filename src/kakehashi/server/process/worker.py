@@ -218,16 +218,15 @@ def _serve(spec: WorkerSpec) -> int:
     if spec.config.reload:
         heartbeat.watcher = FileWatcher(spec.config.reload_extra_file)
     heartbeat.engine = server
-    # Ready once the engine started: an ASGI application's lifespan startup runs in
-    # start(), and one that refuses to start is a failed boot (retried, then given up), not
-    # a ready worker that died (replaced forever).  Connections wait in the kernel's queue
-    # until start() returns.
+    # Ready when the engine says so, before it can serve a request (a worker that served one
+    # and then died was ready: it is replaced, not counted as a failed boot) and after an
+    # ASGI application's lifespan startup (one that refuses to start is a failed boot,
+    # retried, then given up).  Connections wait in the kernel's queue meanwhile.
     try:
-        server.start()
+        server.start(on_ready=lambda: report.send("ready"))
     except (RuntimeError, KakehashiError) as exc:  # no thread can start; a lifespan refusal
         report.send(f"error 1 cannot start serving: {exc}")
         return 1
-    report.send("ready")
     server.serve_forever()
     heartbeat.stop.set()
     return 0

@@ -142,8 +142,11 @@ class Server:
                 out.append(f"{name[0]}:{name[1]}")
         return out
 
-    def start(self) -> None:
-        """Start the threads and return; the server is accepting when this returns."""
+    def start(self, on_ready: Callable[[], object] | None = None) -> None:
+        """Start the threads and return; the server is accepting when this returns.
+        ``on_ready``: called before the first thread starts (engine/contract.py)."""
+        if on_ready is not None:
+            on_ready()
         self.ctx.access.start()
         self._poller.start()
         for number in range(self.config.threads):
