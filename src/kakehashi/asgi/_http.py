@@ -364,7 +364,7 @@ class HTTPCycle:
             if not more:
                 if remaining:
                     raise LocalProtocolError("body shorter than its Content-Length")
-                self._end()
+                self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE
             return body
         if framing is Framing.CHUNKED:
             if more:
@@ -375,11 +375,8 @@ class HTTPCycle:
             self.phase = Phase.DONE
             return encode_chunk(body) + LAST_CHUNK if body else LAST_CHUNK
         if not more:
-            self._end()
+            self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE
         return body if framing is Framing.CLOSE else b""  # no body for HEAD, 204, 304
-
-    def _end(self) -> None:
-        self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE
 
     # -- extensions --------------------------------------------------------------------------
 
