@@ -84,7 +84,8 @@ def _load(port: int, n: int) -> None:
 
 def _instructions(out: str) -> int:
     total = 0
-    for dump in glob.glob(f"{out}/cg.*.1"):
+    # Every numbered part: a dump asked by anyone else splits a process's counts in two.
+    for dump in glob.glob(f"{out}/cg.*.[0-9]*"):
         for line in Path(dump).read_text().splitlines():
             if line.startswith(("summary:", "totals:")):
                 total += int(line.split()[1])
@@ -100,8 +101,14 @@ def run(name: str, n: int, app: str) -> int:
         try:
             _wait_ready(port)
             _load(port, n)
-            # Dump every process's counts while it still runs: the shutdown is not counted.
-            subprocess.run(["callgrind_control", "-d"], capture_output=True, check=False)
+            # Dump the counts of this peer's processes (its session: start_new_session) while
+            # they still run, so the shutdown is not counted; other callgrind runs on the
+            # machine are left alone.
+            pids = subprocess.run(
+                ["pgrep", "-s", str(proc.pid)], capture_output=True, text=True, check=False
+            ).stdout.split()
+            for pid in pids:
+                subprocess.run(["callgrind_control", "-d", pid], capture_output=True, check=False)
             time.sleep(3)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)

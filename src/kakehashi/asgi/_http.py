@@ -60,6 +60,15 @@ _NOT_IN_TRAILERS = frozenset(
 )  # fmt: skip
 
 
+# "HTTP/1.1 200 OK\r\n", encoded once per status code (at most 400 of them: 200-599).
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
+    return line
+
+
 class Phase(enum.Enum):
     START = "start"  # nothing sent yet (an early hint may go out)
     HELD = "held"  # http.response.start received, held until the first body message
@@ -267,12 +276,14 @@ class HTTPCycle:
             # A 1xx is sent by the server (100, 103 via early_hint), never as the response.
             raise LocalProtocolError(f"status must be an int in 200-599, not {status!r}")
         headers = message.get("headers", ())
-        field = self._fields.field
         try:
-            self._lines = [field(item) for item in headers]
+            # map, not a comprehension: on Python 3.11 that is a function made per call.
+            self._lines = list(map(self._fields.field, headers))
         except TypeError:
             raise LocalProtocolError(f"headers must be an iterable, not {headers!r}") from None
-        self._trailers_wanted = _flag(message, "trailers")
+        trailers = message.get("trailers", False)
+        if trailers is not False:
+            self._trailers_wanted = _flag(message, "trailers")
         self.headers = headers
         self.status = status
         self.phase = Phase.HELD
@@ -288,23 +299,34 @@ class HTTPCycle:
             self.method, self.version, self.keep_alive, self.status,
             length, has_connection, wants_close,
         )  # fmt: skip
-        lines = [line for line, kind, _ in self._lines if kind != DROPPED]
+        status = self.status
+        status_line = _STATUS_LINES.get(status) or _status_line(status)
+        # Loops, not comprehensions (on Python 3.11 each one is a function made per call).
+        lines = [status_line]
+        append = lines.append
         if decision.drop_length:
-            lines = [line for line, kind, _ in self._lines if kind not in (DROPPED, CONTENT_LENGTH)]
-        elif added_length:
-            lines.append(b"content-length: %d\r\n" % length)  # type: ignore[str-format]
+            for line, kind, _ in self._lines:
+                if kind != DROPPED and kind != CONTENT_LENGTH:
+                    append(line)
+        else:
+            for line, kind, _ in self._lines:
+                if kind != DROPPED:
+                    append(line)
+            if added_length:
+                append(b"content-length: %d\r\n" % length)  # type: ignore[str-format]
         for name, value in decision.added:
-            lines.append(b"%s: %s\r\n" % (name, value))
+            append(b"%s: %s\r\n" % (name, value))
         if not has_date:
-            lines.append(b"date: %s\r\n" % self._date)
-        if not has_server:
-            lines.append(b"server: kakehashi\r\n")
+            append(b"date: ")
+            append(self._date)
+            append(b"\r\nserver: kakehashi\r\n\r\n" if not has_server else b"\r\n\r\n")
+        else:
+            append(b"server: kakehashi\r\n\r\n" if not has_server else b"\r\n")
         self._framing = decision.framing
         self._remaining = decision.content_length or 0
         self.keep_alive = decision.keep_alive
         self._lines = []
-        status = self.status
-        return b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, reason_phrase(status), b"".join(lines))
+        return b"".join(lines)
 
     # -- body --------------------------------------------------------------------------------
 
@@ -346,7 +368,7 @@ class HTTPCycle:
             if not more:
                 if remaining:
                     raise LocalProtocolError("body shorter than its Content-Length")
-                self._end()
+                self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE
             return body
         if framing is Framing.CHUNKED:
             if more:
@@ -357,14 +379,11 @@ class HTTPCycle:
             self.phase = Phase.DONE
             return encode_chunk(body) + LAST_CHUNK if body else LAST_CHUNK
         if not more:
-            self._end()
+            self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE
         if framing is Framing.CLOSE:
             return body
         self.body_bytes -= len(body)  # no body goes out for HEAD, 204, 304
         return b""
-
-    def _end(self) -> None:
-        self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE
 
     # -- extensions --------------------------------------------------------------------------
 

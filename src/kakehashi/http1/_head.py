@@ -48,6 +48,8 @@ _SUPPORTED_VERSIONS = (b"1.0", b"1.1")
 # regular expression skips them in C, because a peer may send thousands and the buffer is
 # rescanned on every call while the head is incomplete.
 _EMPTY_LINES_RE = re.compile(rb"(?:\r\n)*")
+# The lower-cased name of each spelling of a framing field the fast path knows.
+_LOWER = {spelling: spelling.lower() for spelling in FRAMING_SPELLINGS}
 
 
 @dataclass(slots=True)
@@ -151,11 +153,9 @@ def split_fields(
     """
     lines = block.split(b"\r\n")
     crlf = len(lines) - 1
-    if block.count(b"\r") != crlf or block.count(b"\n") != crlf:
-        # Checked first, as for a partial head (_check_line_endings), so that the status
-        # does not depend on how the head arrived.
-        raise RemoteProtocolError("header lines must end with CRLF, with no bare CR or LF")
     if len(lines) > limits.max_fields:
+        if block.count(b"\r") != crlf or block.count(b"\n") != crlf:
+            raise RemoteProtocolError("header lines must end with CRLF, with no bare CR or LF")
         raise RemoteProtocolError(f"more than {limits.max_fields} header fields", 431)
     # A loop, not comprehensions (on Python 3.11 each one is a function made per call).
     fields: list[tuple[bytes, bytes]] = []
@@ -167,10 +167,15 @@ def split_fields(
     by_name = dict(fields)
     if (
         len(fields) != len(lines)  # a line without a colon
-        or len(block.translate(None, CTL_BYTES)) != len(block) - 2 * crlf  # any other CTL
+        # Any CTL but the CRLFs split on (so no bare CR or LF either).
+        or len(block.translate(None, CTL_BYTES)) != len(block) - 2 * crlf
         or len(by_name) != len(fields)  # a repeated name
         or not KNOWN_NAMES.issuperset(by_name)  # a name we have not seen valid
     ):
+        if block.count(b"\r") != crlf or block.count(b"\n") != crlf:
+            # Checked first, as for a partial head (_check_line_endings), so that the status
+            # does not depend on how the head arrived.
+            raise RemoteProtocolError("header lines must end with CRLF, with no bare CR or LF")
         fields = parse_fields(block + b"\r\n", limits)
         found: dict[bytes, list[bytes]] = {}
         for name, value in fields:
@@ -180,9 +185,13 @@ def split_fields(
         return fields, found
     if len(block) > limits.max_field_bytes:  # only then can one line be over the limit
         _check_line_lengths(lines, limits)
+    framing = FRAMING_SPELLINGS.intersection(by_name)
+    if len(framing) == 1:  # the usual request: Host alone
+        (spelling,) = framing
+        return fields, {_LOWER[spelling]: [by_name[spelling]]}
     found = {}
-    for spelling in FRAMING_SPELLINGS.intersection(by_name):
-        found.setdefault(spelling.lower(), []).append(by_name[spelling])
+    for spelling in framing:
+        found.setdefault(_LOWER[spelling], []).append(by_name[spelling])
     return fields, found
 
 

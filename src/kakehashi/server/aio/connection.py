@@ -278,6 +278,10 @@ class HTTPConnection(asyncio.Protocol):
         if not exch.cycle.keep_alive:
             self.close()
             return
+        if exch.body_done and not self.write_paused:  # the usual case, as _next does it
+            self.exch = None
+            self._go_on()
+            return
         if not exch.body_done:
             # A body the application left unread: dropped as it comes if it is short,
             # else the connection closes.  A client still waiting for 100 Continue may
@@ -311,7 +315,8 @@ class HTTPConnection(asyncio.Protocol):
             self.deadline = ctx.now + ctx.config.keep_alive
             if ctx.stopping:
                 self.deadline = min(self.deadline, ctx.linger_until)
-        self._maybe_resume()
+        if not self.reading:  # the usual case reads on: no call
+            self._maybe_resume()
 
     # -- flow control ------------------------------------------------------------------------
 
