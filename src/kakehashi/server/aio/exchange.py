@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -90,8 +91,10 @@ class Exchange:
         self.rbuf: ReceiveBuffer | None = None
         ctx = conn.ctx
         self.progressed = ctx.now
-        # The coarse clock is enough for the body's pace; a duration reported wants better.
-        self.started = ctx.loop.time() if ctx.recorded else ctx.now
+        # The coarse clock is enough for the body's pace; a duration reported wants better,
+        # and not the loop's time: uvloop's stands still for a whole pass of the loop, so a
+        # request served within one pass would last 0 s (both are CLOCK_MONOTONIC).
+        self.started = time.monotonic() if ctx.recorded else ctx.now
         self.page_status = 0  # an error page went out instead of the application's response
         self.page_bytes = 0  # its body bytes
         self.received = 0

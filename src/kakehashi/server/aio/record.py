@@ -20,6 +20,7 @@ Owned by the event loop's thread, like the exchanges it reads.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from kakehashi.asgi import Phase
@@ -111,7 +112,7 @@ def record(exch: Exchange, failed: bool) -> None:
     conn = exch.conn
     ctx = conn.ctx
     cycle = exch.cycle
-    seconds = ctx.loop.time() - exch.started
+    seconds = time.monotonic() - exch.started  # the clock of Exchange.started
     if cycle.head_sent:
         status = cycle.status
         sent = max(0, cycle.body_bytes - conn.unsent)
