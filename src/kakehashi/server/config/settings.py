@@ -17,6 +17,8 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import DEFAULT_LIMITS, Limits
+from kakehashi.server.config.fields import opt as _opt
+from kakehashi.server.config.wssettings import WebSocketSettings
 from kakehashi.server.edge.proxies import TrustedPeers, root_path_key
 from kakehashi.server.net.bind import Address, parse_bind
 from kakehashi.server.observe.accesslog import DEFAULT_FORMAT, check_format
@@ -27,16 +29,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED: what gunicorn's --cert-reqs and uvicorn's
 # --ssl-cert-reqs take.
 _CERT_REQS_NUMBERS = {"0": "none", "1": "optional", "2": "required"}
-
-
-def _opt(flag: str, help: str, section: str, **extra: Any) -> dict[str, Any]:
-    """A field's metadata.  A number takes ``most`` (its upper bound, said in its help) and
-    ``off`` (True when 0 is allowed, meaning "off"); otherwise it must be positive.
-    ``aliases`` are the other spellings gunicorn and uvicorn users type (``-w``,
-    ``--timeout-keep-alive``): the same setting, so ``--help`` lists it once."""
-    if "most" in extra:
-        help = f"{help} (at most {extra['most']:,})"
-    return {"flag": flag, "help": help, "section": section, "aliases": (), **extra}
 
 
 def default_text(f: dataclasses.Field[Any]) -> str:
@@ -72,8 +64,9 @@ def _check_metrics_bind(text: str, app_addresses: list[Address]) -> None:
 
 
 @dataclass(frozen=True)
-class ServerConfig:
-    """The server's settings, with the reason for each default next to it."""
+class ServerConfig(WebSocketSettings):
+    """The server's settings, with the reason for each default next to it (the WebSocket
+    ones in wssettings.py: declared there only to keep this module short)."""
 
     bind: tuple[str, ...] = field(
         default=("127.0.0.1:8000",),
