@@ -35,7 +35,10 @@ _THREADS_ONLY = ("threads", "poller", "buffer_body_size", "parked_body_budget",
                  "output_buffer_memory", "output_buffer_limit", "request_timeout")  # fmt: skip
 # Shared settings the ASGI engine does not apply yet (issue 21, item 5).
 _NOT_YET_ASGI = ("access_log_format", "metrics_bind", "forwarded_allow_ips", "proxy_allow_from")
-_ASGI_ONLY = ("loop", "loop_watchdog", "limit_concurrency")
+_ASGI_ONLY: tuple[str, ...] = ("loop", "loop_watchdog", "limit_concurrency")
+# WebSockets are served to ASGI applications only (server/aio/websocket.py).
+_ASGI_ONLY += ("ws_max_size", "ws_max_queue", "ws_ping_interval", "ws_ping_timeout",
+               "ws_close_timeout", "ws_per_message_deflate", "ws_deflate_budget")  # fmt: skip
 
 
 def _changed(config: ServerConfig, names: tuple[str, ...]) -> list[str]:

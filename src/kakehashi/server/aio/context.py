@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kakehashi.asgi import ASGIApp, FieldCache, ScopeBuilder
 from kakehashi.http1 import Limits
 from kakehashi.server.aio._shared import ServerConfig, error_logger
+from kakehashi.server.aio.wsshared import WebSocketShared
 
 if TYPE_CHECKING:
     from kakehashi.server.aio.connection import HTTPConnection
@@ -67,6 +68,7 @@ class AioContext:
         "state",
         "stopping",
         "tasks",
+        "ws",
     )
 
     def __init__(
@@ -99,6 +101,7 @@ class AioContext:
         self.native_sendfile = isinstance(loop, asyncio.BaseEventLoop)
         # Where a finished request's facts go (access log, metrics); None costs nothing.
         self.report: Callable[[RequestFacts], None] | None = None
+        self.ws = WebSocketShared(config)  # what every WebSocket shares (websocket.py)
         self.now = loop.time()
         self.progress = 0  # bumped as the loop works; read by the watchdog's thread
         self.date = b""

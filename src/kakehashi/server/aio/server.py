@@ -41,6 +41,7 @@ from kakehashi.server.aio.context import AioContext, error_logger
 from kakehashi.server.aio.lifespan import Lifespan
 from kakehashi.server.aio.loops import new_loop
 from kakehashi.server.aio.watchdog import LoopWatchdog
+from kakehashi.server.observe.metrics import Recorder
 
 __all__ = ["EXTENSIONS", "AsyncServer"]
 
@@ -99,6 +100,8 @@ class AsyncServer:
         scheme = "https" if self._tls is not None else config.url_scheme
         scopes = ScopeBuilder(server, config.root_path, EXTENSIONS)
         self.ctx = AioContext(app, config, self.loop, scopes, scheme)
+        if isinstance(metrics, Recorder):
+            self.ctx.ws.metrics = metrics  # the WebSocket figures (wsshared.py)
         self.lifespan = Lifespan(app, self.loop)
         self.ctx.state = self.lifespan.state
         self.watchdog: LoopWatchdog | None = None
@@ -161,8 +164,11 @@ class AsyncServer:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to do
             self.loop.call_soon_threadsafe(work)
 
-    def request_shutdown(self) -> None:
-        """Ask the server to shut down gracefully; safe from a signal handler."""
+    def request_shutdown(self, restart: bool = False) -> None:
+        """Ask the server to shut down gracefully; safe from a signal handler.  ``restart``:
+        a replacement takes over (open WebSockets are closed with 1012, not 1001)."""
+        if restart:
+            self.ctx.ws.going_away_code = 1012
         self._stop_asked = True
         self.call_soon(self._begin_stop)
 
@@ -276,7 +282,8 @@ class AsyncServer:
         if self.ctx.stopping:
             return _DRAIN_TICK
         shortest = min(config.header_timeout, config.keep_alive, config.body_timeout,
-                       config.send_timeout)  # fmt: skip
+                       config.send_timeout, config.ws_close_timeout,
+                       config.ws_ping_interval or 60, config.ws_ping_timeout or 60)  # fmt: skip
         return max(0.05, min(1.0, shortest / 4))
 
     def _sweep(self) -> None:
@@ -301,6 +308,8 @@ class AsyncServer:
                 exch.cycle.keep_alive = False  # unless requests were pipelined behind it
             if conn.phase is not ConnPhase.BUSY:
                 conn.deadline = min(conn.deadline, ctx.linger_until)
+            if conn.ws is not None:  # 1001 (1012 for a restart); the application is told
+                conn.ws.going_away(ctx.ws.going_away_code)
         if self._sweeper is not None:  # from now on at the draining tick
             self._sweeper.cancel()
             self._sweep()
