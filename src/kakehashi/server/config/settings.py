@@ -18,7 +18,7 @@ from typing import Any
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import DEFAULT_LIMITS, Limits
 from kakehashi.server.config.fields import opt as _opt
-from kakehashi.server.config.wssettings import WebSocketSettings
+from kakehashi.server.config.wssettings import WS_FIELDS as _WS
 from kakehashi.server.edge.proxies import TrustedPeers, root_path_key
 from kakehashi.server.net.bind import Address, parse_bind
 from kakehashi.server.observe.accesslog import DEFAULT_FORMAT, check_format
@@ -64,9 +64,9 @@ def _check_metrics_bind(text: str, app_addresses: list[Address]) -> None:
 
 
 @dataclass(frozen=True)
-class ServerConfig(WebSocketSettings):
-    """The server's settings, with the reason for each default next to it (the WebSocket
-    ones in wssettings.py: declared there only to keep this module short)."""
+class ServerConfig:
+    """The server's settings, with the reason for each default next to it (for the
+    WebSocket ones, in wssettings.py)."""
 
     bind: tuple[str, ...] = field(
         default=("127.0.0.1:8000",),
@@ -458,6 +458,15 @@ class ServerConfig(WebSocketSettings):
                       "requests get 503 at once (0 = no limit)", "asgi", off=True,
                       most=1_000_000),
     )  # fmt: skip
+
+    # -- WebSockets, on the ASGI engine (wssettings.py, docs/websocket.md) --------------------
+    ws_max_size: int = _WS["ws_max_size"]
+    ws_max_queue: int = _WS["ws_max_queue"]
+    ws_ping_interval: float = _WS["ws_ping_interval"]
+    ws_ping_timeout: float = _WS["ws_ping_timeout"]
+    ws_close_timeout: float = _WS["ws_close_timeout"]
+    ws_per_message_deflate: bool = _WS["ws_per_message_deflate"]
+    ws_deflate_budget: int = _WS["ws_deflate_budget"]
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
