@@ -15,10 +15,10 @@ ALLOWED: dict[str, set[str]] = {
     "http1": {"errors"},
     "websocket": {"errors", "http1"},
     "wsgi": {"errors", "http1"},
-    "asgi": {"errors", "http1"},
+    "asgi": {"errors", "http1", "websocket"},
     "app": {"errors", "http1", "wsgi"},
     "demo": {"errors", "http1", "wsgi", "app"},
-    "server": {"errors", "http1", "wsgi", "asgi"},
+    "server": {"errors", "http1", "websocket", "wsgi", "asgi"},
     "client": {"errors", "http1", "websocket"},
     "cli": {
         "errors",
@@ -68,7 +68,7 @@ SHARED = {"net", "observe", "edge", "config", "engine"}
 # What a room may import from the rest of kakehashi (errors and http1 always).
 ROOM_LAYERS: dict[str, set[str]] = {room: {"errors", "http1"} for room in ROOMS}
 ROOM_LAYERS["threads"] |= {"wsgi"}
-ROOM_LAYERS["aio"] |= {"asgi"}
+ROOM_LAYERS["aio"] |= {"asgi", "websocket"}
 ROOM_LAYERS["__init__"] |= {"wsgi", "asgi"}
 
 

@@ -3,13 +3,8 @@ compression included, 0 FAILED and every close clean (OK or INFORMATIONAL).
 
 The suite is Python 2 only; ``tools/autobahn.sh`` installs it (pinned) into ``.venvs/autobahn``
 from the Python 2.7 pyenv provides, and this test skips where that Python is missing.  It is
-slow: cases 12 and 13 (permessage-deflate) move about 11 GB each way through zlib, 24 min
-on this kind of machine.  By default the test therefore runs cases 1 to 10 whole and the
-first case of every group of 12 and 13 (each deflate parameter set once), about two minutes,
-so that the suite stays within CI's time on three Pythons; ``KAKEHASHI_AUTOBAHN_CASES="*"``
-runs all 517 (the results table in docs/websocket.md is from such a run).  Select the test
-with ``-m autobahn`` or leave it out with ``-m "not autobahn"``;
-``KAKEHASHI_AUTOBAHN_CASES="1.*,2.*"`` narrows the cases while fixing something.
+slow: which cases run by default, and how to run all 517, is in tests/autobahn_cases.py.
+Select the test with ``-m autobahn`` or leave it out with ``-m "not autobahn"``.
 """
 
 from __future__ import annotations
@@ -27,6 +22,7 @@ import pytest
 from kakehashi.client import websocket
 from kakehashi.errors import TransportError, WebSocketError
 from kakehashi.websocket import DeflateSettings
+from tests.autobahn_cases import CASES
 from tests.client.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,14 +31,6 @@ PYTHON2 = Path(
     os.environ.get("AUTOBAHN_PYTHON", str(Path.home() / ".pyenv/versions/2.7.18/bin/python"))
 )
 AGENT = "kakehashi"
-# Cases 1-10, and the first case of each group of 12 (message sizes) and 13 (deflate
-# parameter sets): every code path of the compression, a tenth of its bytes.
-DEFAULT_CASES = ",".join(
-    [f"{group}.*" for group in range(1, 11)]
-    + [f"12.{group}.1" for group in range(1, 6)]
-    + [f"13.{group}.1" for group in range(1, 8)]
-)
-CASES = os.environ.get("KAKEHASHI_AUTOBAHN_CASES", DEFAULT_CASES).split(",")
 # Offer what browsers offer (no window asked for, client_max_window_bits without a value), so
 # that every parameter set of cases 13.x can be answered.
 OFFER = DeflateSettings(server_max_window_bits=None, client_max_window_bits=None)

@@ -1,9 +1,9 @@
 """kakehashi.asgi: ASGI 3 glue, sans-I/O (the twin of kakehashi.wsgi).
 
 No sockets, event loop, threads, clocks or logging here: scopes built from parsed
-:mod:`kakehashi.http1` requests, and the ``http`` and ``lifespan`` cycles as plain state
-machines that check what an application sends.  An engine (``kakehashi.server.aio``) does
-the waiting and the I/O.
+:mod:`kakehashi.http1` requests, and the ``http``, ``websocket`` and ``lifespan`` cycles as
+plain state machines that check what an application sends.  An engine
+(``kakehashi.server.aio``) does the waiting and the I/O.
 """
 
 from kakehashi.asgi._http import FieldCache, HTTPCycle, PathSend, Phase, error_page
@@ -19,10 +19,12 @@ from kakehashi.asgi._interface import (
 )
 from kakehashi.asgi._lifespan import LifespanCycle, LifespanPhase
 from kakehashi.asgi._scope import ASGI_VERSION, SPEC_VERSION, ScopeBuilder, tls_extension
+from kakehashi.asgi._websocket import WS_EXTENSIONS, WebSocketCycle, WSPhase, websocket_scope
 
 __all__ = [
     "ASGI_VERSION",
     "SPEC_VERSION",
+    "WS_EXTENSIONS",
     "ASGIApp",
     "FieldCache",
     "HTTPCycle",
@@ -36,8 +38,11 @@ __all__ = [
     "Scope",
     "ScopeBuilder",
     "Send",
+    "WSPhase",
+    "WebSocketCycle",
     "as_asgi3",
     "detect",
     "error_page",
     "tls_extension",
+    "websocket_scope",
 ]

@@ -43,6 +43,8 @@ from kakehashi.server.aio._shared import SendPace, body_length, first_line, requ
 from kakehashi.server.aio.context import AioContext, error_logger
 from kakehashi.server.aio.exchange import Exchange
 from kakehashi.server.aio.tlsinfo import tls_scope
+from kakehashi.server.aio.websocket import WebSocketSession, start_websocket
+from kakehashi.websocket import is_websocket_request
 
 __all__ = ["ConnPhase", "HTTPConnection"]
 
@@ -91,6 +93,7 @@ class HTTPConnection(asyncio.Protocol):
         "unsent",
         "write_paused",
         "written",
+        "ws",
     )
 
     def __init__(self, ctx: AioContext) -> None:
@@ -116,6 +119,7 @@ class HTTPConnection(asyncio.Protocol):
         self.pace_taken = 0
         self.file_since = 0.0  # a pathsend file is going out: when the last piece did
         self.unsent = 0  # bytes a dropped slow reader never took (the access log)
+        self.ws: WebSocketSession | None = None  # after an upgrade: the bytes go there
 
     # -- asyncio's callbacks -----------------------------------------------------------------
 
@@ -137,6 +141,9 @@ class HTTPConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.ctx.progress += 1  # the loop runs (watchdog.py)
+        if self.ws is not None:
+            self.ws.data_received(data)
+            return
         exch = self.exch
         if exch is not None:
             self._more_of_request(exch, data)
@@ -171,6 +178,8 @@ class HTTPConnection(asyncio.Protocol):
             self.ctx.metrics.closed()
         if self.exch is not None:
             self.exch.client_gone()
+        if self.ws is not None:
+            self.ws.connection_lost()
         self._wake_drain()
 
     def pause_writing(self) -> None:
@@ -179,6 +188,8 @@ class HTTPConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self._wake_drain()
+        if self.ws is not None:
+            self.ws.writable()
         if self.next_pending:
             self.next_pending = False
             self._go_on()
@@ -193,20 +204,15 @@ class HTTPConnection(asyncio.Protocol):
             self._refuse(exc)
             return
         if parsed is None:
-            if self.buf[:2] == b"\r\n":
-                # RFC 9112 §2.2: empty lines before a request are ignored; dropped here so a
-                # stream of them is never rescanned (the head timer bounds them).
-                skipped = _EMPTY_LINES_RE.match(self.buf)
-                if skipped is not None:
-                    self.buf = self.buf[skipped.end() :]
-            if self.phase is ConnPhase.IDLE:
-                self.phase = ConnPhase.HEAD
-                if self.requests:  # a fresh connection's head timer runs from accept
-                    self.deadline = self.ctx.now + self.ctx.config.header_timeout
+            self._head_incomplete()
             return
         request, end = parsed
         ctx = self.ctx
         self.requests += 1
+        if is_websocket_request(request):
+            self.phase = ConnPhase.BUSY
+            start_websocket(self, request, self.buf[end:])
+            return
         if ctx.limit and ctx.in_flight >= ctx.limit:
             self._answer(503, f"more than {ctx.limit} requests in flight")
             return
@@ -230,6 +236,18 @@ class HTTPConnection(asyncio.Protocol):
         ctx.requests += 1
         exch.task = task = ctx.loop.create_task(exch.run())
         ctx.tasks.add(task)
+
+    def _head_incomplete(self) -> None:
+        if self.buf[:2] == b"\r\n":
+            # RFC 9112 §2.2: empty lines before a request are ignored; dropped here so a
+            # stream of them is never rescanned (the head timer bounds them).
+            skipped = _EMPTY_LINES_RE.match(self.buf)
+            if skipped is not None:
+                self.buf = self.buf[skipped.end() :]
+        if self.phase is ConnPhase.IDLE:
+            self.phase = ConnPhase.HEAD
+            if self.requests:  # a fresh connection's head timer runs from accept
+                self.deadline = self.ctx.now + self.ctx.config.header_timeout
 
     def _start_body(self, exch: Exchange, framing: Framing, body: bytes) -> bool:
         """Set ``exch`` up to receive its body, starting with what came with the head."""
@@ -333,6 +351,15 @@ class HTTPConnection(asyncio.Protocol):
             self.reading = True
             self.transport.resume_reading()
 
+    def pause(self) -> None:
+        """Stop reading (a WebSocket whose application's queue is full)."""
+        self._pause()
+
+    def resume(self) -> None:
+        if not self.reading and not self.closing:
+            self.reading = True
+            self.transport.resume_reading()
+
     def body_taken(self) -> None:
         """The application took the buffered body: read on if that paused reading."""
         if not self.reading:
@@ -404,6 +431,13 @@ class HTTPConnection(asyncio.Protocol):
         self.closing = True
         self.transport.abort()
 
+    def refuse(self, exc: RemoteProtocolError) -> None:
+        self._refuse(exc)
+
+    def answer(self, status: int, detail: str) -> None:
+        """A short error response, then the connection closes."""
+        self._answer(status, detail)
+
     def _refuse(self, exc: RemoteProtocolError, request: Request | None = None) -> None:
         """A protocol error: answered with its status (if no response started), closed.
         ``request``: the request whose body broke, if its exchange is not under way yet."""
@@ -444,6 +478,9 @@ class HTTPConnection(asyncio.Protocol):
                 return
         elif self.pace_on:
             self.pace_on = False
+        if self.ws is not None:
+            self.ws.check(now)
+            return
         if self.closing:
             return
         if self.phase is ConnPhase.BUSY:
@@ -484,6 +521,8 @@ class HTTPConnection(asyncio.Protocol):
         # (Only here: what an abort drops otherwise depends on the loop, and is at most what
         # one send() wrote; uvloop still flushes a write queued in the same turn.)
         self.unsent = queued
+        if self.ws is not None:
+            self.ws.dropped(reason)
         self.abort()
 
     def _check_busy(self, now: float) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kakehashi.asgi import ASGIApp, FieldCache, ScopeBuilder
 from kakehashi.http1 import Limits
 from kakehashi.server.aio._shared import AccessLog, Recorder, ServerConfig, error_logger
+from kakehashi.server.aio.wsshared import WebSocketShared
 
 if TYPE_CHECKING:
     from kakehashi.server.aio.connection import HTTPConnection
@@ -51,6 +52,7 @@ class AioContext:
         "state",
         "stopping",
         "tasks",
+        "ws",
     )
 
     def __init__(
@@ -86,6 +88,7 @@ class AioContext:
         self.access = access
         self.metrics: Recorder | None = None
         self.recorded = access.enabled  # or metrics: a request's end is recorded
+        self.ws = WebSocketShared(config)  # what every WebSocket shares (websocket.py)
         self.now = loop.time()
         self.progress = 0  # bumped as the loop works; read by the watchdog's thread
         self.date = b""

@@ -21,6 +21,7 @@ Owned by the event loop's thread, like the exchanges it reads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kakehashi.asgi import Phase
@@ -28,8 +29,9 @@ from kakehashi.server.aio._shared import AccessLog, RequestReader
 
 if TYPE_CHECKING:
     from kakehashi.server.aio.exchange import Exchange
+    from kakehashi.server.aio.wsshared import WebSocketFacts
 
-__all__ = ["EXCHANGE_READER", "ExchangeReader", "access_log", "record"]
+__all__ = ["EXCHANGE_READER", "ExchangeReader", "access_log", "record", "websocket_reporter"]
 
 _STATUS_GONE = 499  # nginx's: the client closed before a response head went out
 
@@ -100,6 +102,37 @@ class ExchangeReader:
 
 
 EXCHANGE_READER: RequestReader = ExchangeReader()
+
+
+class _Ended:
+    """A WebSocket that ended, shaped as the reader reads an Exchange: ``scope`` (the keys
+    the reader asks for) and ``request`` (the line as received)."""
+
+    __slots__ = ("request", "scope")
+
+    def __init__(self, facts: WebSocketFacts) -> None:
+        request = facts.request
+        target = request.target
+        path, _, query = target.partition(b"?")
+        self.request = request
+        self.scope = {
+            "headers": [(name.lower(), value) for name, value in request.headers],
+            "client": facts.peer,
+            "method": request.method.decode("latin-1"),
+            "http_version": request.http_version.decode("latin-1"),
+            "path": path.decode("latin-1"),
+            "query_string": query,
+        }
+
+
+def websocket_reporter(access: AccessLog) -> Callable[[WebSocketFacts], None]:
+    """What a WebSocket's end tells the access log (wsshared.py's ``report``): one line for
+    the whole connection, read through the same reader as an HTTP request's."""
+
+    def report(facts: WebSocketFacts) -> None:
+        access.websocket(_Ended(facts), facts.duration, facts.counts(), facts.status)
+
+    return report
 
 
 def access_log(fmt: str, enabled: bool) -> AccessLog:

@@ -48,7 +48,7 @@ from kakehashi.server.aio.lifespan import Lifespan
 from kakehashi.server.aio.loops import new_loop
 from kakehashi.server.aio.proxies import ProxiedScopeBuilder
 from kakehashi.server.aio.proxyproto import ProxiedConnection
-from kakehashi.server.aio.record import access_log
+from kakehashi.server.aio.record import access_log, websocket_reporter
 from kakehashi.server.aio.watchdog import LoopWatchdog
 
 __all__ = ["EXTENSIONS", "AsyncServer"]
@@ -119,11 +119,14 @@ class AsyncServer:
         scopes = ProxiedScopeBuilder(server, config.root_path, EXTENSIONS, trusted)
         access = access_log(config.access_log_format, config.access_log)
         self.ctx = ctx = AioContext(app, config, self.loop, scopes, scheme, access)
+        if access.enabled:  # one line per WebSocket, when it closes
+            ctx.ws.report = websocket_reporter(access)
         if recorder is not None:
             ctx.metrics = recorder
             ctx.recorded = True
             recorder.log_dropped = dropped_lines  # the access log counts its own drops
             recorder.in_flight = self._in_flight
+            ctx.ws.metrics = recorder  # the WebSocket figures (wsshared.py)
         # A PROXY protocol header comes before the HTTP bytes (proxyproto.py).
         self._protocol = HTTPConnection if config.proxy_protocol == "off" else ProxiedConnection
         self._progress_seen = (-1, 0.0)  # stuck(): the loop's progress, and when it moved
@@ -192,8 +195,11 @@ class AsyncServer:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to do
             self.loop.call_soon_threadsafe(work)
 
-    def request_shutdown(self) -> None:
-        """Ask the server to shut down gracefully; safe from a signal handler."""
+    def request_shutdown(self, restart: bool = False) -> None:
+        """Ask the server to shut down gracefully; safe from a signal handler.  ``restart``:
+        a replacement takes over (open WebSockets are closed with 1012, not 1001)."""
+        if restart:
+            self.ctx.ws.going_away_code = 1012
         self._stop_asked = True
         self.call_soon(self._begin_stop)
 
@@ -334,7 +340,8 @@ class AsyncServer:
         if self.ctx.stopping:
             return _DRAIN_TICK
         shortest = min(config.header_timeout, config.keep_alive, config.body_timeout,
-                       config.send_timeout)  # fmt: skip
+                       config.send_timeout, config.ws_close_timeout,
+                       config.ws_ping_interval or 60, config.ws_ping_timeout or 60)  # fmt: skip
         return max(0.05, min(1.0, shortest / 4))
 
     def _sweep(self) -> None:
@@ -366,6 +373,8 @@ class AsyncServer:
                 exch.cycle.keep_alive = False  # unless requests were pipelined behind it
             if conn.phase is not ConnPhase.BUSY:
                 conn.deadline = min(conn.deadline, ctx.linger_until)
+            if conn.ws is not None:  # 1001 (1012 for a restart); the application is told
+                conn.ws.going_away(ctx.ws.going_away_code)
         if self._sweeper is not None:  # from now on at the draining tick
             self._sweeper.cancel()
             self._sweep()

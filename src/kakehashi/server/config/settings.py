@@ -17,6 +17,8 @@ from typing import Any
 
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import DEFAULT_LIMITS, Limits
+from kakehashi.server.config.fields import opt as _opt
+from kakehashi.server.config.wssettings import WS_FIELDS as _WS
 from kakehashi.server.edge.proxies import TrustedPeers, root_path_key
 from kakehashi.server.net.bind import Address, parse_bind
 from kakehashi.server.observe.accesslog import DEFAULT_FORMAT, check_format
@@ -27,16 +29,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED: what gunicorn's --cert-reqs and uvicorn's
 # --ssl-cert-reqs take.
 _CERT_REQS_NUMBERS = {"0": "none", "1": "optional", "2": "required"}
-
-
-def _opt(flag: str, help: str, section: str, **extra: Any) -> dict[str, Any]:
-    """A field's metadata.  A number takes ``most`` (its upper bound, said in its help) and
-    ``off`` (True when 0 is allowed, meaning "off"); otherwise it must be positive.
-    ``aliases`` are the other spellings gunicorn and uvicorn users type (``-w``,
-    ``--timeout-keep-alive``): the same setting, so ``--help`` lists it once."""
-    if "most" in extra:
-        help = f"{help} (at most {extra['most']:,})"
-    return {"flag": flag, "help": help, "section": section, "aliases": (), **extra}
 
 
 def default_text(f: dataclasses.Field[Any]) -> str:
@@ -73,7 +65,8 @@ def _check_metrics_bind(text: str, app_addresses: list[Address]) -> None:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The server's settings, with the reason for each default next to it."""
+    """The server's settings, with the reason for each default next to it (for the
+    WebSocket ones, in wssettings.py)."""
 
     bind: tuple[str, ...] = field(
         default=("127.0.0.1:8000",),
@@ -466,6 +459,15 @@ class ServerConfig:
                       "requests get 503 at once (0 = no limit)", "asgi", off=True,
                       most=1_000_000),
     )  # fmt: skip
+
+    # -- WebSockets, on the ASGI engine (wssettings.py, docs/websocket.md) --------------------
+    ws_max_size: int = _WS["ws_max_size"]
+    ws_max_queue: int = _WS["ws_max_queue"]
+    ws_ping_interval: float = _WS["ws_ping_interval"]
+    ws_ping_timeout: float = _WS["ws_ping_timeout"]
+    ws_close_timeout: float = _WS["ws_close_timeout"]
+    ws_per_message_deflate: bool = _WS["ws_per_message_deflate"]
+    ws_deflate_budget: int = _WS["ws_deflate_budget"]
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 from kakehashi.errors import ConfigError
 from kakehashi.http1 import Request
 from kakehashi.server.observe.logfile import LogFileHandler
+from kakehashi.server.observe.wsaccess import WS_ATOMS, WebSocketCounts, ws_json
 
 __all__ = [
     "BATCH",
@@ -211,6 +212,7 @@ class Entry:
         "seconds",
         "sent",
         "status",
+        "ws",
     )
 
     def __init__(
@@ -233,6 +235,7 @@ class Entry:
         self.request = request
         self.headers_out = headers_out
         self._facts: tuple[Any, ...] | None = None
+        self.ws: WebSocketCounts | None = None  # a WebSocket's line (wsaccess.py)
 
     def fact(self, index: int) -> Any:
         """Item ``index`` of the reader's summary (asked once); None for a refused request."""
@@ -299,6 +302,7 @@ _ATOMS: dict[str, Atom] = {
     "D": lambda e, t: str(int(e.seconds * 1e6)),
     "L": lambda e, t: f"{e.seconds:.6f}",
     "p": lambda e, t: f"<{os.getpid()}>",
+    **WS_ATOMS,
 }
 
 
@@ -414,7 +418,7 @@ def _json_line(e: Entry, t: Stamp) -> str:
         f'"protocol":{_json_value(e.fact(3))},"status":{e.status},'
         f'"bytes":{e.sent},"referer":{_json_value(e.fact(4))},'
         f'"user_agent":{_json_value(e.fact(5))},'
-        f'"duration_us":{int(e.seconds * 1e6)},"pid":{os.getpid()}}}'
+        f'"duration_us":{int(e.seconds * 1e6)},"pid":{os.getpid()}{ws_json(e.ws)}}}'
     )
 
 
@@ -500,6 +504,23 @@ class AccessLog:
         if not _logger.isEnabledFor(_INFO):
             return
         entry = Entry("", "", status, sent, seconds, self.reader, request, headers_out)
+        remote, method, target, protocol = (entry.fact(i) for i in range(4))
+        entry.request_line = escape(f"{method} {target} {protocol}")
+        entry.remote = escape_token(str(remote)) or "-"
+        self._emit(self._line(entry, self._clock.now()))
+
+    def websocket(
+        self, request: Any, seconds: float, counts: WebSocketCounts, status: int = 101
+    ) -> None:
+        """Log a WebSocket that ended: one line for the whole connection (wsaccess.py)."""
+        if not self.is_enabled():
+            return
+        if self._line is _default_line:  # %(b)s: the bytes sent after the handshake
+            item = (request, status, counts[3], seconds, time.time())
+            self._emit(_combined_lines([item], self._clock, self.reader)[0])
+            return
+        entry = Entry("", "", status, counts[3], seconds, self.reader, request)
+        entry.ws = counts
         remote, method, target, protocol = (entry.fact(i) for i in range(4))
         entry.request_line = escape(f"{method} {target} {protocol}")
         entry.remote = escape_token(str(remote)) or "-"

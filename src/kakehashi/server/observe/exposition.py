@@ -18,6 +18,7 @@ from kakehashi.server.observe.metrics import (
     METHODS,
     PROTOCOL_STATUSES,
     TIMEOUT_PHASES,
+    WS_CLOSE_CODES,
 )
 
 __all__ = ["CONTENT_TYPE", "escape_help", "escape_label", "format_value", "render", "sample"]
@@ -96,6 +97,32 @@ def _single(name: str, kind: str, help: str, value: float) -> list[str]:
     return _family(name, kind, help, [sample(name, (), value)])
 
 
+def _websockets(cells: Sequence[float]) -> list[str]:
+    c = CELLS
+    p = _PREFIX
+    traffic = cells[c.ws_traffic : c.ws_traffic + 4]
+    codes = [str(code) for code in WS_CLOSE_CODES] + ["other"]
+    pings = cells[c.ws_ping_buckets : c.ws_ping_buckets + len(DURATION_BOUNDS) + 1]
+    return [
+        *_single(f"{p}websockets_opened_total", "counter", "WebSockets accepted.",
+                 cells[c.ws_opened]),
+        *_single(f"{p}websockets_open", "gauge", "WebSockets open now.",
+                 cells[c.ws_opened] - cells[c.ws_closed]),
+        *_labelled(f"{p}websocket_messages_total", "WebSocket messages, by direction "
+                   "(in: from clients; added up each tick).", "direction",
+                   [("in", traffic[0]), ("out", traffic[1])]),
+        *_labelled(f"{p}websocket_bytes_total", "WebSocket bytes on the wire after the "
+                   "handshake, by direction.", "direction",
+                   [("in", traffic[2]), ("out", traffic[3])]),
+        *_labelled(f"{p}websocket_closes_total", "WebSockets ended, by close code (1006: "
+                   "no Close frame came).", "code",
+                   [(code, cells[c.ws_closes + i]) for i, code in enumerate(codes)]),
+        *_histogram(f"{p}websocket_ping_rtt_seconds",
+                    "Round trips of the server's keepalive pings.", pings,
+                    cells[c.ws_ping_sum]),
+    ]  # fmt: skip
+
+
 def render(cells: Sequence[float]) -> bytes:
     """The exposition text of summed cells (metrics.sum_lanes or WorkerSlots.totals)."""
     c = CELLS
@@ -144,5 +171,6 @@ def render(cells: Sequence[float]) -> bytes:
         *_single(f"{p}access_log_dropped_lines_total", "counter",
                  "Access-log lines dropped because the destination did not keep up.",
                  cells[c.log_dropped]),
+        *_websockets(cells),
     ]  # fmt: skip
     return ("\n".join(lines) + "\n").encode("utf-8")

@@ -49,6 +49,7 @@ __all__ = [
     "METHODS",
     "PROTOCOL_STATUSES",
     "TIMEOUT_PHASES",
+    "WS_CLOSE_CODES",
     "Cells",
     "LaneList",
     "Recorder",
@@ -69,6 +70,8 @@ PROTOCOL_STATUSES = (400, 408, 413, 414, 417, 431, 501, 505)
 # never completed a head, an idle keep-alive connection, a partial head, a slow body.
 TIMEOUT_PHASES = ("silent", "keep_alive", "head", "body")
 _CLASSES = 10  # status // 100 for a three-digit status
+# The close codes counted on their own (RFC 6455 §7.4.1); any other counts as "other".
+WS_CLOSE_CODES = (1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,13 @@ class Cells:
     log_dropped: int = app_errors + 1  # set from the access log's own count
     restarts: int = log_dropped + 1  # written by the parent only (its retired total)
     recycles: int = restarts + 1
-    busy: int = recycles + 1  # a gauge, set when read: connections being served
+    ws_opened: int = recycles + 1  # WebSockets accepted (open now: opened - closed)
+    ws_closed: int = ws_opened + 1
+    ws_traffic: int = ws_closed + 1  # messages in, messages out, bytes in, bytes out
+    ws_closes: int = ws_traffic + 4  # [WS_CLOSE_CODES index], then other
+    ws_ping_buckets: int = ws_closes + len(WS_CLOSE_CODES) + 1  # like buckets
+    ws_ping_sum: int = ws_ping_buckets + len(DURATION_BOUNDS) + 1
+    busy: int = ws_ping_sum + 1  # a gauge, set when read: connections being served
     count: int = busy + 1
 
 
@@ -101,6 +110,8 @@ _OTHER_BASE = (len(METHODS) - 1) * _CLASSES
 _TIMEOUT_CELL = {phase: CELLS.timeouts + i for i, phase in enumerate(TIMEOUT_PHASES)}
 _PROTOCOL_CELL = {status: CELLS.protocol + i for i, status in enumerate(PROTOCOL_STATUSES)}
 _PROTOCOL_OTHER = CELLS.protocol + len(PROTOCOL_STATUSES)
+_WS_CLOSE_CELL = {code: CELLS.ws_closes + i for i, code in enumerate(WS_CLOSE_CODES)}
+_WS_CLOSE_OTHER = CELLS.ws_closes + len(WS_CLOSE_CODES)
 # The hot path reads module constants, not attributes.
 _BODY_BYTES, _BUCKETS, _SUM = CELLS.body_bytes, CELLS.buckets, CELLS.duration_sum
 # Threads beyond the application's that record: the sweeper, the thread that shuts the
@@ -249,6 +260,31 @@ class Recorder:
         unless its head went out."""
         self._add(CELLS.app_errors)
         self.response(method, status if head_sent else 500, 0, seconds)
+
+    def websocket_opened(self) -> None:
+        self._add(CELLS.ws_opened)
+
+    def websocket_traffic(self, messages_in: int, messages_out: int, in_: int, out: int) -> None:
+        """Messages and bytes each way since the last call for that WebSocket (the engine
+        adds them up per tick and at the close, not per message)."""
+        lane = self._own_lane()
+        base = CELLS.ws_traffic
+        lane[base] += messages_in
+        lane[base + 1] += messages_out
+        lane[base + 2] += in_
+        lane[base + 3] += out
+
+    def websocket_closed(self, code: int) -> None:
+        """A WebSocket ended with ``code`` (the Close frame's, 1006 without one)."""
+        lane = self._own_lane()
+        lane[CELLS.ws_closed] += 1.0
+        lane[_WS_CLOSE_CELL.get(code, _WS_CLOSE_OTHER)] += 1.0
+
+    def ping_rtt(self, seconds: float) -> None:
+        """A keepalive ping's pong came back after ``seconds``."""
+        lane = self._own_lane()
+        lane[CELLS.ws_ping_buckets + bisect_left(DURATION_BOUNDS, seconds)] += 1.0
+        lane[CELLS.ws_ping_sum] += seconds
 
     def totals(self) -> list[float]:
         self._add_pending()
