@@ -34,9 +34,11 @@ def test_fast_requests_ready_with_a_slow_one_are_not_held_behind_it(
     socks = [socket.create_connection((host, int(port)), timeout=10) for _ in range(4)]
     try:
         # Make all four ready at the same moment, so that one thread can take them as a batch.
+        # The clock starts before the first send: the slow request may begin sleeping before
+        # the last send returns (it once measured 1.49978 s when started after the sends).
+        started = time.monotonic()
         for i, sock in enumerate(socks):
             sock.sendall(request % (b"/slow" if i == 0 else b"/fast"))
-        started = time.monotonic()
         done: dict[int, float] = {}
 
         def read(i: int) -> None:

@@ -15,6 +15,7 @@ from kakehashi.http1 import Role
 from kakehashi.server import ServerConfig
 from kakehashi.server.aio.connection import HTTPConnection
 from kakehashi.server.aio.context import AioContext
+from kakehashi.server.aio.record import access_log
 from kakehashi.websocket import CloseReceived, Connection, Ping, Pong, TextMessage
 
 HANDSHAKE = (
@@ -61,7 +62,8 @@ class Harness:
     def __init__(self, loop: asyncio.AbstractEventLoop, app: App, **settings: Any) -> None:
         config = ServerConfig(**settings)
         scopes = ScopeBuilder(("127.0.0.1", 8000), "", {})
-        self.ctx = AioContext(app, config, loop, scopes, "http")
+        access = access_log(config.access_log_format, enabled=False)
+        self.ctx = AioContext(app, config, loop, scopes, "http", access)
         self.conn = HTTPConnection(self.ctx)
         self.transport = Transport()
         self.conn.connection_made(self.transport)  # type: ignore[arg-type]
