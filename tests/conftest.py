@@ -145,7 +145,10 @@ class ServeProcess:
     ) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(ROOT)]))
         env["PYTHONUNBUFFERED"] = "1"
-        if TEST_POLLER != "auto":
+        if TEST_POLLER != "auto" and not any("asgi" in arg for arg in args):
+            # The pollers are the thread engine's: a process serving one of the suite's ASGI
+            # apps (tests.asgi_apps, tests.asgi_frameworks, --interface asgi) would rightly
+            # say that --poller means nothing to it, which tests of its output do not expect.
             env.setdefault("KAKEHASHI_POLLER", TEST_POLLER)
         self.proc = subprocess.Popen(
             [sys.executable, *command, *args],
