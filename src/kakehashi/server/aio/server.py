@@ -35,6 +35,7 @@ from kakehashi.server.aio._shared import (
     ServerConfig,
     TrustedPeers,
     bind_sockets,
+    bound_addresses,
     dropped_lines,
     handshakes_pending,
     make_context,
@@ -145,16 +146,7 @@ class AsyncServer:
 
     @property
     def addresses(self) -> list[str]:
-        out = []
-        for sock in self.sockets:
-            name = sock.getsockname()
-            if isinstance(name, str):
-                out.append(f"unix:{name}")
-            elif sock.family == socket.AF_INET6:
-                out.append(f"[{name[0]}]:{name[1]}")
-            else:
-                out.append(f"{name[0]}:{name[1]}")
-        return out
+        return bound_addresses(self.sockets)
 
     # -- the engine contract -----------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from kakehashi.errors import ConfigError
 from kakehashi.server.net.sockio import reuse_address
 from kakehashi.server.net.systemd import adopt_socket
 
-__all__ = ["Address", "bind_sockets", "parse_bind"]
+__all__ = ["Address", "bind_sockets", "bound_addresses", "parse_bind"]
 
 _BIND_RE = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]{1,5})")
 
@@ -110,3 +110,18 @@ def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socke
         raise
     sock.setblocking(False)
     return sock
+
+
+def bound_addresses(sockets: Iterable[socket.socket]) -> list[str]:
+    """Where ``sockets`` listen, ports resolved: ``127.0.0.1:54321``, ``[::1]:80``,
+    ``unix:/path`` (what both engines log at start and tests read)."""
+    out = []
+    for sock in sockets:
+        name = sock.getsockname()
+        if isinstance(name, str):
+            out.append(f"unix:{name}")
+        elif sock.family == socket.AF_INET6:
+            out.append(f"[{name[0]}]:{name[1]}")
+        else:
+            out.append(f"{name[0]}:{name[1]}")
+    return out

@@ -22,7 +22,7 @@ from kakehashi.errors import ConfigError
 from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.edge.proxies import TrustedPeers
 from kakehashi.server.edge.tls import make_context
-from kakehashi.server.net.bind import bind_sockets
+from kakehashi.server.net.bind import bind_sockets, bound_addresses
 from kakehashi.server.observe.logfile import dropped_lines
 from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.observe.logguard import restore_logs
@@ -131,16 +131,7 @@ class Server:
     @property
     def addresses(self) -> list[str]:
         """The bound addresses, ports resolved: ``127.0.0.1:54321``, ``unix:/path``."""
-        out = []
-        for sock in self.sockets:
-            name = sock.getsockname()
-            if isinstance(name, str):
-                out.append(f"unix:{name}")
-            elif sock.family == socket.AF_INET6:
-                out.append(f"[{name[0]}]:{name[1]}")
-            else:
-                out.append(f"{name[0]}:{name[1]}")
-        return out
+        return bound_addresses(self.sockets)
 
     def start(self, on_ready: Callable[[], object] | None = None) -> None:
         """Start the threads and return; the server is accepting when this returns.
