@@ -11,8 +11,9 @@ narrows them while fixing something.
 from __future__ import annotations
 
 import os
+from typing import Any
 
-__all__ = ["CASES"]
+__all__ = ["CASES", "grade"]
 
 DEFAULT_CASES = ",".join(
     [f"{group}.*" for group in range(1, 11)]
@@ -20,3 +21,18 @@ DEFAULT_CASES = ",".join(
     + [f"13.{group}.1" for group in range(1, 8)]
 )
 CASES = os.environ.get("KAKEHASHI_AUTOBAHN_CASES", DEFAULT_CASES).split(",")
+
+
+def grade(results: dict[str, Any], elapsed: float) -> list[tuple[str, str, str]]:
+    """The cases of an Autobahn report (``index.json``'s entry for our agent) that fail the
+    bar: FAILED, or a close that is neither OK nor INFORMATIONAL.  Prints the tally."""
+    behaviors: dict[str, int] = {}
+    bad = []
+    for case, result in sorted(results.items()):
+        behaviors[result["behavior"]] = behaviors.get(result["behavior"], 0) + 1
+        if result["behavior"] == "FAILED" or result["behaviorClose"] not in ("OK", "INFORMATIONAL"):
+            bad.append((case, result["behavior"], result["behaviorClose"]))
+    non_strict = sorted(c for c, r in results.items() if r["behavior"] == "NON-STRICT")
+    print(f"\nautobahn: {len(results)} cases in {elapsed:.0f} s: {behaviors}; "
+          f"non-strict: {non_strict}")  # fmt: skip
+    return bad

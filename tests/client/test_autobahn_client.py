@@ -22,7 +22,7 @@ import pytest
 from kakehashi.client import websocket
 from kakehashi.errors import TransportError, WebSocketError
 from kakehashi.websocket import DeflateSettings
-from tests.autobahn_cases import CASES
+from tests.autobahn_cases import CASES, grade
 from tests.client.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,15 +128,4 @@ def test_fuzzingserver_cases_pass(fuzzingserver: tuple[str, Path]) -> None:
     elapsed = time.monotonic() - start
     results = json.loads((reports / "index.json").read_text())[AGENT]
     assert len(results) == count > 0
-    behaviors: dict[str, int] = {}
-    bad = []
-    for case, result in sorted(results.items()):
-        behaviors[result["behavior"]] = behaviors.get(result["behavior"], 0) + 1
-        if result["behavior"] == "FAILED" or result["behaviorClose"] not in (
-            "OK",
-            "INFORMATIONAL",
-        ):
-            bad.append((case, result["behavior"], result["behaviorClose"]))
-    non_strict = sorted(c for c, r in results.items() if r["behavior"] == "NON-STRICT")
-    print(f"\nautobahn: {count} cases in {elapsed:.0f} s: {behaviors}; non-strict: {non_strict}")
-    assert bad == []
+    assert grade(results, elapsed) == []

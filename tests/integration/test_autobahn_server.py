@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.autobahn_cases import CASES
+from tests.autobahn_cases import CASES, grade
 from tests.conftest import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,17 +69,5 @@ def test_fuzzingclient_cases_pass(
     elapsed = time.monotonic() - start
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-3000:]
     results = json.loads((tmp_path / "reports" / "index.json").read_text())[AGENT]
-    behaviors: dict[str, int] = {}
-    bad = []
-    for case, result in sorted(results.items()):
-        behaviors[result["behavior"]] = behaviors.get(result["behavior"], 0) + 1
-        if result["behavior"] == "FAILED" or result["behaviorClose"] not in (
-            "OK",
-            "INFORMATIONAL",
-        ):
-            bad.append((case, result["behavior"], result["behaviorClose"]))
-    non_strict = sorted(c for c, r in results.items() if r["behavior"] == "NON-STRICT")
-    print(f"\nautobahn: {len(results)} cases in {elapsed:.0f} s: {behaviors}; "
-          f"non-strict: {non_strict}")  # fmt: skip
-    assert results and bad == []
+    assert results and grade(results, elapsed) == []
     assert proc.proc.poll() is None, proc.stderr[-3000:]  # the server survived it all
