@@ -111,6 +111,19 @@ async def with_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
     await app(scope, receive, send)
 
 
+async def slow_startup(scope: Scope, receive: Receive, send: Send) -> None:
+    """A startup that takes 2 s (a database to reach), then the hello app."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await asyncio.sleep(2)
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    await app(scope, receive, send)
+
+
 async def failing_startup(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await receive()

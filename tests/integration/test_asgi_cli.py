@@ -85,6 +85,20 @@ def test_a_failed_startup_exits_non_zero_with_the_apps_message(serve_process: Sp
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sigterm_during_the_startup_is_a_graceful_stop(serve_process: Spawn, loop: str) -> None:
+    # The address is printed before the lifespan startup runs; a signal from then on is
+    # handled (it killed the process, exit -15, before the handlers came after the startup).
+    proc = serve_process("tests.asgi_apps:slow_startup", "--port", "0", "--loop", loop)
+    proc.address()
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert time.monotonic() - started < 1.5  # the startup is cancelled, not awaited
+    assert "SIGTERM: shutting down gracefully" in proc.stderr
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_sigterm_finishes_the_request_then_runs_the_lifespan_shutdown(
     serve_process: Spawn, loop: str
 ) -> None:

@@ -146,11 +146,13 @@ def serve_asgi(reference: str, config: ServerConfig, app: Any, interface: Interf
             where = address if address.startswith("unix:") else f"{scheme}://{address}/"
             log.info("kakehashi %s serving %s on %s", __version__, reference, where)
         log.info("pid %d, one %s event loop", os.getpid(), server.loop_name)
+        # serve_in_process installs the signal handlers before the startup: the address
+        # is printed above, and a connection made at once is served during the startup's
+        # last loop turns, so a SIGTERM right after its answer must find them in place.
         try:
-            server.start()
+            return serve_in_process(server)
         except LifespanFailed as exc:
             log.error("the application failed to start (lifespan): %s", exc)
             return 1
-        return serve_in_process(server)
     finally:
         pid_file.remove()

@@ -138,6 +138,7 @@ class AsyncServer:
         self.stopped = threading.Event()
         self.error: BaseException | None = None  # why the server ended early, if it did
         self._grace = config.graceful_timeout
+        self._deadline = 0.0  # the drain's end, on the loop's clock (set by _mark_draining)
         self._stop: asyncio.Future[None] = self.loop.create_future()
         self._stop_asked = False
         self._servers: list[asyncio.Server] = []
@@ -152,7 +153,8 @@ class AsyncServer:
 
     def start(self, on_ready: Callable[[], object] | None = None) -> None:
         """Run the lifespan startup and start listening, on this thread (the loop runs
-        until then); accepting on return.  Does nothing the second time.  ``on_ready``:
+        until then); accepting on return, unless a stop came during the startup (then
+        closed).  Does nothing the second time.  ``on_ready``:
         called after the startup, before the loop runs again to serve (engine/contract.py).
 
         Raises:
@@ -161,11 +163,14 @@ class AsyncServer:
         if self.started.is_set() or self.stopped.is_set():
             return
         try:
-            self.loop.run_until_complete(self._startup())
+            ready = self.loop.run_until_complete(self._startup())
         except BaseException as exc:
             self.error = exc
             self._close()
             raise
+        if not ready:  # stopped during the startup: closed here, once the loop is still
+            self._close()
+            return
         if on_ready is not None:
             on_ready()
 
@@ -260,6 +265,7 @@ class AsyncServer:
 
     def _begin_stop(self) -> None:
         if not self._stop.done():
+            self._mark_draining()
             self._stop.set_result(None)
 
     def _close(self) -> None:
@@ -277,7 +283,8 @@ class AsyncServer:
         self.ctx.access.flush()  # lines still batched are written before the server ends
         self.stopped.set()
 
-    async def _startup(self) -> None:
+    async def _startup(self) -> bool:
+        """The lifespan startup, then the listeners; False if a stop came first."""
         loop = self.loop
         if self._stop_asked:
             self._begin_stop()
@@ -287,8 +294,7 @@ class AsyncServer:
             startup.cancel()
             await asyncio.gather(startup, return_exceptions=True)
             await self.lifespan.shutdown(0.5)
-            self._close()
-            return
+            return False
         startup.result()  # raises LifespanFailed
         self._servers = [await self._listen(sock) for sock in self.sockets]
         if self.config.loop_watchdog:
@@ -302,6 +308,7 @@ class AsyncServer:
             self._metrics_http.start()
         self._sweep()
         self.started.set()
+        return True
 
     async def _serve(self) -> None:
         try:
@@ -353,9 +360,13 @@ class AsyncServer:
 
     # -- shutdown ----------------------------------------------------------------------------
 
-    async def _drain(self, servers: list[asyncio.Server]) -> None:
+    def _mark_draining(self) -> None:
+        """The drain's first step, taken in the same loop turn as the request to stop: a
+        request read after the signal was logged is answered ``Connection: close`` (the
+        coroutine that drains wakes a turn or more later, and a starved process can spend
+        a while between the two)."""
         loop, ctx, config = self.loop, self.ctx, self.config
-        deadline = loop.time() + self._grace
+        self._deadline = deadline = loop.time() + self._grace
         ctx.linger_until = min(loop.time() + config.shutdown_linger, deadline)
         ctx.stopping = ctx.goodbye = True
         ctx.last_accept = loop.time()
@@ -370,6 +381,9 @@ class AsyncServer:
         if self._sweeper is not None:  # from now on at the draining tick
             self._sweeper.cancel()
             self._sweep()
+
+    async def _drain(self, servers: list[asyncio.Server]) -> None:
+        loop, ctx, deadline = self.loop, self.ctx, self._deadline
         await self._accept_what_is_under_way(deadline)
         for server in servers:
             server.close()
