@@ -1,5 +1,6 @@
 """``bench.apps:app`` as an ASGI application, for the ``uvicorn`` peer: the same routes and
-bodies (``/``, ``/big``, ``/upload``; anything else 404).
+bodies (``/``, ``/big``, ``/upload``; anything else 404); a WebSocket on any path is an echo
+(bench/ws_echo.py).
 
 uvicorn with httptools and uvloop is the fast server with C parts that issue 12 measured
 kakehashi against; run here, beside waitress, it tells how this machine's ratios compare with
@@ -35,8 +36,26 @@ async def _body_length(receive: Receive) -> int:
             return total
 
 
+async def _echo(receive: Receive, send: Send) -> None:
+    """Every message back as it came, text or bytes, until the peer closes."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """Dispatch by path, as ``bench.apps.app`` does."""
+    """Dispatch by path, as ``bench.apps.app`` does; a WebSocket is an echo."""
+    if scope["type"] == "websocket":
+        await _echo(receive, send)
+        return
     if scope["type"] != "http":
         return  # lifespan: nothing to set up
     path = scope["path"]

@@ -271,6 +271,21 @@ PEERS: dict[str, Peer] = {
             requires=("hypercorn",),
             default=False,
         ),
+        # ---- the WebSocket comparison (issue 22): uvicorn with each of its backends ----
+        *(
+            Peer(
+                f"uvicorn-{backend}",
+                f"uvicorn + httptools + uvloop, --ws {backend}, 1 worker",
+                (*_UVICORN, "--loop", "uvloop", "--http", "httptools", "--ws", backend),
+                requires=("uvicorn", "uvloop", "httptools", module),
+                default=False,
+            )
+            for backend, module in (
+                ("websockets", "websockets"),
+                ("websockets-sansio", "websockets"),
+                ("wsproto", "wsproto"),
+            )
+        ),
         Peer(
             "granian",
             "granian --interface asgi (Rust I/O and HTTP), 1 worker (a child of its "
@@ -312,6 +327,17 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "uvicorn",
         "hypercorn",
         "granian",
+    ),
+    # ``bench/ws_echo.py``'s default: the WebSocket comparison of issue 22, uvloop first.
+    "ws": (
+        "kakehashi-asgi-uvloop",
+        "uvicorn-websockets",
+        "uvicorn-websockets-sansio",
+        "uvicorn-wsproto",
+        "gunicorn-asgi-uvloop",
+        "kakehashi-asgi",
+        "gunicorn-asgi",
+        "hypercorn",
     ),
 }
 
