@@ -1,5 +1,6 @@
 """ASGI WebSocket applications the server tests serve, in-process or by ``kakehashi serve
-tests.ws_apps:NAME`` in a subprocess (Autobahn's echo server, the drain test)."""
+tests.ws_apps:NAME`` in a subprocess (Autobahn's echo server, the drain test, refusals
+for ``kakehashi ws -v``)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,18 @@ async def tells(scope: Scope, receive: Receive, send: Send) -> None:
             return
         await send({"type": "websocket.send", "text": message.get("text"),
                     "bytes": message.get("bytes")})  # fmt: skip
+
+
+async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+    """The echo, but a WebSocket to ``/closed`` is closed before its accept (a 403) and one
+    to ``/login`` is denied with a 401, a header and a body (``websocket.http.response``)."""
+    if scope["type"] != "websocket" or scope["path"] not in ("/closed", "/login"):
+        await echo(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    if scope["path"] == "/closed":
+        await send({"type": "websocket.close"})
+        return
+    headers = [(b"content-type", b"text/plain"), (b"x-why", b"no token")]
+    await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": b"log in first\n"})

@@ -23,6 +23,7 @@ __all__ = [
     "ConnectTimeout",
     "HTTPError",
     "HandshakeError",
+    "HandshakeRefused",
     "KakehashiError",
     "LocalProtocolError",
     "LocalWebSocketError",
@@ -137,6 +138,31 @@ class HandshakeError(WebSocketError):
         super().__init__(message, 1002)
         self.status_hint = status_hint
         self.headers = headers
+
+
+class HandshakeRefused(HandshakeError):
+    """The server answered a client's upgrade request with a status other than 101.
+
+    ``status_hint`` is that status; ``reason``, ``response_headers`` and ``body`` (its start
+    only: a refusal's body is read for a person to see, not in full) are the server's answer,
+    and ``request_head`` the upgrade request it answered, so ``kakehashi ws -v`` can show both.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        *,
+        request_head: bytes = b"",
+        response_headers: tuple[tuple[bytes, bytes], ...] = (),
+        body: bytes = b"",
+    ) -> None:
+        said = f"{status} {reason}".rstrip()
+        super().__init__(f"the server refused the WebSocket handshake with {said}", status)
+        self.reason = reason
+        self.request_head = request_head
+        self.response_headers = response_headers
+        self.body = body
 
 
 # --- configuration -------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """``kakehashi ws``: real ``kakehashi ws`` subprocesses against a ``websockets`` server on
 127.0.0.1: stdin lines out and messages printed, ``--send`` and ``-n`` for scripts,
 ``--binary``, ``-H``, ``--subprotocol``, ``--compressed``, ``-v`` (handshake, frames, close
-codes), and the exit codes."""
+codes), and the exit codes; and a refused upgrade (403, 401, 503) from ``kakehashi serve``."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from http import HTTPStatus
 
 import pytest
@@ -19,10 +20,11 @@ from websockets.http11 import Response as WResponse
 from websockets.sync.server import ServerConnection
 
 from kakehashi.cli.ws import describe_frame
+from kakehashi.client import websocket
 from kakehashi.websocket import FrameHeader, Opcode
 from tests.client.servers import free_port
 from tests.client.ws_servers import drain, ws_server
-from tests.conftest import SRC
+from tests.conftest import SRC, ServeProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -167,8 +169,64 @@ def test_a_refused_handshake_exits_1() -> None:
     with ws_server(process_request=refuse) as url:
         done = kakehashi_ws(url, "--send", "x")
     assert done.returncode == 1
-    assert "HandshakeError" in done.stderr and "401" in done.stderr
+    assert done.stderr == (
+        "kakehashi ws: the server refused the WebSocket handshake with 401 Unauthorized\n"
+    )
     assert done.stdout == ""
+
+
+# -- a refusal from kakehashi's own server: ``kakehashi serve`` of tests/ws_apps.py:guarded ----
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "header", "body"),
+    [
+        # the application closed before its accept: the server's 403
+        ("/closed", "403 Forbidden", "< Connection: close",
+         ["< 403 Forbidden", "< the application closed the WebSocket before accepting"]),
+        # websocket.http.response: the application's own status, headers and body
+        ("/login", "401 Unauthorized", "< x-why: no token", ["< log in first"]),
+    ],
+)  # fmt: skip
+def test_verbose_shows_a_refusal_from_a_real_server(
+    serve_process: Callable[..., ServeProcess], path: str, status: str, header: str, body: list[str]
+) -> None:
+    proc = serve_process("tests.ws_apps:guarded", "--port", "0", "--interface", "asgi")
+    url = f"ws://{proc.address()}{path}"
+    done = kakehashi_ws(url, "-v", "--send", "x")
+    quiet = kakehashi_ws(url, "--send", "x")
+    assert done.returncode == 1 and quiet.returncode == 1
+    assert done.stdout == "" and quiet.stdout == ""
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"> GET {path} HTTP/1.1"
+    assert "> Upgrade: websocket" in lines
+    request_ends, head_ends = lines.index(">"), lines.index("<")
+    assert lines[request_ends + 1] == f"< HTTP/1.1 {status}"
+    assert header in lines[request_ends:head_ends]
+    assert lines[head_ends + 1 : -1] == body  # the body, then the one line
+    assert lines[-1] == f"kakehashi ws: the server refused the WebSocket handshake with {status}"
+    assert quiet.stderr.splitlines() == [lines[-1]]  # without -v, that line only
+
+
+def test_verbose_shows_a_503_over_the_limit_from_a_real_server(
+    serve_process: Callable[..., ServeProcess],
+) -> None:
+    proc = serve_process(
+        "tests.ws_apps:guarded", "--port", "0", "--interface", "asgi", "--limit-concurrency", "1"
+    )
+    url = f"ws://{proc.address()}/"
+    with websocket.connect(url, timeout=5) as held:  # the one slot, taken
+        held.send("mine")
+        assert held.recv(timeout=5) == "mine"
+        done = kakehashi_ws(url, "-v", "--send", "x")
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert "< HTTP/1.1 503 Service Unavailable" in lines
+    assert lines[lines.index("<") + 1 :] == [
+        "< 503 Service Unavailable",
+        "< more than 1 requests in flight",
+        "kakehashi ws: the server refused the WebSocket handshake with 503 Service Unavailable",
+    ]
 
 
 def test_nothing_listening_exits_1() -> None:

@@ -19,7 +19,7 @@ from websockets.http11 import Response as WResponse
 from websockets.sync.server import ServerConnection
 
 from kakehashi.client import websocket
-from kakehashi.errors import HandshakeError, ReadTimeout, WebSocketClosed
+from kakehashi.errors import HandshakeError, HandshakeRefused, ReadTimeout, WebSocketClosed
 from kakehashi.websocket import DeflateSettings, FrameHeader, Opcode
 from tests.client.ws_servers import drain, ws_server
 
@@ -143,10 +143,25 @@ def test_a_refused_handshake_is_a_handshake_error() -> None:
 
     with (
         ws_server(process_request=refuse) as url,
-        pytest.raises(HandshakeError, match="403") as info,
+        pytest.raises(HandshakeRefused, match="refused the WebSocket handshake with 403") as info,
     ):
+        websocket.connect(url + "/room")
+    refused = info.value
+    assert isinstance(refused, HandshakeError)  # what callers catching the parent see
+    assert (refused.status_hint, refused.reason) == (403, "Forbidden")
+    assert refused.request_head.startswith(b"GET /room HTTP/1.1\r\n")
+    assert (b"Content-Length", b"8") in refused.response_headers
+    assert refused.body == b"go away\n"
+
+
+def test_only_the_start_of_a_refusals_body_is_kept() -> None:
+    def refuse(conn: ServerConnection, request: WRequest) -> WResponse:
+        return conn.respond(HTTPStatus.NOT_FOUND, "n" * 200_000)
+
+    with ws_server(process_request=refuse) as url, pytest.raises(HandshakeRefused) as info:
         websocket.connect(url)
-    assert info.value.status_hint == 403
+    assert info.value.status_hint == 404
+    assert info.value.body == b"n" * 4096
 
 
 def test_a_101_with_a_wrong_accept_key_is_refused() -> None:

@@ -6,7 +6,8 @@ on its own line; at the end of stdin it closes (1000) and prints what arrives du
 handshake.  For scripts, ``--send TEXT`` (repeatable) sends messages instead of stdin and
 ``-n N`` exits after N messages received.  ``-v`` shows on stderr the handshake and every
 frame each way (opcode, FIN, RSV bits, length, mask) and the close codes: the raw view
-``kakehashi send`` gives HTTP, for WebSockets.
+``kakehashi send`` gives HTTP, for WebSockets; a refused upgrade (any status but 101) shows
+the request, the answer's head and the start of its body, then one line names the status.
 
 What it must not do: exit the process (it returns 0 after a normal close or N messages, 1
 when the connection failed, was refused or ended abnormally, 2 for a usage error), or print
@@ -18,12 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from collections.abc import Iterable
 from typing import BinaryIO
 
 from kakehashi.cli.get import _headers, _ssl_context
 from kakehashi.client import Proxies, Timeout, websocket
 from kakehashi.errors import (
     ClientError,
+    HandshakeRefused,
     LocalWebSocketError,
     ProtocolError,
     ReadTimeout,
@@ -69,14 +72,32 @@ def _show_frame(head: FrameHeader, sent: bool) -> None:
     print(describe_frame(head, sent), file=sys.stderr, flush=True)
 
 
-def _show_handshake(sock: websocket.WebSocket) -> None:
-    hs = sock.handshake
-    for line in hs.request_head.decode("latin-1").split("\r\n")[:-1]:
+def _show_exchange(
+    request_head: bytes, status: int, reason: str, headers: Iterable[tuple[str, str]]
+) -> None:
+    for line in request_head.decode("latin-1").split("\r\n")[:-1]:
         print(f"> {line}".rstrip(), file=sys.stderr)
-    print(f"< HTTP/1.1 {hs.status_code} {hs.reason}", file=sys.stderr)
-    for name, value in hs.headers:
+    print(f"< HTTP/1.1 {status} {reason}".rstrip(), file=sys.stderr)
+    for name, value in headers:
         print(f"< {name}: {value}", file=sys.stderr)
     print("<", file=sys.stderr, flush=True)
+
+
+def _show_handshake(sock: websocket.WebSocket) -> None:
+    hs = sock.handshake
+    _show_exchange(hs.request_head, hs.status_code, hs.reason, hs.headers)
+
+
+def _show_refusal(exc: HandshakeRefused) -> None:
+    """The request and the refusing answer, and the start of its body (as text, control
+    characters escaped, so a binary body cannot upset the terminal)."""
+    fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in exc.response_headers]
+    _show_exchange(exc.request_head, exc.status_hint, exc.reason, fields)
+    text = exc.body.decode("utf-8", "replace")
+    for line in text.splitlines():
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+        print(f"< {shown}", file=sys.stderr)
+    sys.stderr.flush()
 
 
 class _Session:
@@ -191,6 +212,11 @@ def run(args: argparse.Namespace) -> int:
     except LocalWebSocketError as exc:  # a subprotocol that is not a token
         print(f"kakehashi ws: {exc}", file=sys.stderr)
         return 2
+    except HandshakeRefused as exc:
+        if args.verbose:
+            _show_refusal(exc)
+        print(f"kakehashi ws: {exc}", file=sys.stderr)
+        return 1
     except (ClientError, ProtocolError, WebSocketError) as exc:
         print(f"kakehashi ws: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

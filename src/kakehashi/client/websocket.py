@@ -40,7 +40,13 @@ from kakehashi.client.models import (
 from kakehashi.client.proxy import Proxies
 from kakehashi.client.transport import Stream
 from kakehashi.client.wsconnection import Handshake, Message, WebSocket
-from kakehashi.errors import HandshakeError, ReadError
+from kakehashi.errors import (
+    HandshakeError,
+    HandshakeRefused,
+    ReadError,
+    RemoteProtocolError,
+    TransportError,
+)
 
 __all__ = ["Handshake", "Message", "WebSocket", "connect", "parse_url"]
 
@@ -50,6 +56,8 @@ _HANDSHAKE_FIELDS = frozenset(
      "sec-websocket-protocol", "sec-websocket-extensions")
 )  # fmt: skip
 _SCHEMES = {"ws": "http", "wss": "https"}
+_BODY_SHOWN = 4096  # how much of a refusal's body is kept, for a person to read
+_BODY_WAIT = 1.0  # the longest wait for it: the refusal, not its body, is the answer
 
 
 def parse_url(url: str) -> URL:
@@ -113,8 +121,10 @@ def connect(
         ValueError: a malformed URL, header, subprotocol, timeout or proxy.
         ConnectError, ConnectTimeout: the connection, tunnel or TLS failed.
         ReadError, ReadTimeout, WriteError, WriteTimeout: the handshake could not be done.
-        HandshakeError: the server refused (``status_hint`` is its status) or answered
-            with a 101 that is not a valid acceptance.
+        HandshakeRefused: the server answered with another status than 101 (a
+            :class:`HandshakeError`; ``status_hint`` is the status, and it carries the
+            request sent and the answer: head and the start of the body).
+        HandshakeError: the server answered with a 101 that is not a valid acceptance.
         RemoteProtocolError: the server's answer is not HTTP.
     """
     target = parse_url(url)
@@ -204,6 +214,15 @@ def _open(
         event = receive_event(conn, stream, max(deadline - time.monotonic(), 0.001))
     if not isinstance(event, http1.InformationalResponse | http1.Response):
         raise ReadError("the server closed the connection without answering the handshake")
+    if isinstance(event, http1.Response):  # a final status: not 101, a refusal
+        body = _body_start(conn, stream, max(deadline - time.monotonic(), 0.001))
+        raise HandshakeRefused(
+            event.status_code,
+            event.reason.decode("latin-1"),
+            request_head=head,
+            response_headers=tuple(event.headers.raw()),
+            body=body,
+        )
     try:
         accepted = handshake.check_response(event)
     except HandshakeError as exc:
@@ -218,3 +237,25 @@ def _open(
         deflate=accepted.deflate,
     )
     return opened, conn.trailing_data[0]
+
+
+def _body_start(conn: http1.Connection, stream: Stream, timeout: float) -> bytes:
+    """The first ``_BODY_SHOWN`` bytes of a refusal's body, or what came of them in time.
+
+    A body cut short, late or malformed ends the reading quietly: the refusal is the error
+    the caller gets, and the body is only there to explain it.
+    """
+    deadline = time.monotonic() + min(timeout, _BODY_WAIT)
+    body = b""
+    while len(body) < _BODY_SHOWN:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            event = receive_event(conn, stream, left)
+        except (TransportError, RemoteProtocolError):  # ReadTimeout is a TransportError
+            break
+        if not isinstance(event, http1.Data):
+            break
+        body += event.data
+    return body[:_BODY_SHOWN]
