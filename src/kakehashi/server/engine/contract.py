@@ -47,9 +47,11 @@ class Engine(Protocol):
     def requests_started(self) -> int:
         """How many requests the app was handed (``--max-requests``)."""
 
-    def stuck(self, timeout: float) -> list[str]:
-        """The requests holding every place the engine can run one, none of which made
-        progress for ``timeout`` seconds (``--timeout``); else an empty list."""
+    def stuck(self, timeout: float) -> str:
+        """What is stuck, in the engine's own words, when no request it can run made
+        progress for ``timeout`` seconds (``--timeout``): every thread held by a request
+        (the thread engine), or the event loop blocked (the asyncio engine); else ``""``.
+        The process manager logs it as it is."""
 
 
 class EngineFactory(Protocol):

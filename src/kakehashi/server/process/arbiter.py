@@ -228,7 +228,7 @@ class Arbiter:
             error_logger.info("%s changed (--reload)", rest)
             self._reload(reread=False)
         elif kind == "stuck":
-            self._abort(worker, f"every thread is stuck: {rest}")
+            self._abort(worker, rest)  # the engine's own words: its threads, or its loop
         elif kind == "error":
             code, _, worker.error = rest.partition(" ")
             worker.error_code = int(code) if code.isdigit() else 1

@@ -4,11 +4,11 @@ Runs in the child after ``fork()`` and never returns (``os._exit``).  The worker
 its parent through one pipe, one short line per message (each write is below PIPE_BUF, so
 atomic): ``ready`` once it accepts connections, ``beat`` every tick while it is healthy,
 ``recycle N`` once it served its ``--max-requests``, ``changed PATH`` when a watched file
-changed (``--reload``), ``stuck ...`` when the engine says every request it can run has made
-no progress for ``--timeout``, and ``error CODE TEXT`` when it cannot boot.  With
-``--reload``, a worker that cannot import the application sends ``waiting TEXT`` and stays,
-watching the files involved, until one changes: then it sends ``retry PATH`` and exits, and
-the arbiter starts another.
+changed (``--reload``), ``stuck TEXT`` when the engine says what is stuck (every thread, or
+the event loop) with no progress for ``--timeout``, and ``error CODE TEXT`` when it cannot
+boot.  With ``--reload``, a worker that cannot import the application sends ``waiting TEXT``
+and stays, watching the files involved, until one changes: then it sends ``retry PATH`` and
+exits, and the arbiter starts another.
 
 A heartbeat thread sends the beats.  It also watches the parent: Linux delivers SIGTERM
 when the parent dies (``PR_SET_PDEATHSIG``), and elsewhere the parent-pid check at each tick
@@ -138,7 +138,7 @@ class _Heartbeat:
         if stuck:
             if not self._stuck_told:
                 self._stuck_told = True
-                self.report.send("stuck " + ", ".join(stuck))
+                self.report.send(f"stuck {stuck}")
             return
         self._stuck_told = False
         self.report.send("beat")

@@ -243,9 +243,10 @@ class Server:
         app = self.ctx.app
         return app.started if isinstance(app, RequestTracker) else 0
 
-    def stuck(self, timeout: float) -> list[str]:
+    def stuck(self, timeout: float) -> str:
         app = self.ctx.app
-        return app.stuck(self.config.threads, timeout) if isinstance(app, RequestTracker) else []
+        running = app.stuck(self.config.threads, timeout) if isinstance(app, RequestTracker) else []
+        return f"every thread is stuck: {', '.join(running)}" if running else ""
 
     def _wake(self) -> None:
         # Full: a wake-up is pending already.  None or closed: serve_forever is not
