@@ -10,6 +10,11 @@ boot.  With ``--reload``, a worker that cannot import the application sends ``wa
 and stays, watching the files involved, until one changes: then it sends ``retry PATH`` and
 exits, and the arbiter starts another.
 
+Signals, once it serves: SIGTERM and SIGINT drain (the service stops), SIGUSR2 drains because
+a replacement takes over (a rolling reload, ``--max-requests``, ``--reload``: the engine is
+told ``restart``, and open WebSockets get 1012 instead of 1001), SIGQUIT exits at once, and
+SIGUSR1 reopens the log files.
+
 A heartbeat thread sends the beats.  It also watches the parent: Linux delivers SIGTERM
 when the parent dies (``PR_SET_PDEATHSIG``), and elsewhere the parent-pid check at each tick
 does it, so a worker never outlives its arbiter holding the port.  ``faulthandler`` is
@@ -254,7 +259,8 @@ def _install_signals(server: Engine, hooks: WorkerHooks) -> None:
     def stop(signum: int, frame: object) -> None:
         asked_before = bool(asked)
         asked.append(signum)
-        server.call_soon(functools.partial(shutdown_after_delay, server, asked_before))
+        restart = signum == signal.SIGUSR2  # the arbiter's "a replacement takes over"
+        server.call_soon(functools.partial(shutdown_after_delay, server, asked_before, restart))
 
     def quit_now(signum: int, frame: object) -> None:
         os._exit(0)
@@ -264,5 +270,6 @@ def _install_signals(server: Engine, hooks: WorkerHooks) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR2, stop)
     signal.signal(signal.SIGQUIT, quit_now)
     signal.signal(signal.SIGUSR1, reopen)

@@ -227,9 +227,10 @@ class Server:
         self._soon.append(work)
         self._wake()
 
-    def request_shutdown(self) -> None:
+    def request_shutdown(self, restart: bool = False) -> None:
         """Ask a running :meth:`serve_forever` to shut down.  Takes no lock, so a signal
-        handler may call it."""
+        handler may call it.  ``restart`` (a replacement takes over) changes nothing here:
+        it picks the WebSockets' close code, and this engine serves none."""
         self._stop_asked = True
         self._wake()
 
