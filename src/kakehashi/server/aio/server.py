@@ -206,25 +206,25 @@ class AsyncServer:
     def requests_started(self) -> int:
         return self.ctx.requests
 
-    def stuck(self, timeout: float) -> list[str]:
+    def stuck(self, timeout: float) -> str:
         """The loop itself, when it made no progress for ``timeout`` seconds (``--timeout``;
         from another thread, the worker's heartbeat).  A running loop moves
         ``ctx.progress`` at least once a sweep (at most a second apart), idle or not; so
         a counter that stood still that long means the loop is blocked, and with it every
         request of the process."""
         if not timeout or not self.started.is_set() or self.stopped.is_set():
-            return []
+            return ""
         now = time.monotonic()
         progress = self.ctx.progress
         seen, since = self._progress_seen
         if progress != seen:
             self._progress_seen = (progress, now)
-            return []
+            return ""
         if now - since < timeout:
-            return []
+            return ""
         running = sum(1 for conn in list(self.ctx.connections) if conn.exch is not None)
-        return [f"the event loop ({self.loop_name}) made no progress for {now - since:.0f}s, "
-                f"{running} request(s) in progress"]  # fmt: skip
+        return (f"the event loop ({self.loop_name}) made no progress for {now - since:.0f}s, "
+                f"{running} request(s) in progress")  # fmt: skip
 
     def _in_flight(self) -> float:
         """The metrics' in-flight gauge (read from the /metrics thread): connections with a

@@ -38,8 +38,10 @@ class Engine(Protocol):
     def call_soon(self, work: Callable[[], object]) -> None:
         """Run ``work`` on the thread in :meth:`serve_forever` (safe from a signal handler)."""
 
-    def request_shutdown(self) -> None:
-        """Begin the graceful shutdown (from any thread)."""
+    def request_shutdown(self, restart: bool = False) -> None:
+        """Begin the graceful shutdown (from any thread).  ``restart``: another process
+        takes over (the process manager's rolling replacement), so the asyncio engine closes
+        open WebSockets with 1012 (service restart) instead of 1001 (going away)."""
 
     def say_goodbye(self) -> None:
         """From now on, responses ask the client to reconnect elsewhere (``--shutdown-delay``)."""
@@ -47,9 +49,11 @@ class Engine(Protocol):
     def requests_started(self) -> int:
         """How many requests the app was handed (``--max-requests``)."""
 
-    def stuck(self, timeout: float) -> list[str]:
-        """The requests holding every place the engine can run one, none of which made
-        progress for ``timeout`` seconds (``--timeout``); else an empty list."""
+    def stuck(self, timeout: float) -> str:
+        """What is stuck, in the engine's own words, when no request it can run made
+        progress for ``timeout`` seconds (``--timeout``): every thread held by a request
+        (the thread engine), or the event loop blocked (the asyncio engine); else ``""``.
+        The process manager logs it as it is."""
 
 
 class EngineFactory(Protocol):
@@ -64,17 +68,18 @@ class EngineFactory(Protocol):
     ) -> Engine: ...
 
 
-def shutdown_after_delay(server: Engine, asked_before: bool) -> None:
+def shutdown_after_delay(server: Engine, asked_before: bool, restart: bool = False) -> None:
     """SIGTERM: drain now, or after ``--shutdown-delay`` seconds of serving with
     ``Connection: close`` (for load balancers that stop sending traffic late).  A second
-    SIGTERM drains at once."""
+    SIGTERM drains at once.  ``restart``: a replacement takes over (a worker's SIGUSR2,
+    server/process/worker.py), handed on to :meth:`Engine.request_shutdown`."""
     delay = server.config.shutdown_delay
     if not delay or asked_before:
-        server.request_shutdown()
+        server.request_shutdown(restart)
         return
     server.say_goodbye()  # kept-alive clients go elsewhere
     error_logger.info("serving %gs more before draining (--shutdown-delay)", delay)
-    timer = threading.Timer(delay, server.request_shutdown)
+    timer = threading.Timer(delay, server.request_shutdown, args=(restart,))
     timer.name = "kakehashi-shutdown-delay"
     timer.daemon = True
     timer.start()

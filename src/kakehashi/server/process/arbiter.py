@@ -16,6 +16,16 @@ and in every worker.
 Replacing a worker (SIGHUP, ``--max-requests``, or one that died) is rolling: start the new
 worker, wait for its ``ready`` on the pipe, and only then ask the old one to drain, one
 replacement at a time, so the pool never serves with fewer processes than asked for.
+
+To a worker, SIGTERM means "drain, the service stops" and SIGUSR2 "drain, a replacement
+took over" (SIGHUP, ``--max-requests``, ``--reload``): the same drain, but the asyncio engine
+closes open WebSockets with 1012 (service restart: come back) instead of 1001 (going away).
+SIGUSR2, because the worker has no other use for it (gunicorn's workers give it no meaning
+either); not SIGHUP, because a terminal's hangup reaches the whole process group and would
+drain every worker at once.  A worker removed without a successor (SIGTTOU) gets SIGTERM,
+and so does one not ready yet, whose handlers are not installed (the default action ends
+it).
+
 POSIX only; forks only from the main thread, so PR_SET_PDEATHSIG follows the process.
 """
 
@@ -228,7 +238,7 @@ class Arbiter:
             error_logger.info("%s changed (--reload)", rest)
             self._reload(reread=False)
         elif kind == "stuck":
-            self._abort(worker, f"every thread is stuck: {rest}")
+            self._abort(worker, rest)  # the engine's own words: its threads, or its loop
         elif kind == "error":
             code, _, worker.error = rest.partition(" ")
             worker.error_code = int(code) if code.isdigit() else 1
@@ -260,7 +270,7 @@ class Arbiter:
             worker.replaces = 0
             self._replacement = None
             if old is not None:
-                self._drain(old)
+                self._drain(old, replaced=True)
             if self._reloading and not self._queue:
                 self._reload_over("done")
 
@@ -308,11 +318,14 @@ class Arbiter:
         error_logger.info("started worker %d", pid)
         return worker
 
-    def _drain(self, worker: _Worker) -> None:
+    def _drain(self, worker: _Worker, replaced: bool = False) -> None:
+        """Ask ``worker`` to finish what it accepted and exit: SIGUSR2 when a replacement
+        took over (its WebSockets get 1012), else SIGTERM (see the module docstring)."""
         if not worker.stopping_since:
             worker.stopping_since = time.monotonic()
+            signum = signal.SIGUSR2 if replaced and worker.ready else signal.SIGTERM
             with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signal.SIGTERM)
+                os.kill(worker.pid, signum)
 
     def _abort(self, worker: _Worker, why: str) -> None:
         """A stuck worker: dump its stacks (SIGABRT + faulthandler), then SIGKILL."""

@@ -4,11 +4,16 @@ Runs in the child after ``fork()`` and never returns (``os._exit``).  The worker
 its parent through one pipe, one short line per message (each write is below PIPE_BUF, so
 atomic): ``ready`` once it accepts connections, ``beat`` every tick while it is healthy,
 ``recycle N`` once it served its ``--max-requests``, ``changed PATH`` when a watched file
-changed (``--reload``), ``stuck ...`` when the engine says every request it can run has made
-no progress for ``--timeout``, and ``error CODE TEXT`` when it cannot boot.  With
-``--reload``, a worker that cannot import the application sends ``waiting TEXT`` and stays,
-watching the files involved, until one changes: then it sends ``retry PATH`` and exits, and
-the arbiter starts another.
+changed (``--reload``), ``stuck TEXT`` when the engine says what is stuck (every thread, or
+the event loop) with no progress for ``--timeout``, and ``error CODE TEXT`` when it cannot
+boot.  With ``--reload``, a worker that cannot import the application sends ``waiting TEXT``
+and stays, watching the files involved, until one changes: then it sends ``retry PATH`` and
+exits, and the arbiter starts another.
+
+Signals, once it serves: SIGTERM and SIGINT drain (the service stops), SIGUSR2 drains because
+a replacement takes over (a rolling reload, ``--max-requests``, ``--reload``: the engine is
+told ``restart``, and open WebSockets get 1012 instead of 1001), SIGQUIT exits at once, and
+SIGUSR1 reopens the log files.
 
 A heartbeat thread sends the beats.  It also watches the parent: Linux delivers SIGTERM
 when the parent dies (``PR_SET_PDEATHSIG``), and elsewhere the parent-pid check at each tick
@@ -138,7 +143,7 @@ class _Heartbeat:
         if stuck:
             if not self._stuck_told:
                 self._stuck_told = True
-                self.report.send("stuck " + ", ".join(stuck))
+                self.report.send(f"stuck {stuck}")
             return
         self._stuck_told = False
         self.report.send("beat")
@@ -254,7 +259,8 @@ def _install_signals(server: Engine, hooks: WorkerHooks) -> None:
     def stop(signum: int, frame: object) -> None:
         asked_before = bool(asked)
         asked.append(signum)
-        server.call_soon(functools.partial(shutdown_after_delay, server, asked_before))
+        restart = signum == signal.SIGUSR2  # the arbiter's "a replacement takes over"
+        server.call_soon(functools.partial(shutdown_after_delay, server, asked_before, restart))
 
     def quit_now(signum: int, frame: object) -> None:
         os._exit(0)
@@ -264,5 +270,6 @@ def _install_signals(server: Engine, hooks: WorkerHooks) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR2, stop)
     signal.signal(signal.SIGQUIT, quit_now)
     signal.signal(signal.SIGUSR1, reopen)

@@ -227,9 +227,10 @@ class Server:
         self._soon.append(work)
         self._wake()
 
-    def request_shutdown(self) -> None:
+    def request_shutdown(self, restart: bool = False) -> None:
         """Ask a running :meth:`serve_forever` to shut down.  Takes no lock, so a signal
-        handler may call it."""
+        handler may call it.  ``restart`` (a replacement takes over) changes nothing here:
+        it picks the WebSockets' close code, and this engine serves none."""
         self._stop_asked = True
         self._wake()
 
@@ -243,9 +244,10 @@ class Server:
         app = self.ctx.app
         return app.started if isinstance(app, RequestTracker) else 0
 
-    def stuck(self, timeout: float) -> list[str]:
+    def stuck(self, timeout: float) -> str:
         app = self.ctx.app
-        return app.stuck(self.config.threads, timeout) if isinstance(app, RequestTracker) else []
+        running = app.stuck(self.config.threads, timeout) if isinstance(app, RequestTracker) else []
+        return f"every thread is stuck: {', '.join(running)}" if running else ""
 
     def _wake(self) -> None:
         # Full: a wake-up is pending already.  None or closed: serve_forever is not
