@@ -137,6 +137,17 @@ def test_ttin_adds_and_ttou_removes_a_worker(serve_process: Spawn) -> None:
     assert proc.wait(10) == 0
 
 
+def test_sigusr2_to_the_arbiter_is_refused_in_words(serve_process: Spawn) -> None:
+    # gunicorn's "upgrade the executable"; its default action would have ended the arbiter
+    proc, where, first = two_workers(serve_process, APP, "--threads", "1")
+    proc.signal(signal.SIGUSR2)
+    assert proc.wait_for("SIGUSR2 ignored")
+    assert get(where, "/").status == 200
+    assert all(alive(pid) for pid in first)  # the workers were not drained either
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigquit_stops_at_once(serve_process: Spawn, workers: int) -> None:
     proc = serve_process(APP, "--port", "0", "--workers", str(workers), "--graceful-timeout", "30")

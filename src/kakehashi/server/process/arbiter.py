@@ -68,6 +68,7 @@ _SIGNALS = tuple(
         "SIGTTIN",
         "SIGTTOU",
         "SIGUSR1",
+        "SIGUSR2",  # only to be refused in words: its default action would end the arbiter
         "SIGCHLD",
     )
     if hasattr(signal, name)
@@ -206,6 +207,11 @@ class Arbiter:
             elif signum == signal.SIGUSR1:
                 self.hooks.reopen_logs()
                 self._tell_all(signal.SIGUSR1)
+            elif signum == signal.SIGUSR2:  # gunicorn's "upgrade the executable"
+                error_logger.warning(
+                    "SIGUSR2 ignored: kakehashi has no binary upgrade; SIGHUP replaces the "
+                    "workers one at a time"
+                )
             elif signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
                 how = "at once" if self._quick else "gracefully"
                 error_logger.info("%s: shutting down %s", signal.Signals(signum).name, how)

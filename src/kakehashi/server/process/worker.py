@@ -174,8 +174,9 @@ def _reset_inherited(spec: WorkerSpec) -> None:
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
-    # The arbiter's business, not ours (SIGUSR1 gets its handler once the worker serves).
-    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+    # The arbiter's business, not ours (SIGUSR1 and SIGUSR2 get their handlers once the
+    # worker serves).
+    for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_IGN)
     for fd in spec.close_fds:
         with contextlib.suppress(OSError):
