@@ -102,6 +102,60 @@ def test_a_chunked_body_arrives_dechunked_with_more_body(serve: Any) -> None:
     assert len(messages) >= 2 and sum(n for n, _ in messages) == 7
 
 
+def test_body_pieces_are_joined_up_to_64_kib_and_a_big_upload_is_not_copied_whole(
+    serve: Any, start_asgi: Any
+) -> None:
+    # The app is held until all is received, so every piece waits at once: 200 small chunks
+    # come as one message; 4 MiB comes in messages of at most the 64 KiB joined (or one
+    # piece as received, up to the loop's read size), never joined into one copy of it all.
+    sizes: list[int] = []
+    go = asyncio.Event()
+
+    async def handler(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        sizes.clear()
+        await asyncio.wait_for(go.wait(), 5)
+        go.clear()
+        body = b""
+        while True:
+            message = await receive()
+            sizes.append(len(message["body"]))
+            body += message["body"]
+            if not message["more_body"]:
+                break
+        await asgi_apps.text(send, b"%d %d" % (len(body), hash(body) & 0xFFFF))
+
+    server_loop: list[asyncio.AbstractEventLoop] = []
+
+    async def capture(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not server_loop:
+            server_loop.append(asyncio.get_running_loop())
+        await handler(scope, receive, send)
+
+    where = serve(http_only(capture))
+    small = b"".join(b"a\r\n" + bytes([65 + i % 26]) * 10 + b"\r\n" for i in range(200))
+    big = bytes(range(256)) * (4 * 4096)  # 4 MiB
+    with connect(where) as sock:
+        reader = Reader(sock)
+        sock.sendall(b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(small + b"0\r\n\r\n")
+        time.sleep(0.3)
+        server_loop[0].call_soon_threadsafe(go.set)
+        resp = reader.read_response()
+        assert resp.body.split()[0] == b"2000" and sizes == [2000]
+        sock.sendall(b"POST / HTTP/1.1\r\n" + H + b"Content-Length: %d\r\n\r\n" % len(big))
+        for at in range(0, 200 * 1024, 50 * 1024):  # 4 pieces, below the mark: they wait
+            sock.sendall(big[at : at + 50 * 1024])
+            time.sleep(0.05)
+        time.sleep(0.2)
+        server_loop[0].call_soon_threadsafe(go.set)
+        sock.sendall(big[200 * 1024 :])
+        resp = reader.read_response()
+    assert resp.body == b"%d %d" % (len(big), hash(big) & 0xFFFF)
+    assert sum(sizes) == len(big) and len(sizes) >= 4
+    assert sizes[0] < 200 * 1024  # the waiting 50 KiB pieces were not joined into one
+    assert max(sizes) <= 256 * 1024  # a piece as read, or pieces joined up to 64 KiB
+
+
 def test_receive_after_the_response_says_disconnect_at_once(serve: Any) -> None:
     got: list[Any] = []
 

@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 __all__ = ["Exchange"]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Body pieces waiting for the application are joined into one message up to this size; a
+# piece this big goes alone, as received.  uvloop hands several reads of a big upload to
+# data_received in one turn: joining them all copied each 1 MiB POST into fresh memory
+# (page faults, 2.6x the server CPU of the asyncio loop); small pieces (a chunked upload's)
+# are still joined, so an application is not woken per kilobyte.
+_JOIN_BELOW = 64 * 1024
 
 
 class Exchange:
@@ -172,12 +178,21 @@ class Exchange:
 
     def _body_message(self) -> dict[str, Any]:
         chunks = self.chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self.chunks = []
+        if len(chunks) <= 1:
+            data = chunks[0] if chunks else b""
+            self.chunks = []
+        else:
+            taken, size = 0, 0
+            for piece in chunks:
+                if taken and size + len(piece) > _JOIN_BELOW:
+                    break
+                taken, size = taken + 1, size + len(piece)
+            data = chunks[0] if taken == 1 else b"".join(chunks[:taken])
+            self.chunks = chunks[taken:]
         if self.buffered:
-            self.buffered = 0
+            self.buffered -= len(data)
             self.conn.body_taken()
-        more = not self.body_done
+        more = bool(self.chunks) or not self.body_done
         self.final_sent = not more
         return {"type": "http.request", "body": data, "more_body": more}
 
