@@ -7,10 +7,13 @@ Each peer serves bench/asgi_app.py (a WebSocket on any path is an echo), pinned 
 (bench/peers.py). The client, this process, runs on core 1: one epoll loop over N
 connections, each sending a text message and waiting for its echo before the next (a round
 trip is one message, so msgs/s and the p99 round trip are read from the same exchanges).
-Client frames are built once per size (masked with a fixed key, which the server cannot
-tell from a fresh one); with compression, the client offers permessage-deflate with
-``client_no_context_takeover`` so one compressed frame serves every message, and the
-server's replies are read as frames (their sizes change with its context).  The first
+Client frames are built once per size: VARIANTS different messages, sent in turn, so that
+a server's compressor cannot answer a message by pointing back at the same one a moment
+ago (real traffic does not repeat itself; 16 x 4 KiB is past a 32 KiB window).  They are
+masked with a fixed key, which the server cannot tell from a fresh one.  With compression,
+the client offers permessage-deflate with ``client_no_context_takeover`` so each
+compressed frame stands alone, and the server's replies are read as frames (their sizes
+change with its context).  The first
 echo of every cell is checked byte for byte (inflated where compressed).
 
 For every peer: cells of (connections, compression, size), ``--seconds`` each after 0.5 s of
@@ -52,12 +55,14 @@ TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.1: taken off each compressed message,
 WARMUP = 0.5
 MAX_RECORDED = 2_000_000  # round trips kept per cell, so memory is bounded whatever the pace
 CONNECT_TIMEOUT = 5.0
+VARIANTS = 16
 
 
-def payload(size: int) -> bytes:
-    """ASCII text like a chat or dashboard message: JSON-ish words, compressible about 3x."""
+def payload(size: int, variant: int = 0) -> bytes:
+    """ASCII text like a chat or dashboard message: JSON-ish words, compressible about 3x;
+    each ``variant`` different."""
     words = ["temperature", "sensor", "value", "ok", "user", "room", "message", "42", "true"]
-    rng = Random(size)
+    rng = Random(size * 1000 + variant)
     out = bytearray()
     while len(out) < size:
         out += f'"{rng.choice(words)}":{rng.randint(0, 9999)},'.encode()
@@ -107,12 +112,13 @@ def _frame_end(buf: bytearray) -> tuple[int, int, int] | None:
 class Conn:
     """One WebSocket of the client: its socket, what it read and when its message left."""
 
-    __slots__ = ("buf", "first", "sent_at", "sock")
+    __slots__ = ("buf", "first", "sent", "sent_at", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
         self.sent_at = 0.0
+        self.sent = 0  # messages sent: the next one is frames[sent % VARIANTS]
         self.first: bytes | None = None  # the first echo's payload, checked by the cell
 
 
@@ -169,7 +175,7 @@ class Cell:
     note: str = ""
 
 
-def _on_readable(conn: Conn, frame: bytes, rtts: list[float] | None) -> None:
+def _on_readable(conn: Conn, frames: list[bytes], rtts: list[float] | None) -> None:
     """Read what came; for each whole echo, note its round trip (into ``rtts`` unless None,
     the warm-up) and send the next message at once."""
     data = conn.sock.recv(262144)
@@ -187,7 +193,8 @@ def _on_readable(conn: Conn, frame: bytes, rtts: list[float] | None) -> None:
                 if rtts is not None and len(rtts) < MAX_RECORDED:
                     rtts.append(done - conn.sent_at)
                 conn.sent_at = done
-                conn.sock.sendall(frame)
+                conn.sock.sendall(frames[conn.sent % VARIANTS])
+                conn.sent += 1
         del buf[:stop]
 
 
@@ -205,7 +212,7 @@ def _settle(conns: list[Conn]) -> None:
 
 
 def run_cell(
-    server: peers.Server, conns: list[Conn], cell: Cell, frame: bytes, seconds: float
+    server: peers.Server, conns: list[Conn], cell: Cell, frames: list[bytes], seconds: float
 ) -> None:
     """Ping-pong on every connection for WARMUP + ``seconds``; fills ``cell``."""
     by_fd = {c.sock.fileno(): c for c in conns}
@@ -218,14 +225,15 @@ def run_cell(
             conn.sock.settimeout(None)
             poller.register(conn.sock.fileno(), select.EPOLLIN)
             conn.sent_at = clock()
-            conn.sock.sendall(frame)
+            conn.sock.sendall(frames[0])
+            conn.sent = 1
         while clock() < measure_from:  # the warm-up: nothing recorded
             for fd, _ in poller.poll(0.1):
-                _on_readable(by_fd[fd], frame, None)
+                _on_readable(by_fd[fd], frames, None)
         began, server0, client0 = clock(), peers.cpu_seconds(server.pid), time.process_time()
         while clock() < end:
             for fd, _ in poller.poll(0.1):
-                _on_readable(by_fd[fd], frame, rtts)
+                _on_readable(by_fd[fd], frames, rtts)
         elapsed = clock() - began
         cell.server_us_per_msg = (peers.cpu_seconds(server.pid) - server0) * 1e6 / max(1, len(rtts))
         cell.client_cpu_share = (time.process_time() - client0) / elapsed
@@ -282,9 +290,9 @@ def measure(server: peers.Server, cell: Cell, seconds: float) -> None:
         if cell.compression and not all(deflate for _, deflate in opened):
             cell.note = "n/a: no permessage-deflate"
             return
-        data = payload(cell.size)
-        run_cell(server, conns, cell, client_frame(data, cell.compression), seconds)
-        cell.note = check_first(conns, data, cell.compression)
+        frames = [client_frame(payload(cell.size, i), cell.compression) for i in range(VARIANTS)]
+        run_cell(server, conns, cell, frames, seconds)
+        cell.note = check_first(conns, payload(cell.size), cell.compression)
     except OSError as exc:
         cell.note = f"failed: {exc}"
     finally:
