@@ -24,6 +24,16 @@ SRC = ROOT / "src"
 TEST_POLLER = os.environ.get("KAKEHASHI_TEST_POLLER", "auto")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as in a terminal, however the suite was launched.  A shell starts a background
+    job (``cmd &``, nohup, some CI runners) with SIGINT ignored, and its children inherit
+    that: Python then installs no KeyboardInterrupt handler, so the tests that stop
+    ``serve()`` or ``app.run()`` with SIGINT (a user's Ctrl-C) waited for nothing.  A
+    handler set here is reset to the default in each child at exec, as a terminal's is."""
+    if hasattr(signal, "SIGINT") and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     body = b"Hello, World"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "12")])
