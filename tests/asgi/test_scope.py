@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from kakehashi.asgi import ScopeBuilder, tls_extension
-from kakehashi.errors import RemoteProtocolError
+from kakehashi.asgi._scope import message_type
+from kakehashi.errors import LocalProtocolError, RemoteProtocolError
 from tests.asgi.helpers import get, request
 
 KEYS = {
@@ -114,3 +115,11 @@ def test_extensions_are_a_fresh_dict_each_time_with_tls_when_given() -> None:
 def test_connect_and_asterisk_targets() -> None:
     req = request(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
     assert ScopeBuilder(None, "", {}).build(req, None, "http", {})["path"] == "*"
+
+
+@pytest.mark.parametrize("bad", [None, "http.response.body", [], ["type"], {}, {"body": b""}])
+def test_a_message_without_a_type_is_refused_in_one_line(bad: Any) -> None:
+    # Every cycle (HTTP, WebSocket, lifespan) reads an application's message type through it.
+    with pytest.raises(LocalProtocolError, match="an ASGI message is a dict with a 'type'"):
+        message_type(bad)
+    assert message_type({"type": "http.response.start"}) == "http.response.start"

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
+from kakehashi.asgi._scope import message_type
 from kakehashi.errors import LocalProtocolError
 from kakehashi.http1 import (
     LAST_CHUNK,
@@ -248,12 +249,7 @@ class HTTPCycle:
         Raises:
             LocalProtocolError: the message is invalid, or not allowed in this phase.
         """
-        try:
-            kind = message["type"]
-        except (TypeError, KeyError, IndexError):
-            raise LocalProtocolError(
-                f"an ASGI message is a dict with a 'type': {message!r}"
-            ) from None
+        kind = message_type(message)
         if kind == "http.response.body":
             return self._body(message)
         if kind == "http.response.start":

@@ -26,7 +26,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from kakehashi.asgi._scope import ASGI_VERSION, SPEC_VERSION
+from kakehashi.asgi._scope import ASGI_VERSION, SPEC_VERSION, message_type
 from kakehashi.errors import LocalProtocolError
 
 __all__ = ["LifespanCycle", "LifespanPhase"]
@@ -89,12 +89,7 @@ class LifespanCycle:
         Raises:
             LocalProtocolError: an invalid message, or one out of order.
         """
-        try:
-            kind = message["type"]
-        except (TypeError, KeyError, IndexError):
-            raise LocalProtocolError(
-                f"an ASGI message is a dict with a 'type': {message!r}"
-            ) from None
+        kind = message_type(message)
         expected = {
             LifespanPhase.STARTING: "lifespan.startup.",
             LifespanPhase.STOPPING: "lifespan.shutdown.",

@@ -7,7 +7,8 @@ malformed target or escape is the same 400 on both engines.
 
 Invariants: every key of the spec is present in every scope; ``headers`` keep the order and
 repetitions they arrived in, names lower-cased (the spec's rule); ``state`` is a shallow copy
-of the lifespan state, never the dict itself.
+of the lifespan state, never the dict itself.  Also here, as every cycle needs it: the
+``type`` of a message the application sent, checked once.
 """
 
 from __future__ import annotations
@@ -15,16 +16,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kakehashi.errors import RemoteProtocolError
+from kakehashi.errors import LocalProtocolError, RemoteProtocolError
 from kakehashi.http1 import Request, absolute_authority, decode_path, split_target
 
-__all__ = ["ASGI_VERSION", "SPEC_VERSION", "ScopeBuilder", "tls_extension"]
+__all__ = ["ASGI_VERSION", "SPEC_VERSION", "ScopeBuilder", "message_type", "tls_extension"]
 
 # ASGI 3 callables; spec 2.4: send() on a closed connection raises an OSError subclass, so
 # frameworks need not listen for http.disconnect while they stream (Starlette's FileResponse
 # and StreamingResponse rely on this).
 ASGI_VERSION = "3.0"
 SPEC_VERSION = "2.4"
+
+
+def message_type(message: Any) -> str:
+    """The ``type`` of a message an application sent (HTTP, WebSocket or lifespan).
+
+    Raises:
+        LocalProtocolError: the message is not a dict with a ``type``.
+    """
+    try:
+        return str(message["type"])
+    except (TypeError, KeyError, IndexError):
+        raise LocalProtocolError(f"an ASGI message is a dict with a 'type': {message!r}") from None
+
 
 _METHODS = {
     m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kakehashi.asgi._http import FieldCache, HTTPCycle, error_page
+from kakehashi.asgi._scope import message_type
 from kakehashi.errors import (
     ClientDisconnected,
     LocalProtocolError,
@@ -149,12 +150,7 @@ class WebSocketCycle:
             ClientDisconnected: the connection is closing or closed (and not by the
                 application).
         """
-        try:
-            kind = message["type"]
-        except (TypeError, KeyError, IndexError):
-            raise LocalProtocolError(
-                f"an ASGI message is a dict with a 'type': {message!r}"
-            ) from None
+        kind = message_type(message)
         phase = self.phase
         if kind == "websocket.send":
             if phase is WSPhase.OPEN:
