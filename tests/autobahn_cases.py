@@ -11,7 +11,10 @@ narrows them while fixing something.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 __all__ = ["CASES", "grade"]
 
@@ -36,3 +39,21 @@ def grade(results: dict[str, Any], elapsed: float) -> list[tuple[str, str, str]]
     print(f"\nautobahn: {len(results)} cases in {elapsed:.0f} s: {behaviors}; "
           f"non-strict: {non_strict}")  # fmt: skip
     return bad
+
+
+# Where both Autobahn tests find what they run: the suite's script and its Python 2.7.
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tools" / "autobahn.sh"
+PYTHON2 = Path(
+    os.environ.get("AUTOBAHN_PYTHON", str(Path.home() / ".pyenv/versions/2.7.18/bin/python"))
+)
+AGENT = "kakehashi"
+MARKS = [
+    pytest.mark.autobahn,
+    pytest.mark.integration,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(
+        not PYTHON2.exists(),
+        reason=f"Autobahn|Testsuite needs Python 2.7 (none at {PYTHON2}; set AUTOBAHN_PYTHON)",
+    ),
+]

@@ -10,7 +10,6 @@ Select the test with ``-m autobahn`` or leave it out with ``-m "not autobahn"``.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -22,28 +21,14 @@ import pytest
 from kakehashi.client import websocket
 from kakehashi.errors import TransportError, WebSocketError
 from kakehashi.websocket import DeflateSettings
-from tests.autobahn_cases import CASES, grade
+from tests.autobahn_cases import AGENT, CASES, MARKS, SCRIPT, grade
 from tests.client.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "tools" / "autobahn.sh"
-PYTHON2 = Path(
-    os.environ.get("AUTOBAHN_PYTHON", str(Path.home() / ".pyenv/versions/2.7.18/bin/python"))
-)
-AGENT = "kakehashi"
 # Offer what browsers offer (no window asked for, client_max_window_bits without a value), so
 # that every parameter set of cases 13.x can be answered.
 OFFER = DeflateSettings(server_max_window_bits=None, client_max_window_bits=None)
 
-pytestmark = [
-    pytest.mark.autobahn,
-    pytest.mark.integration,
-    pytest.mark.timeout(3600),
-    pytest.mark.skipif(
-        not PYTHON2.exists(),
-        reason=f"Autobahn|Testsuite needs Python 2.7 (none at {PYTHON2}; set AUTOBAHN_PYTHON)",
-    ),
-]
+pytestmark = MARKS
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

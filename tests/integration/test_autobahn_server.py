@@ -11,33 +11,15 @@ NON-STRICT cases and why are in docs/websocket.md.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.autobahn_cases import CASES, grade
+from tests.autobahn_cases import AGENT, CASES, MARKS, SCRIPT, grade
 from tests.conftest import ServeProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "tools" / "autobahn.sh"
-PYTHON2 = Path(
-    os.environ.get("AUTOBAHN_PYTHON", str(Path.home() / ".pyenv/versions/2.7.18/bin/python"))
-)
-AGENT = "kakehashi"
-
-pytestmark = [
-    pytest.mark.autobahn,
-    pytest.mark.integration,
-    pytest.mark.timeout(3600),
-    pytest.mark.skipif(
-        not PYTHON2.exists(),
-        reason=f"Autobahn|Testsuite needs Python 2.7 (none at {PYTHON2}; set AUTOBAHN_PYTHON)",
-    ),
-]
+pytestmark = MARKS
 
 
 def test_fuzzingclient_cases_pass(
