@@ -5,6 +5,7 @@ break the ASGI rules on purpose."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -76,8 +77,13 @@ async def _block(scope: Scope, receive: Receive, send: Send) -> None:
     await text(send, b"blocked")
 
 
+async def _frozen(scope: Scope, receive: Receive, send: Send) -> None:
+    """How many objects the process froze out of the garbage collector's sight (--gc-freeze)."""
+    await text(send, b"%d" % gc.get_freeze_count())
+
+
 ROUTES = {"/pid": _pid, "/slow": _slow, "/forever": _forever, "/big": _big, "/echo": _echo,
-          "/block": _block, "/imported": _imported}  # fmt: skip
+          "/block": _block, "/imported": _imported, "/frozen": _frozen}  # fmt: skip
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -3,6 +3,7 @@ tests.server_apps:NAME`` in a subprocess."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -67,7 +68,13 @@ def _pid(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return _text(start_response, b"%d" % os.getpid())
 
 
+def _frozen(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    """How many objects the process froze out of the garbage collector's sight (--gc-freeze)."""
+    return _text(start_response, b"%d" % gc.get_freeze_count())
+
+
 ROUTES = {
+    "/frozen": _frozen,
     "/pid": _pid,
     "/slow": _slow,
     "/forever": _forever,

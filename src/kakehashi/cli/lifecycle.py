@@ -19,6 +19,7 @@ from typing import Any
 from kakehashi.errors import ConfigError
 from kakehashi.server import ServerConfig
 from kakehashi.server.engine.contract import Engine, shutdown_after_delay
+from kakehashi.server.engine.heap import when_ready
 from kakehashi.server.net.systemd import notify
 from kakehashi.server.observe.logfile import LogFileHandler, reopen_log_files
 
@@ -81,7 +82,7 @@ def serve_in_process(server: Engine) -> int:
     """Run ``server`` in this process until a signal stops it; returns the exit code."""
     previous = _install_signals(server)
     try:
-        server.start()
+        server.start(on_ready=when_ready(server.config))
         notify("READY=1\nSTATUS=serving")
         server.serve_forever()
         return 0

@@ -42,6 +42,7 @@ from typing import Any, NoReturn
 from kakehashi.errors import AppImportError, ConfigError, KakehashiError
 from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.engine.contract import Engine, EngineFactory, shutdown_after_delay
+from kakehashi.server.engine.heap import when_ready
 from kakehashi.server.observe.loggers import error_logger
 from kakehashi.server.observe.metrics import Recorder
 from kakehashi.server.process.reloader import FileWatcher, files_of, format_import_error
@@ -229,7 +230,7 @@ def _serve(spec: WorkerSpec) -> int:
     # ASGI application's lifespan startup (one that refuses to start is a failed boot,
     # retried, then given up).  Connections wait in the kernel's queue meanwhile.
     try:
-        server.start(on_ready=lambda: report.send("ready"))
+        server.start(on_ready=when_ready(spec.config, lambda: report.send("ready")))
     except (RuntimeError, KakehashiError) as exc:  # no thread can start; a lifespan refusal
         report.send(f"error 1 cannot start serving: {exc}")
         return 1
