@@ -33,7 +33,9 @@ def freeze_heap() -> int:
     return gc.get_freeze_count()
 
 
-def when_ready(config: ServerConfig, then: Callable[[], object] | None = None) -> Callable[[], None]:
+def when_ready(
+    config: ServerConfig, then: Callable[[], object] | None = None
+) -> Callable[[], None]:
     """An engine's ``on_ready`` for a process of its own (the CLI, a pre-fork worker): the
     heap frozen unless ``--no-gc-freeze``, then ``then``.  Not for an engine embedded in a
     program (``serve()``, tests): its heap is the program's, not the server's to freeze."""
