@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -19,6 +22,9 @@ from kakehashi.websocket import (
     parse_frame_header,
     serialize_frame,
 )
+from kakehashi.websocket import _mask as mask_module
+from kakehashi.websocket._mask import python_apply_mask
+from tests.conftest import SRC
 
 KEY = bytes.fromhex("37fa213d")
 
@@ -132,23 +138,51 @@ def test_round_trip(opcode: Opcode, payload: bytes, fin: bool, masked: bool, key
 # --- masking ----------------------------------------------------------------------------------
 
 
+# Both ways of masking, always: the C loop of the ``speedups`` extra (installed with the test
+# extras) and the pure-Python one that runs without it.
+MASKERS = [pytest.param(python_apply_mask, id="python")]
+if mask_module.ACCELERATED:
+    MASKERS.append(pytest.param(mask_module.apply_mask, id="c"))
+Masker = Callable[..., bytes]
+
+
+def test_the_c_loop_is_used_when_installed() -> None:
+    # The test extras install websockets: its speedups must be found, or the bench's figures
+    # would be of the pure-Python path without saying so.
+    pytest.importorskip("websockets.speedups")
+    assert mask_module.ACCELERATED is (not os.environ.get("KAKEHASHI_PURE_PYTHON"))
+
+
+def test_kakehashi_pure_python_refuses_the_c_loop() -> None:
+    code = "from kakehashi.websocket import _mask; print(_mask.ACCELERATED)"
+    env = dict(os.environ, KAKEHASHI_PURE_PYTHON="1", PYTHONPATH=str(SRC))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("mask", MASKERS)
 @pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 16, 4096, 8191, 8192, 8193, 65536, 100003])
-def test_mask_matches_the_definition(n: int) -> None:
+def test_mask_matches_the_definition(mask: Masker, n: int) -> None:
     data, key = os.urandom(n), os.urandom(4)
-    assert apply_mask(data, key) == naive_mask(data, key)
+    assert mask(data, key) == naive_mask(data, key)
 
 
+@pytest.mark.parametrize("mask", MASKERS)
 @given(st.binary(max_size=20000), st.binary(min_size=4, max_size=4), st.integers(0, 20000))
-def test_mask_in_pieces_equals_mask_at_once(data: bytes, key: bytes, cut: int) -> None:
+def test_mask_in_pieces_equals_mask_at_once(
+    mask: Masker, data: bytes, key: bytes, cut: int
+) -> None:
     cut = min(cut, len(data))
-    pieces = apply_mask(data[:cut], key) + apply_mask(data[cut:], key, cut)
+    pieces = mask(data[:cut], key) + mask(data[cut:], key, cut)
     assert pieces == naive_mask(data, key)
-    assert apply_mask(pieces, key) == data
+    assert mask(pieces, key) == data
 
 
-def test_mask_takes_memoryview_and_bytearray() -> None:
+@pytest.mark.parametrize("mask", MASKERS)
+def test_mask_takes_memoryview_and_bytearray(mask: Masker) -> None:
     data = bytearray(os.urandom(20000))
-    assert apply_mask(memoryview(data), KEY) == apply_mask(bytes(data), KEY)
+    assert mask(memoryview(data), KEY) == mask(bytes(data), KEY) == naive_mask(bytes(data), KEY)
+    assert mask(memoryview(data)[3:], KEY, 3) == naive_mask(bytes(data[3:]), KEY, 3)
 
 
 # --- close payloads ---------------------------------------------------------------------------
