@@ -42,7 +42,7 @@ _NAMES = {
 # engine a stuck loop is what --loop-watchdog and --timeout see).
 _THREADS_ONLY = ("threads", "poller", "buffer_body_size", "parked_body_budget",
                  "output_buffer_memory", "output_buffer_limit", "request_timeout")  # fmt: skip
-_ASGI_ONLY: tuple[str, ...] = ("loop", "loop_watchdog", "limit_concurrency")
+_ASGI_ONLY: tuple[str, ...] = ("loop", "loop_watchdog", "limit_concurrency", "gc_freeze")
 # WebSockets are served to ASGI applications only (server/aio/websocket.py).
 _ASGI_ONLY += ("ws_max_size", "ws_max_queue", "ws_ping_interval", "ws_ping_timeout",
                "ws_close_timeout", "ws_per_message_deflate", "ws_deflate_budget")  # fmt: skip

@@ -82,7 +82,7 @@ def serve_in_process(server: Engine) -> int:
     """Run ``server`` in this process until a signal stops it; returns the exit code."""
     previous = _install_signals(server)
     try:
-        server.start(on_ready=when_ready(server.config))
+        server.start(on_ready=when_ready(server))
         notify("READY=1\nSTATUS=serving")
         server.serve_forever()
         return 0

@@ -87,6 +87,10 @@ class AsyncServer:
             ``--metrics-bind``) cannot be bound, or the TLS files cannot be loaded.
     """
 
+    # Each request's task, futures and messages are promoted into the collector's oldest
+    # generation while in flight; its full passes walked the whole heap (engine/heap.py).
+    freezes_heap = True
+
     def __init__(
         self,
         app: ASGIApp,

@@ -406,9 +406,10 @@ class ServerConfig:
         # cyclic collector's full passes walked all of them, a pause of 12-15 ms four times
         # a second under load (p99 at 100 connections 14 ms, 5 ms frozen: engine/heap.py).
         default=True,
-        metadata=_opt("--gc-freeze", "once ready to serve, gc.freeze() what the process "
-                      "holds (the application, its imports, its startup), so the garbage "
-                      "collector's full passes do not walk it for every pause", "process"),
+        metadata=_opt("--gc-freeze", "ASGI applications: once ready to serve, gc.freeze() "
+                      "what the process holds (the application, its imports, its startup), "
+                      "so the garbage collector's full passes do not walk it at every "
+                      "pause", "process"),
     )  # fmt: skip
     pid: str = field(
         default="",

@@ -23,6 +23,10 @@ __all__ = ["Engine", "EngineFactory", "shutdown_after_delay"]
 class Engine(Protocol):
     """A server of one engine, as the process manager and the CLI see it."""
 
+    # Whether a process of its own freezes its heap once ready (--gc-freeze, engine/heap.py):
+    # worth it where requests in flight keep the collector busy.
+    freezes_heap: bool
+
     @property
     def config(self) -> ServerConfig: ...
 

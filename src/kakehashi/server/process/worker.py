@@ -230,7 +230,7 @@ def _serve(spec: WorkerSpec) -> int:
     # ASGI application's lifespan startup (one that refuses to start is a failed boot,
     # retried, then given up).  Connections wait in the kernel's queue meanwhile.
     try:
-        server.start(on_ready=when_ready(spec.config, lambda: report.send("ready")))
+        server.start(on_ready=when_ready(server, lambda: report.send("ready")))
     except (RuntimeError, KakehashiError) as exc:  # no thread can start; a lifespan refusal
         report.send(f"error 1 cannot start serving: {exc}")
         return 1
