@@ -28,6 +28,7 @@ import asyncio
 import enum
 import os
 import re
+from operator import itemgetter
 from typing import IO, Any
 
 from kakehashi.asgi import HTTPCycle, error_page
@@ -59,6 +60,7 @@ _DRAIN_BYTES = 1 << 20
 # A pathsend file goes out in pieces of this size, so the sweep sees progress between them.
 _FILE_PIECE = 1 << 20
 _READ_PIECE = 256 * 1024
+_name = itemgetter(0)
 
 
 class ConnPhase(enum.Enum):
@@ -209,17 +211,19 @@ class HTTPConnection(asyncio.Protocol):
         request, end = parsed
         ctx = self.ctx
         self.requests += 1
-        if is_websocket_request(request):
-            self.phase = ConnPhase.BUSY
-            start_websocket(self, request, self.buf[end:])
-            return
-        if ctx.limit and ctx.in_flight >= ctx.limit:
-            self._answer(503, f"more than {ctx.limit} requests in flight")
-            return
         try:
             scope = ctx.scopes.build(request, self.client, self.scheme, ctx.state, self.tls)
         except RemoteProtocolError as exc:
             self._refuse(exc)
+            return
+        # The scope's names are lower-cased: an Upgrade field is looked for in C, and only
+        # a request that has one is read as a WebSocket upgrade (no index of its fields).
+        if b"upgrade" in map(_name, scope["headers"]) and is_websocket_request(request):
+            self.phase = ConnPhase.BUSY
+            start_websocket(self, request, self.buf[end:], scope)
+            return
+        if ctx.limit and ctx.in_flight >= ctx.limit:
+            self._answer(503, f"more than {ctx.limit} requests in flight")
             return
         cycle = HTTPCycle(request, ctx.fields, ctx.date)
         exch = Exchange(self, request, scope, cycle)

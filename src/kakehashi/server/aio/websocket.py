@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kakehashi.asgi import WebSocketCycle, WSPhase, websocket_scope
-from kakehashi.errors import HandshakeError, RemoteProtocolError, RemoteWebSocketError
+from kakehashi.errors import HandshakeError, RemoteWebSocketError
 from kakehashi.http1 import Request, write_response_head
 from kakehashi.server.aio.context import error_logger
 from kakehashi.server.aio.wsshared import WebSocketFacts, WebSocketShared
@@ -66,9 +66,12 @@ def _where(conn: HTTPConnection) -> str:
     return conn.client[0] if conn.client else "-"
 
 
-def start_websocket(conn: HTTPConnection, request: Request, rest: bytes) -> None:
+def start_websocket(
+    conn: HTTPConnection, request: Request, rest: bytes, scope: dict[str, Any]
+) -> None:
     """Serve ``request``, an upgrade to WebSocket, on ``conn``; ``rest`` is what followed
-    its head (frames the client sent without waiting for the 101)."""
+    its head (frames the client sent without waiting for the 101); ``scope``: its HTTP
+    scope, which becomes the WebSocket's."""
     ctx = conn.ctx
     shared: WebSocketShared = ctx.ws
     try:
@@ -85,11 +88,6 @@ def start_websocket(conn: HTTPConnection, request: Request, rest: bytes) -> None
         return
     if ctx.limit and ctx.in_flight >= ctx.limit:
         conn.answer(503, f"more than {ctx.limit} requests in flight")
-        return
-    try:
-        scope = ctx.scopes.build(request, conn.client, conn.scheme, ctx.state, conn.tls)
-    except RemoteProtocolError as exc:
-        conn.refuse(exc)
         return
     scope = websocket_scope(scope, upgrade)
     cycle = WebSocketCycle(
