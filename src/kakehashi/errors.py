@@ -23,6 +23,7 @@ __all__ = [
     "ConnectTimeout",
     "HTTPError",
     "HandshakeError",
+    "HandshakeInvalid",
     "HandshakeRefused",
     "KakehashiError",
     "LocalProtocolError",
@@ -163,6 +164,30 @@ class HandshakeRefused(HandshakeError):
         self.request_head = request_head
         self.response_headers = response_headers
         self.body = body
+
+
+class HandshakeInvalid(HandshakeError):
+    """The server answered a client's upgrade request with a 101 that does not accept it (a
+    wrong ``Sec-WebSocket-Accept``, an extension or subprotocol not offered).
+
+    ``status``, ``reason`` and ``response_headers`` are that answer and ``request_head`` the
+    request, so ``kakehashi ws -v`` can show both, as for a refusal.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 101,
+        reason: str = "",
+        request_head: bytes = b"",
+        response_headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.request_head = request_head
+        self.response_headers = response_headers
 
 
 # --- configuration -------------------------------------------------------------------------

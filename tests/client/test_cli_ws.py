@@ -175,6 +175,27 @@ def test_a_refused_handshake_exits_1() -> None:
     assert done.stdout == ""
 
 
+def test_verbose_shows_a_101_that_does_not_accept_the_request() -> None:
+    # A 101 whose Sec-WebSocket-Accept is not the one our key asks for: the request and that
+    # answer are shown under -v, as for a refusal, and the error names what is wrong.
+    def wrong_accept(conn: ServerConnection, request: WRequest, response: WResponse) -> None:
+        response.headers["Sec-WebSocket-Accept"] = "d3Jvbmcgd3Jvbmcgd3Jvbmc="
+
+    with ws_server(process_response=wrong_accept) as url:
+        done = kakehashi_ws(url, "-v", "--send", "x")
+        quiet = kakehashi_ws(url, "--send", "x")
+    assert done.returncode == 1 and quiet.returncode == 1
+    lines = done.stderr.splitlines()
+    assert lines[0] == "> GET / HTTP/1.1" and "> Upgrade: websocket" in lines
+    assert lines[lines.index(">") + 1] == "< HTTP/1.1 101 Switching Protocols"
+    assert "< Sec-WebSocket-Accept: d3Jvbmcgd3Jvbmcgd3Jvbmc=" in lines
+    assert lines[-2] == "<"
+    error = "kakehashi ws: HandshakeInvalid: wrong Sec-WebSocket-Accept (101 Switching Protocols)"
+    assert lines[-1] == error
+    assert quiet.stderr.splitlines() == [error]  # without -v, that line only
+    assert done.stdout == quiet.stdout == ""
+
+
 # -- a refusal from kakehashi's own server: ``kakehashi serve`` of tests/ws_apps.py:guarded ----
 
 

@@ -26,6 +26,7 @@ from kakehashi.cli.get import _headers, _ssl_context
 from kakehashi.client import Proxies, Timeout, websocket
 from kakehashi.errors import (
     ClientError,
+    HandshakeInvalid,
     HandshakeRefused,
     LocalWebSocketError,
     ProtocolError,
@@ -88,11 +89,17 @@ def _show_handshake(sock: websocket.WebSocket) -> None:
     _show_exchange(hs.request_head, hs.status_code, hs.reason, hs.headers)
 
 
+def _show_answer(
+    request_head: bytes, status: int, reason: str, headers: Iterable[tuple[bytes, bytes]]
+) -> None:
+    fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+    _show_exchange(request_head, status, reason, fields)
+
+
 def _show_refusal(exc: HandshakeRefused) -> None:
     """The request and the refusing answer, and the start of its body (as text, control
     characters escaped, so a binary body cannot upset the terminal)."""
-    fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in exc.response_headers]
-    _show_exchange(exc.request_head, exc.status_hint, exc.reason, fields)
+    _show_answer(exc.request_head, exc.status_hint, exc.reason, exc.response_headers)
     text = exc.body.decode("utf-8", "replace")
     for line in text.splitlines():
         shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
@@ -216,6 +223,11 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             _show_refusal(exc)
         print(f"kakehashi ws: {exc}", file=sys.stderr)
+        return 1
+    except HandshakeInvalid as exc:  # a 101 that does not accept what was asked
+        if args.verbose:
+            _show_answer(exc.request_head, exc.status, exc.reason, exc.response_headers)
+        print(f"kakehashi ws: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except (ClientError, ProtocolError, WebSocketError) as exc:
         print(f"kakehashi ws: {type(exc).__name__}: {exc}", file=sys.stderr)

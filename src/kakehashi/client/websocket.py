@@ -42,6 +42,7 @@ from kakehashi.client.transport import Stream
 from kakehashi.client.wsconnection import Handshake, Message, WebSocket
 from kakehashi.errors import (
     HandshakeError,
+    HandshakeInvalid,
     HandshakeRefused,
     ReadError,
     RemoteProtocolError,
@@ -124,7 +125,8 @@ def connect(
         HandshakeRefused: the server answered with another status than 101 (a
             :class:`HandshakeError`; ``status_hint`` is the status, and it carries the
             request sent and the answer: head and the start of the body).
-        HandshakeError: the server answered with a 101 that is not a valid acceptance.
+        HandshakeInvalid: the server answered with a 101 that is not a valid acceptance (a
+            :class:`HandshakeError` carrying the request and the answer).
         RemoteProtocolError: the server's answer is not HTTP.
     """
     target = parse_url(url)
@@ -227,7 +229,13 @@ def _open(
         accepted = handshake.check_response(event)
     except HandshakeError as exc:
         reason = event.reason.decode("latin-1")
-        raise HandshakeError(f"{exc} ({event.status_code} {reason})", exc.status_hint) from None
+        raise HandshakeInvalid(
+            f"{exc} ({event.status_code} {reason})",
+            status=event.status_code,
+            reason=reason,
+            request_head=head,
+            response_headers=tuple(event.headers.raw()),
+        ) from None
     opened = Handshake(
         request_head=head,
         status_code=event.status_code,
