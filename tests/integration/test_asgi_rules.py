@@ -1,4 +1,4 @@
-"""The ASGI rules (asgiref www.rst, lifespan.rst; /work notes in docs/asgi.md), one test per
+"""The ASGI rules (asgiref's www.rst and lifespan.rst; our notes in docs/asgi.md), one test per
 rule, over real sockets on the asyncio engine, on both loops."""
 
 from __future__ import annotations
