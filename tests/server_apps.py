@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -73,8 +75,15 @@ def _frozen(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return _text(start_response, b"%d" % gc.get_freeze_count())
 
 
+def _sigterm_here(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    """SIGTERM to the process, delivered to this (a worker) thread, not the main one."""
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+    return _text(start_response, b"sent")
+
+
 ROUTES = {
     "/frozen": _frozen,
+    "/sigterm-here": _sigterm_here,
     "/pid": _pid,
     "/slow": _slow,
     "/forever": _forever,

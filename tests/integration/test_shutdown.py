@@ -279,3 +279,16 @@ def test_sigterm_under_load_loses_no_request(serve_process: Spawn, app: str, pat
     assert answered > 100
     assert lost == 0, f"{lost} lost of {answered + lost}: {errors[:5]}"
     assert all(not t.is_alive() for t in threads)
+
+
+def test_a_sigterm_delivered_to_another_thread_than_the_main_one_stops_the_server(
+    serve_process: Spawn,
+) -> None:
+    # The kernel hands a process's signal to any thread that does not block it; here the
+    # application's own thread gets it.  The main thread waited in select() without a
+    # timeout and never ran the handler (a pre-fork worker in CI served on for the whole
+    # graceful timeout): the wake socket is now the signal wake-up fd.
+    proc = serve_process("tests.server_apps:app", "--port", "0")
+    assert get(proc.address(), "/sigterm-here").body == b"sent"
+    assert proc.wait(5) == 0
+    assert "SIGTERM: shutting down gracefully" in proc.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import select
+import signal
 import socket
 import sys
 import threading
@@ -210,6 +211,12 @@ class Server:
         self._wake_w.setblocking(False)
         # A wait is not interrupted by Ctrl-C on Windows: wake to let its handler run.
         timeout = _WINDOWS_SIGNAL_CHECK if sys.platform == "win32" else None
+        # A process-wide signal may be delivered to any thread that does not block it: to a
+        # worker thread, the main thread's select is not interrupted, and Python runs the
+        # handler only once the main thread runs again.  Seen: a pre-fork worker that got
+        # SIGTERM as it started its threads served on for the whole graceful timeout.  The
+        # wake socket is made the signal wake-up fd, so any thread's signal wakes the select.
+        old_wakeup = self._signal_wakeup(self._wake_w.fileno())
         try:
             while True:
                 self._run_soon()
@@ -220,10 +227,23 @@ class Server:
                     wake_r.recv(_WAKE_BYTES)
             self._shutdown(self.config.graceful_timeout)
         finally:
+            if old_wakeup is not None:
+                self._signal_wakeup(old_wakeup)
             wake_w, self._wake_w = self._wake_w, None
             if wake_w is not None:
                 wake_w.close()
             wake_r.close()
+
+    @staticmethod
+    def _signal_wakeup(fd: int) -> int | None:
+        """``signal.set_wakeup_fd(fd)``; the fd it replaces, or None where it cannot be set
+        (serve_forever on another thread than the main one, as in tests)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            return signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            return None
 
     def call_soon(self, work: Callable[[], object]) -> None:
         """Have serve_forever's thread run ``work`` soon; what is queued while the server
