@@ -252,6 +252,39 @@ def test_an_invalid_handshake_is_an_http_refusal(serve: Any) -> None:
     assert answer.startswith(b"HTTP/1.1 426 ") and b"Sec-WebSocket-Version: 13" in answer
 
 
+def test_the_upgrade_fields_are_read_in_any_case_and_other_upgrades_are_plain_http(
+    serve: Any,
+) -> None:
+    # The engine looks for the Upgrade field among the scope's lower-cased names: a client
+    # spelling it UPGRADE still gets its WebSocket, and an Upgrade to anything else (h2c) is
+    # an ordinary request for the application.
+    import socket
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await echo(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"plain " + scope["path"].encode()})
+
+    host, port = serve(app).rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHOST: x\r\nUPGRADE: WebSocket\r\n"
+                     b"CONNECTION: Upgrade\r\nSEC-WEBSOCKET-KEY: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"SEC-WEBSOCKET-VERSION: 13\r\n\r\n")  # fmt: skip
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 101 "), answer
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in answer  # RFC 6455 §1.3's key and accept
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /h2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                     b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+                     b"Connection: close\r\n\r\n")  # fmt: skip
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"plain /h2"), answer
+
+
 def test_pings_are_sent_and_a_vanished_peer_is_freed(serve: Any) -> None:
     seen, app = recorder()
     raw = RawWebSocket(serve(app, ws_ping_interval=0.2, ws_ping_timeout=0.3))

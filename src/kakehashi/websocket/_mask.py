@@ -19,7 +19,7 @@ an optional extra here: with ``pip install 'kakehashi[speedups]'`` (the ``websoc
 package, whose ``websockets.speedups.apply_mask`` is such a loop; uvicorn's WebSocket
 backends use it too), :func:`apply_mask` is that function, and the pure-Python one
 (:func:`python_apply_mask`) otherwise, or when ``KAKEHASHI_PURE_PYTHON`` is set in the
-environment.  Both give the same bytes (tests/websocket/test_mask.py).
+environment.  Both give the same bytes (tests/websocket/test_frames.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ __all__ = ["ACCELERATED", "apply_mask", "python_apply_mask"]
 _SLICE = 8192
 
 
+def _key_at(key: bytes, offset: int) -> bytes:
+    """``key`` turned to start at its byte ``offset % 4`` (a piece that starts mid-key)."""
+    rot = offset & 3
+    return key[rot:] + key[:rot] if rot else key
+
+
 def python_apply_mask(data: bytes | bytearray | memoryview, key: bytes, offset: int = 0) -> bytes:
     """``data`` XOR the 4-byte ``key`` repeated, starting at key byte ``offset % 4``.
 
@@ -43,9 +49,7 @@ def python_apply_mask(data: bytes | bytearray | memoryview, key: bytes, offset: 
     n = len(data)
     if not n:
         return b""
-    if offset & 3:
-        rot = offset & 3
-        key = key[rot:] + key[:rot]
+    key = _key_at(key, offset)
     if n <= _SLICE:
         q, r = divmod(n, 4)
         stream = int.from_bytes(key * q + key[:r], "little")
@@ -75,7 +79,7 @@ def _c_loop() -> Callable[[bytes | bytearray | memoryview, bytes], bytes] | None
 
 
 _C_LOOP = _c_loop()
-# True when the C loop masks (docs/websocket.md, "Speed").
+# True when the C loop masks (docs/websocket.md, "Masking speed").
 ACCELERATED = _C_LOOP is not None
 
 
@@ -85,7 +89,4 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes, offset: int = 0
     c_loop = _C_LOOP
     if c_loop is None:
         return python_apply_mask(data, key, offset)
-    if offset & 3:
-        rot = offset & 3
-        key = key[rot:] + key[:rot]
-    return c_loop(data, key)
+    return c_loop(data, _key_at(key, offset))

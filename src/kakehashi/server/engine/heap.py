@@ -31,11 +31,10 @@ from kakehashi.server.engine.contract import Engine
 __all__ = ["freeze_heap", "when_ready"]
 
 
-def freeze_heap() -> int:
-    """Collect, then freeze what is left; returns how many objects were frozen."""
+def freeze_heap() -> None:
+    """Collect, then freeze what is left (``gc.get_freeze_count()`` tells how many)."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 def when_ready(engine: Engine, then: Callable[[], object] | None = None) -> Callable[[], None]:
