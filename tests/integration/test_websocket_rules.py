@@ -5,6 +5,7 @@ client where the test must misbehave)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from websockets.sync.client import connect
 from kakehashi.websocket import CloseReceived, TextMessage
 from tests.conftest import addr
 from tests.integration.wsraw import RawWebSocket, close_raw_sockets  # noqa: F401
+from tests.wire import get
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -234,21 +236,23 @@ def test_compression_can_be_turned_off_and_has_a_budget(serve: Any) -> None:
         assert "sec-websocket-extensions" not in ws.response.headers
 
 
-def test_an_invalid_handshake_is_an_http_refusal(serve: Any) -> None:
-    import socket
+def _first_answer(address: str, head: bytes) -> bytes:
+    """Send ``head`` on a new connection; what the server answers first (a raw handshake)."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head)
+        return sock.recv(65536)
 
-    host, port = serve(echo).rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
-                     b"\r\nSec-WebSocket-Key: short\r\n"
-                     b"Sec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
-        answer = sock.recv(65536)
+
+def test_an_invalid_handshake_is_an_http_refusal(serve: Any) -> None:
+    where = serve(echo)
+    answer = _first_answer(where, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\nSec-WebSocket-Key: short\r\n"
+                           b"Sec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
     assert answer.startswith(b"HTTP/1.1 400 "), answer
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
-                     b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     b"Sec-WebSocket-Version: 8\r\n\r\n")  # fmt: skip
-        answer = sock.recv(65536)
+    answer = _first_answer(where, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           b"Sec-WebSocket-Version: 8\r\n\r\n")  # fmt: skip
     assert answer.startswith(b"HTTP/1.1 426 ") and b"Sec-WebSocket-Version: 13" in answer
 
 
@@ -258,8 +262,6 @@ def test_the_upgrade_fields_are_read_in_any_case_and_other_upgrades_are_plain_ht
     # The engine looks for the Upgrade field among the scope's lower-cased names: a client
     # spelling it UPGRADE still gets its WebSocket, and an Upgrade to anything else (h2c) is
     # an ordinary request for the application.
-    import socket
-
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
             await echo(scope, receive, send)
@@ -267,22 +269,15 @@ def test_the_upgrade_fields_are_read_in_any_case_and_other_upgrades_are_plain_ht
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"plain " + scope["path"].encode()})
 
-    host, port = serve(app).rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"GET /ws HTTP/1.1\r\nHOST: x\r\nUPGRADE: WebSocket\r\n"
-                     b"CONNECTION: Upgrade\r\nSEC-WEBSOCKET-KEY: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     b"SEC-WEBSOCKET-VERSION: 13\r\n\r\n")  # fmt: skip
-        answer = sock.recv(65536)
+    where = serve(app)
+    answer = _first_answer(where, b"GET /ws HTTP/1.1\r\nHOST: x\r\nUPGRADE: WebSocket\r\n"
+                           b"CONNECTION: Upgrade\r\nSEC-WEBSOCKET-KEY: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           b"SEC-WEBSOCKET-VERSION: 13\r\n\r\n")  # fmt: skip
     assert answer.startswith(b"HTTP/1.1 101 "), answer
     assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in answer  # RFC 6455 §1.3's key and accept
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"GET /h2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                     b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
-                     b"Connection: close\r\n\r\n")  # fmt: skip
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"plain /h2"), answer
+    plain = get(where, "/h2", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n")  # fmt: skip
+    assert plain.status == 200 and plain.body == b"plain /h2"
 
 
 def test_pings_are_sent_and_a_vanished_peer_is_freed(serve: Any) -> None:
