@@ -5,6 +5,7 @@ plain ASGI middleware watches), so a test can see that FileResponse used pathsen
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,8 @@ from pydantic import BaseModel
 
 SENT: list[str] = []
 DONE: list[str] = []
-FILE = Path(tempfile.gettempdir()) / f"kakehashi-fastapi-{id(SENT)}.bin"
+# Named by the process, so a test can see that the lifespan shutdown removed it.
+FILE = Path(tempfile.gettempdir()) / f"kakehashi-fastapi-{os.getpid()}.bin"
 
 
 @asynccontextmanager

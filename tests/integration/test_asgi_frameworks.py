@@ -3,9 +3,12 @@ the client (tests/asgi_frameworks/: FastAPI, Starlette, Django, Quart)."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,9 +29,23 @@ def base(serve_process: Spawn, app: str, loop: str) -> str:
 # -- FastAPI ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("loop", LOOPS)
-def test_fastapi(serve_process: Spawn, loop: str) -> None:
-    url = base(serve_process, "tests.asgi_frameworks.fastapi_app:app", loop)
+@pytest.fixture(params=LOOPS)
+def fastapi_url(serve_process: Spawn, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The FastAPI app's URL; at the end, SIGTERM: the lifespan shutdown removes the file
+    its startup wrote (so no run leaves 1 MiB behind), and the process exits 0."""
+    proc = serve_process("tests.asgi_frameworks.fastapi_app:app", "--port", "0",
+                         "--loop", request.param)  # fmt: skip
+    url = f"http://{proc.address()}"
+    file = Path(tempfile.gettempdir()) / f"kakehashi-fastapi-{proc.proc.pid}.bin"
+    yield url
+    assert file.exists()  # the test was served: the startup wrote it
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(10) == 0, proc.stderr
+    assert not file.exists()
+
+
+def test_fastapi(fastapi_url: str) -> None:
+    url = fastapi_url
     with httpx.Client(base_url=url, timeout=10) as client:
         assert client.get("/items/42", params={"q": "tea"}).json() == {"item_id": 42, "q": "tea"}
         assert client.get("/items/nope").status_code == 422  # a path parameter that is no int
@@ -48,9 +65,8 @@ def test_fastapi(serve_process: Spawn, loop: str) -> None:
         assert wait_for(lambda: client.get("/background").json() == ["done"])
 
 
-@pytest.mark.parametrize("loop", LOOPS)
-def test_fastapi_streaming_arrives_piece_by_piece(serve_process: Spawn, loop: str) -> None:
-    url = base(serve_process, "tests.asgi_frameworks.fastapi_app:app", loop)
+def test_fastapi_streaming_arrives_piece_by_piece(fastapi_url: str) -> None:
+    url = fastapi_url
     arrivals: list[tuple[float, bytes]] = []
     with httpx.stream("GET", url + "/stream", timeout=10) as resp:
         assert resp.headers["transfer-encoding"] == "chunked"
@@ -60,9 +76,8 @@ def test_fastapi_streaming_arrives_piece_by_piece(serve_process: Spawn, loop: st
     assert len(arrivals) == 3 and arrivals[-1][0] - arrivals[0][0] >= 0.45
 
 
-@pytest.mark.parametrize("loop", LOOPS)
-def test_fastapi_file_response_goes_out_through_pathsend(serve_process: Spawn, loop: str) -> None:
-    url = base(serve_process, "tests.asgi_frameworks.fastapi_app:app", loop)
+def test_fastapi_file_response_goes_out_through_pathsend(fastapi_url: str) -> None:
+    url = fastapi_url
     with httpx.Client(base_url=url, timeout=10) as client:
         resp = client.get("/file")
         assert resp.content == bytes(range(256)) * 4096
