@@ -231,6 +231,13 @@ PEERS: dict[str, Peer] = {
             default=False,
         ),
         Peer(
+            "kakehashi-asgi-uvloop-base",
+            "kakehashi-asgi-uvloop from $KAKEHASHI_BASE_SRC (an older checkout), same flags",
+            (*_FROM_BASE, *KAKEHASHI_ASGI_ARGS[2:], "--loop", "uvloop"),
+            requires=("uvloop",),
+            default=False,
+        ),
+        Peer(
             "gunicorn-asgi",
             "gunicorn's ASGI worker (--worker-class asgi), 1 worker, --asgi-loop asyncio, "
             "pure-Python parser",
@@ -347,7 +354,9 @@ def missing(name: str) -> list[str]:
     from importlib.util import find_spec
 
     lacks = [m for m in PEERS[name].requires if find_spec(m) is None]
-    if name == "kakehashi-base" and not os.environ.get("KAKEHASHI_BASE_SRC"):
+    if name.startswith("kakehashi") and name.endswith("-base") and not os.environ.get(
+        "KAKEHASHI_BASE_SRC"
+    ):
         lacks.append("KAKEHASHI_BASE_SRC")
     return lacks
 

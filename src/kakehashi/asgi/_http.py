@@ -79,6 +79,15 @@ class Phase(enum.Enum):
     DONE = "done"  # the response is complete
 
 
+# Enum members are read through module names in the hot path: on Python 3.11, reading
+# ``Phase.DONE`` goes through EnumType.__getattr__'s slow hook (80 ns, 28 on 3.12), and a
+# request read a dozen (docs/design.md, "What was measured").
+_START, _HELD, _BODY = Phase.START, Phase.HELD, Phase.BODY
+_TRAILERS, _FILE, _DONE = Phase.TRAILERS, Phase.FILE, Phase.DONE
+_NO_FRAMING, _LENGTH = Framing.NONE, Framing.LENGTH
+_CHUNKED, _CLOSE = Framing.CHUNKED, Framing.CLOSE
+
+
 # What the server must know of a response field beyond sending it.
 PLAIN, CONTENT_LENGTH, CONNECTION, CONNECTION_CLOSE, DATE, SERVER, DROPPED = range(7)
 _KINDS = {b"content-length": CONTENT_LENGTH, b"connection": CONNECTION, b"date": DATE,
@@ -226,7 +235,7 @@ class HTTPCycle:
         self.keep_alive = request.keep_alive
         self._fields = fields
         self._date = date
-        self.phase = Phase.START
+        self.phase = _START
         self.status = 0
         self.body_bytes = 0  # body bytes the application gave (for the request's facts)
         self.head_sent = False
@@ -235,12 +244,12 @@ class HTTPCycle:
         self._lines: list[Field] = []
         self._trailers_wanted = False
         self._trailer_lines: list[bytes] = []
-        self._framing = Framing.NONE
+        self._framing = _NO_FRAMING
         self._remaining = 0  # Content-Length framing: body bytes still owed
 
     @property
     def complete(self) -> bool:
-        return self.phase is Phase.DONE
+        return self.phase is _DONE
 
     def send(self, message: Mapping[str, Any]) -> bytes | list[bytes] | PathSend:
         """What goes on the wire for ``message``: bytes (maybe empty), a list of pieces to
@@ -265,7 +274,7 @@ class HTTPCycle:
     # -- start -------------------------------------------------------------------------------
 
     def _start_message(self, message: Mapping[str, Any]) -> bytes:
-        if self.phase is not Phase.START:
+        if self.phase is not _START:
             raise LocalProtocolError(f"http.response.start in phase {self.phase.value}")
         status = message.get("status")
         if type(status) is not int or not 200 <= status <= 599:
@@ -282,7 +291,7 @@ class HTTPCycle:
             self._trailers_wanted = _flag(message, "trailers")
         self.headers = headers
         self.status = status
-        self.phase = Phase.HELD
+        self.phase = _HELD
         return b""
 
     def _head(self, known_length: int | None) -> bytes:
@@ -334,21 +343,21 @@ class HTTPCycle:
         if type(more) is not bool:
             raise LocalProtocolError(f"'more_body' must be a bool, not {more!r}")
         phase = self.phase
-        if phase is Phase.HELD:
+        if phase is _HELD:
             whole = None if more or self._trailers_wanted else len(body)
             head = self._head(whole)
-            if whole is not None and self._framing is Framing.LENGTH and self._remaining != whole:
+            if whole is not None and self._framing is _LENGTH and self._remaining != whole:
                 # Known before anything is sent: a 500 rather than a truncated response.
                 raise LocalProtocolError(
                     f"Content-Length {self._remaining} but a body of {whole} bytes"
                 )
-            self.phase = Phase.BODY
+            self.phase = _BODY
             data = self._frame(body, more)
             self.head_sent = True  # only now: whatever raised above, nothing went out
             if len(data) >= _GATHER_BYTES:
                 return [head, data]
             return head + data
-        if phase is not Phase.BODY:
+        if phase is not _BODY:
             raise LocalProtocolError(f"http.response.body in phase {phase.value}")
         return self._frame(body, more)
 
@@ -356,7 +365,7 @@ class HTTPCycle:
         """``body`` framed; at the end of the body the closing bytes too."""
         self.body_bytes += len(body)
         framing = self._framing
-        if framing is Framing.LENGTH:
+        if framing is _LENGTH:
             remaining = self._remaining - len(body)
             if remaining < 0:
                 raise LocalProtocolError("body longer than its Content-Length")
@@ -364,19 +373,19 @@ class HTTPCycle:
             if not more:
                 if remaining:
                     raise LocalProtocolError("body shorter than its Content-Length")
-                self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE
+                self.phase = _TRAILERS if self._trailers_wanted else _DONE
             return body
-        if framing is Framing.CHUNKED:
+        if framing is _CHUNKED:
             if more:
                 return encode_chunk(body)
             if self._trailers_wanted:
-                self.phase = Phase.TRAILERS
+                self.phase = _TRAILERS
                 return encode_chunk(body)
-            self.phase = Phase.DONE
+            self.phase = _DONE
             return encode_chunk(body) + LAST_CHUNK if body else LAST_CHUNK
         if not more:
-            self.phase = Phase.TRAILERS if self._trailers_wanted else Phase.DONE
-        if framing is Framing.CLOSE:
+            self.phase = _TRAILERS if self._trailers_wanted else _DONE
+        if framing is _CLOSE:
             return body
         self.body_bytes -= len(body)  # no body goes out for HEAD, 204, 304
         return b""
@@ -384,7 +393,7 @@ class HTTPCycle:
     # -- extensions --------------------------------------------------------------------------
 
     def _trailers(self, message: Mapping[str, Any]) -> bytes:
-        if self.phase is not Phase.TRAILERS:
+        if self.phase is not _TRAILERS:
             raise LocalProtocolError(
                 f"http.response.trailers in phase {self.phase.value} (they follow a final "
                 "body of a response started with trailers: True)"
@@ -398,20 +407,20 @@ class HTTPCycle:
             self._trailer_lines.append(line)
         if more:
             return b""
-        self.phase = Phase.DONE
-        if self._framing is not Framing.CHUNKED:
+        self.phase = _DONE
+        if self._framing is not _CHUNKED:
             return b""  # RFC 9112 §7.1.2: only the chunked coding has room for them
         return b"0\r\n%s\r\n" % b"".join(self._trailer_lines)
 
     def _pathsend(self, message: Mapping[str, Any]) -> PathSend:
-        if self.phase is not Phase.HELD:
+        if self.phase is not _HELD:
             raise LocalProtocolError(
                 f"http.response.pathsend in phase {self.phase.value} (it replaces the body)"
             )
         path = message.get("path")
         if type(path) is not str or not PurePath(path).is_absolute():
             raise LocalProtocolError(f"pathsend needs an absolute path as str, not {path!r}")
-        self.phase = Phase.FILE
+        self.phase = _FILE
         return PathSend(path)
 
     def file_head(self, size: int) -> tuple[bytes, int]:
@@ -420,22 +429,22 @@ class HTTPCycle:
         Raises:
             LocalProtocolError: the application's Content-Length is not the file's size.
         """
-        if self.phase is not Phase.FILE:
+        if self.phase is not _FILE:
             raise LocalProtocolError("file_head without http.response.pathsend")
         self._trailers_wanted = False
         head = self._head(size)
-        if self._framing is Framing.LENGTH and self._remaining != size:
+        if self._framing is _LENGTH and self._remaining != size:
             raise LocalProtocolError(
                 f"Content-Length {self._remaining} but the file has {size} bytes"
             )
-        self.phase = Phase.DONE
+        self.phase = _DONE
         self.head_sent = True
-        count = size if self._framing is Framing.LENGTH else 0
+        count = size if self._framing is _LENGTH else 0
         self.body_bytes = count
         return head, count
 
     def _early_hint(self, message: Mapping[str, Any]) -> bytes:
-        if self.phase is not Phase.START:
+        if self.phase is not _START:
             raise LocalProtocolError("http.response.early_hint after the response started")
         links = message.get("links", ())
         lines = [self._fields.field((b"link", link))[0] for link in links]

@@ -27,6 +27,10 @@ __all__ = [
 # More digits than this cannot be a length we would accept; refuse before int() sees them.
 _MAX_LENGTH_DIGITS = 18
 
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_NO_BODY, _LENGTH = Framing.NONE, Framing.LENGTH
+_CHUNKED, _CLOSE = Framing.CHUNKED, Framing.CLOSE
+
 
 @dataclass(slots=True)
 class MessageInfo:
@@ -39,7 +43,7 @@ class MessageInfo:
 
 
 # What most requests' framing fields say; shared, so never modified.
-_NO_BODY_KEEP = MessageInfo(Framing.NONE, None, True, False)
+_NO_BODY_KEEP = MessageInfo(_NO_BODY, None, True, False)
 
 
 def _split(value: bytes) -> list[bytes]:
@@ -143,12 +147,12 @@ def request_info(
         if cl is not None:
             raise RemoteProtocolError("both Transfer-Encoding and Content-Length")
         _check_chunked(te)
-        return MessageInfo(Framing.CHUNKED, None, keep_alive, expect_continue)
+        return MessageInfo(_CHUNKED, None, keep_alive, expect_continue)
     if cl is not None:
         length = _content_length(cl, limits)
-        framing = Framing.LENGTH if length else Framing.NONE
+        framing = _LENGTH if length else _NO_BODY
         return MessageInfo(framing, length, keep_alive, expect_continue and length > 0)
-    return MessageInfo(Framing.NONE, None, keep_alive, False)
+    return MessageInfo(_NO_BODY, None, keep_alive, False)
 
 
 def response_info(
@@ -171,9 +175,9 @@ def response_info(
     """
     keep_alive = _keep_alive(http_version, found.get(b"connection"))
     if request_method == b"HEAD" or status_code < 200 or status_code in (204, 304):
-        return MessageInfo(Framing.NONE, None, keep_alive)
+        return MessageInfo(_NO_BODY, None, keep_alive)
     if request_method == b"CONNECT" and status_code < 300:
-        return MessageInfo(Framing.NONE, None, False)
+        return MessageInfo(_NO_BODY, None, False)
     te = found.get(b"transfer-encoding")
     cl = found.get(b"content-length")
     if te is not None:
@@ -181,12 +185,12 @@ def response_info(
             raise RemoteProtocolError("ambiguous response framing")
         codings = _elements(te)
         if codings and codings[-1] == b"chunked":
-            return MessageInfo(Framing.CHUNKED, None, keep_alive)
-        return MessageInfo(Framing.CLOSE, None, False)
+            return MessageInfo(_CHUNKED, None, keep_alive)
+        return MessageInfo(_CLOSE, None, False)
     if cl is not None:
         length = _content_length(cl, None)
-        return MessageInfo(Framing.LENGTH, length, keep_alive)
-    return MessageInfo(Framing.CLOSE, None, False)
+        return MessageInfo(_LENGTH, length, keep_alive)
+    return MessageInfo(_CLOSE, None, False)
 
 
 @dataclass(slots=True)
@@ -292,16 +296,16 @@ def decide_response_framing(
     if status_code < 200 or status_code == 204:
         # RFC 9110 §8.6: a server MUST NOT send Content-Length in a 1xx or 204 response;
         # frameworks often add "0" anyway, so it is dropped rather than refused.
-        framing, drop_length, length = Framing.NONE, length is not None, None
+        framing, drop_length, length = _NO_BODY, length is not None, None
     elif request_method == b"HEAD" or status_code == 304:
-        framing = Framing.NONE
+        framing = _NO_BODY
     elif length is not None:
-        framing = Framing.LENGTH
+        framing = _LENGTH
     elif request_version == b"1.1":
-        framing = Framing.CHUNKED
+        framing = _CHUNKED
         added = (_CHUNKED_FIELD,)
     else:
-        framing = Framing.CLOSE
+        framing = _CLOSE
         keep_alive = False
     if not has_connection:
         if not keep_alive:

@@ -69,6 +69,11 @@ class ConnPhase(enum.Enum):
     BUSY = "busy"  # a request is being served
 
 
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_IDLE, _HEAD, _BUSY = ConnPhase.IDLE, ConnPhase.HEAD, ConnPhase.BUSY
+_NO_BODY, _LENGTH = Framing.NONE, Framing.LENGTH
+
+
 class HTTPConnection(asyncio.Protocol):
     """One connection.  ``exch`` is the request being served (None between requests)."""
 
@@ -105,7 +110,7 @@ class HTTPConnection(asyncio.Protocol):
         self.scheme = ctx.scheme
         self.tls: dict[str, Any] | None = None
         self.buf = b""
-        self.phase = ConnPhase.IDLE
+        self.phase = _IDLE
         self.deadline = ctx.now + ctx.config.header_timeout  # a fresh connection's head timer
         self.requests = 0
         self.exch: Exchange | None = None
@@ -162,7 +167,7 @@ class HTTPConnection(asyncio.Protocol):
             limits = self.ctx.limits
             line_done = buf.find(b"\n", 0, limits.max_request_line_bytes) >= 0
             limit = limits.max_header_bytes if line_done else limits.max_request_line_bytes
-            if b"\n" not in data and len(buf) <= limit:
+            if data.find(b"\n") < 0 and len(buf) <= limit:
                 return
         else:
             self.buf = data
@@ -219,7 +224,7 @@ class HTTPConnection(asyncio.Protocol):
         # The scope's names are lower-cased: an Upgrade field is looked for in C, and only
         # a request that has one is read as a WebSocket upgrade (no index of its fields).
         if b"upgrade" in map(_name, scope["headers"]) and is_websocket_request(request):
-            self.phase = ConnPhase.BUSY
+            self.phase = _BUSY
             start_websocket(self, request, self.buf[end:], scope)
             return
         if ctx.limit and ctx.in_flight >= ctx.limit:
@@ -228,14 +233,14 @@ class HTTPConnection(asyncio.Protocol):
         cycle = HTTPCycle(request, ctx.fields, ctx.date)
         exch = Exchange(self, request, scope, cycle)
         buf = self.buf
-        if request.framing is Framing.NONE:
+        if request.framing is _NO_BODY:
             self.buf = buf[end:] if len(buf) > end else b""
         elif not self._start_body(exch, request.framing, buf[end:]):
             return
         if ctx.goodbye and not self.buf:  # the last request received says goodbye
             cycle.keep_alive = False
         self.exch = exch
-        self.phase = ConnPhase.BUSY
+        self.phase = _BUSY
         ctx.in_flight += 1
         ctx.requests += 1
         exch.task = task = ctx.loop.create_task(exch.run())
@@ -248,15 +253,15 @@ class HTTPConnection(asyncio.Protocol):
             skipped = _EMPTY_LINES_RE.match(self.buf)
             if skipped is not None:
                 self.buf = self.buf[skipped.end() :]
-        if self.phase is ConnPhase.IDLE:
-            self.phase = ConnPhase.HEAD
+        if self.phase is _IDLE:
+            self.phase = _HEAD
             if self.requests:  # a fresh connection's head timer runs from accept
                 self.deadline = self.ctx.now + self.ctx.config.header_timeout
 
     def _start_body(self, exch: Exchange, framing: Framing, body: bytes) -> bool:
         """Set ``exch`` up to receive its body, starting with what came with the head."""
         exch.body_done = False
-        if framing is Framing.LENGTH:
+        if framing is _LENGTH:
             exch.remaining = exch.request.content_length or 0
         else:
             exch.reader = ChunkedReader(self.ctx.limits)
@@ -329,7 +334,7 @@ class HTTPConnection(asyncio.Protocol):
     def _go_on(self) -> None:
         """As after any response: serve what was pipelined, else wait for the next request."""
         ctx = self.ctx
-        self.phase = ConnPhase.IDLE
+        self.phase = _IDLE
         if self.buf:
             self.deadline = ctx.now + ctx.config.header_timeout
             self._serve()
@@ -487,7 +492,7 @@ class HTTPConnection(asyncio.Protocol):
             return
         if self.closing:
             return
-        if self.phase is ConnPhase.BUSY:
+        if self.phase is _BUSY:
             self._check_busy(now)
         elif now >= self.deadline:
             self._expire()
@@ -562,7 +567,7 @@ class HTTPConnection(asyncio.Protocol):
         config = self.ctx.config
         where = self.client[0] if self.client else "-"
         self._timed_out(self.phase.value)  # idle (silent or keep-alive) or head
-        if self.phase is ConnPhase.HEAD:
+        if self.phase is _HEAD:
             timeout = config.header_timeout
             error_logger.info("head timeout (%gs) for %s: 408, closed", timeout, where)
             self._answer(408, "head timeout")

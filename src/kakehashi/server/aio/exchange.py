@@ -48,6 +48,8 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # (page faults, 2.6x the server CPU of the asyncio loop); small pieces (a chunked upload's)
 # are still joined, so an application is not woken per kilobyte.
 _JOIN_BELOW = 64 * 1024
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_DONE, _FILE = Phase.DONE, Phase.FILE
 
 
 class Exchange:
@@ -164,7 +166,7 @@ class Exchange:
         while True:
             if self.chunks or (self.body_done and not self.final_sent):
                 return self._body_message()
-            if self.disconnected or (self.final_sent and self.cycle.phase is Phase.DONE):
+            if self.disconnected or (self.final_sent and self.cycle.phase is _DONE):
                 return {"type": "http.disconnect"}
             if self.continue_needed:
                 self.continue_needed = False
@@ -214,7 +216,7 @@ class Exchange:
                 conn.write(piece)  # type: ignore[arg-type]
         else:
             await self._send_file(out)  # type: ignore[arg-type]
-        if self.cycle.phase is Phase.DONE:
+        if self.cycle.phase is _DONE:
             # Not waited for: the last piece is bounded, and an application's work after
             # its response (Starlette's background tasks) must not fail on a reader.
             conn.response_done(self)
@@ -244,7 +246,7 @@ class Exchange:
         except Exception as exc:
             failed = self._failed(exc, "")
         else:
-            if self.cycle.phase is not Phase.DONE:
+            if self.cycle.phase is not _DONE:
                 self._failed(None, "returned without a complete response")
         finally:
             ctx.in_flight -= 1
@@ -268,15 +270,15 @@ class Exchange:
             error_logger.error("Exception in ASGI application (%s)", line, exc_info=exc)
         elif why != "cancelled" and not gone:
             error_logger.error("ASGI application %s (%s)", why, line)
-        if gone or cycle.phase is Phase.DONE:
+        if gone or cycle.phase is _DONE:
             return app_error  # nothing to answer; or a failure after the response
-        if cycle.head_sent or cycle.phase is Phase.FILE:
+        if cycle.head_sent or cycle.phase is _FILE:
             conn.abort()  # never present a cut response as complete
             return app_error
         detail = "the application failed"
         if exc is not None and conn.ctx.config.expose_tracebacks:
             detail = "".join(traceback.format_exception(exc))
-        cycle.phase = Phase.DONE
+        cycle.phase = _DONE
         cycle.status = 500
         self.write_error_page(500, detail)
         conn.close()
