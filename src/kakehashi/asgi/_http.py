@@ -258,7 +258,10 @@ class HTTPCycle:
         Raises:
             LocalProtocolError: the message is invalid, or not allowed in this phase.
         """
-        kind = message_type(message)
+        try:  # message_type() inlined: two calls a response
+            kind = message["type"]
+        except (TypeError, KeyError, IndexError):
+            kind = message_type(message)  # raises the error it explains
         if kind == "http.response.body":
             return self._body(message)
         if kind == "http.response.start":

@@ -209,8 +209,9 @@ class Exchange:
         out = self.cycle.send(message)
         cls = out.__class__
         if cls is bytes:
-            if out:
-                conn.write(out)  # type: ignore[arg-type]
+            if out:  # conn.write() inlined: the one write of most responses
+                conn.transport.write(out)
+                conn.written += len(out)  # type: ignore[arg-type]
         elif cls is list:
             for piece in out:  # type: ignore[union-attr]
                 conn.write(piece)  # type: ignore[arg-type]
