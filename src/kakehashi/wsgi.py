@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol, TypeVar
 
 from kakehashi.errors import LocalProtocolError
-from kakehashi.http1 import Request, absolute_authority, decode_path, split_target
+from kakehashi.http1 import Request, absolute_authority, decode_path, is_plain_path, split_target
 
 __all__ = [
     "HOP_BY_HOP",
@@ -121,8 +121,7 @@ class EnvironBuilder:
         authority = None
         uri = target.decode("latin-1")
         environ = self._base.copy()
-        if target[:1] == b"/" and b"%" not in target and b"?" not in target and b"#" not in target:
-            # The common case, without the general splitting: the path is the target.
+        if is_plain_path(target):  # the common case, without the general splitting
             environ["PATH_INFO"], environ["QUERY_STRING"] = uri, ""
         else:
             path, query = split_target(request.method, target)

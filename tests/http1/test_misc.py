@@ -153,6 +153,27 @@ def test_split_target_refuses(method: bytes, target: bytes) -> None:
     assert info.value.status_hint == 400
 
 
+@pytest.mark.parametrize(
+    ("target", "plain"),
+    [
+        (b"/", True),
+        (b"/a/b.txt", True),
+        (b"/%E5%A4%AA", False),
+        (b"/a?x=1", False),
+        (b"/a#f", False),
+        (b"*", False),
+        (b"http://h/p", False),
+        (b"", False),
+    ],
+)
+def test_is_plain_path(target: bytes, plain: bool) -> None:
+    """The engines' shortcut: a plain target is split and decoded as itself."""
+    assert http1.is_plain_path(target) is plain
+    if plain:
+        assert http1.split_target(b"GET", target) == (target, b"")
+        assert http1.decode_path(target) == target
+
+
 def test_percent_decoding() -> None:
     assert http1.decode_path(b"/plain") == b"/plain"
     assert http1.decode_path(b"/a%2Fb%20c") == b"/a/b c"

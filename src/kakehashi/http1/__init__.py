@@ -42,6 +42,7 @@ from kakehashi.http1._urls import (
     absolute_authority,
     decode_path,
     decode_path_text,
+    is_plain_path,
     split_target,
 )
 from kakehashi.http1._writers import (
@@ -88,6 +89,7 @@ __all__ = [
     "decode_path",
     "decode_path_text",
     "encode_chunk",
+    "is_plain_path",
     "maybe_parse_request_head",
     "maybe_parse_response_head",
     "outgoing_response_framing",

@@ -53,6 +53,15 @@ from kakehashi.server.threads.parked_body import ParkedBody
 from kakehashi.server.threads.poller import WAIT_READ, WAIT_WRITE, Phase, Poller
 from kakehashi.server.threads.task import error_response, run_application
 
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_CHUNKED = Framing.CHUNKED
+_LENGTH = Framing.LENGTH
+_NO_BODY = Framing.NONE
+_BODY = Phase.BODY
+_HEAD = Phase.HEAD
+_IDLE = Phase.IDLE
+_WRITE = Phase.WRITE
+
 __all__ = ["WAIT_READ", "WAIT_WRITE", "HTTPChannel", "Phase"]
 
 _RECV_BYTES = 64 * 1024
@@ -102,7 +111,7 @@ class HTTPChannel:
         self.closed = False
         self.registered = False
         self.buf = b""
-        self.phase = Phase.IDLE
+        self.phase = _IDLE
         self.deadline = time.monotonic() + ctx.config.header_timeout
         self.requests = 0
         self._body: ParkedBody | None = None
@@ -132,7 +141,7 @@ class HTTPChannel:
     def linger(self, until: float) -> None:
         """On shutdown: an idle connection is closed at ``until`` (any thread may lower it;
         the sweeper acts on it).  A request that arrives before is served."""
-        if self.phase is Phase.IDLE and self.deadline > until:
+        if self.phase is _IDLE and self.deadline > until:
             self.deadline = until
 
     def rearm(self) -> None:
@@ -159,11 +168,11 @@ class HTTPChannel:
     def run(self) -> None:
         """Handle readiness (owner only); parks or closes the channel before returning."""
         try:
-            if self.phase is Phase.WRITE:
+            if self.phase is _WRITE:
                 keep = self._write_more()
             else:
-                keep = self._read_body() if self.phase is Phase.BODY else self._read_head()
-            while self.out is not None and self.phase is not Phase.WRITE:
+                keep = self._read_body() if self.phase is _BODY else self._read_head()
+            while self.out is not None and self.phase is not _WRITE:
                 keep = self._write_later(keep)
         except ClientDisconnected as exc:
             error_logger.debug("client %s went away: %s", self.peer[0], exc)
@@ -195,7 +204,7 @@ class HTTPChannel:
             limits = self.ctx.limits
             line_done = self.buf.find(b"\n", 0, limits.max_request_line_bytes) >= 0
             limit = limits.max_header_bytes if line_done else limits.max_request_line_bytes
-            if b"\n" not in data and len(self.buf) <= limit:
+            if data.find(b"\n") < 0 and len(self.buf) <= limit:
                 return True
         else:
             self.buf = data
@@ -237,17 +246,17 @@ class HTTPChannel:
                     skipped = _EMPTY_LINES_RE.match(self.buf)
                     if skipped is not None:
                         self.buf = self.buf[skipped.end() :]
-                if self.phase is Phase.IDLE:
-                    self.phase = Phase.HEAD
+                if self.phase is _IDLE:
+                    self.phase = _HEAD
                     if self.requests:  # a fresh connection's head timer runs from accept
                         self.deadline = time.monotonic() + self.ctx.config.header_timeout
                 return True
             request, end = parsed
             if not self._serve_one(request, end):
                 return False
-            if self.phase is Phase.BODY:
+            if self.phase is _BODY:
                 return True
-            self.phase = Phase.IDLE
+            self.phase = _IDLE
             if self.out is not None:
                 return True  # what is pipelined waits until this response is sent (run)
             if not self.buf:
@@ -260,20 +269,20 @@ class HTTPChannel:
         """Run one request whose head ends at ``buf[end]``; False to close the connection."""
         self.requests += 1
         framing = request.framing
-        if framing is Framing.NONE:
+        if framing is _NO_BODY:
             self.buf = self.buf[end:]
             return run_application(
                 self.ctx, self.sock, self.peer, request, io.BytesIO(), self,
                 pipelined=bool(self.buf),
             )  # fmt: skip
-        if framing is Framing.CHUNKED:
+        if framing is _CHUNKED:
             # A chunked body is read whole before the application runs (parked_body.py), so
             # a 100-continue client is asked for it now: the application cannot ask later.
             if request.expect_continue:
                 send_all(self.sock, CONTINUE, self.ctx.config.send_timeout)
         elif request.expect_continue:
             return self._serve_streaming(request, end)
-        elif framing is Framing.LENGTH:
+        elif framing is _LENGTH:
             length = request.content_length or 0
             if length > self.ctx.config.buffer_body_size:
                 return self._serve_streaming(request, end)
@@ -317,7 +326,7 @@ class HTTPChannel:
     def _advance_body(self, body: ParkedBody) -> bool:
         """Run the application once the body is complete; read on while the client's bytes
         are there (a fast client's body is read in one turn), else park until more arrive."""
-        self._body, self.phase = body, Phase.BODY  # from here close() gives the budget back
+        self._body, self.phase = body, _BODY  # from here close() gives the budget back
         while True:
             try:
                 done = body.complete()
@@ -329,7 +338,7 @@ class HTTPChannel:
                 self._answer_error(500, "the body could not be stored", request_line(body.request))
                 return False
             if done or body.hand_over:
-                self._body, self.phase = None, Phase.IDLE
+                self._body, self.phase = None, _IDLE
                 return self._run_parked(body) if done else self._hand_over(body)
             try:
                 count = body.receive(self.sock)
@@ -357,7 +366,7 @@ class HTTPChannel:
         assert body is not None
         if not self._advance_body(body):
             return False
-        if self.phase is Phase.BODY or self.out is not None:
+        if self.phase is _BODY or self.out is not None:
             return True  # more body to come, or the response waits to go out (run)
         return self._go_on()
 
@@ -395,7 +404,7 @@ class HTTPChannel:
         assert out is not None
         if out.complete and out.total:
             self._close_after = not keep or out.truncated
-            self.phase = Phase.WRITE
+            self.phase = _WRITE
             self.deadline = out.pace.deadline()
             return True
         out.discard()  # all sent already, or cut short (then keep is False)
@@ -421,7 +430,7 @@ class HTTPChannel:
 
     def _go_on(self) -> bool:
         """As after any response: serve what was pipelined, else wait for the next request."""
-        self.phase = Phase.IDLE
+        self.phase = _IDLE
         if self.buf:
             self.deadline = time.monotonic() + self.ctx.config.header_timeout
             return self._serve_buffered()
@@ -453,15 +462,15 @@ class HTTPChannel:
     def expire(self) -> None:
         """The deadline passed while parked (called by the sweeper after claiming)."""
         config = self.ctx.config
-        if self.phase is Phase.WRITE:
+        if self.phase is _WRITE:
             self._expire_write()
             return
-        if self.phase is Phase.IDLE and self.ctx.stopping and self._has_data():
+        if self.phase is _IDLE and self.ctx.stopping and self._has_data():
             self.park()  # a request arrived as the linger ran out: a worker serves it
             return
         if self.ctx.metrics is not None:
             self.ctx.metrics.timed_out(self.phase.value, self.requests)
-        if self.phase is Phase.IDLE:
+        if self.phase is _IDLE:
             timeout, what = (
                 (config.keep_alive, "keep-alive")
                 if self.requests
@@ -469,7 +478,7 @@ class HTTPChannel:
             )
             error_logger.debug("%s timeout (%gs) for %s: closed", what, timeout, self.peer[0])
         elif (
-            self.phase is Phase.BODY
+            self.phase is _BODY
             and self._body is not None
             and (time.monotonic() - self._body.progressed < config.body_timeout)
         ):
@@ -482,7 +491,7 @@ class HTTPChannel:
             )
             self._send_408("body too slow")
         else:
-            timeout = config.header_timeout if self.phase is Phase.HEAD else config.body_timeout
+            timeout = config.header_timeout if self.phase is _HEAD else config.body_timeout
             error_logger.info(
                 "%s timeout (%gs) for %s: 408, closed", self.phase.value, timeout, self.peer[0]
             )

@@ -41,6 +41,9 @@ from kakehashi.http1 import (
 )
 from kakehashi.server.threads.spool import Spool
 
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_CHUNKED = Framing.CHUNKED
+
 __all__ = ["BodyBudget", "Handover", "ParkedBody"]
 
 # A fresh buffer has room for what already arrived plus this much; it doubles from there.
@@ -153,7 +156,7 @@ class ParkedBody:
         self._raw = ReceiveBuffer()
         self._buf = bytearray()
         self._got = 0
-        if request.framing is Framing.CHUNKED:
+        if request.framing is _CHUNKED:
             self.length: int | None = None
             self._reader: ChunkedReader | None = ChunkedReader(limits)
             self._raw.append(first)

@@ -35,6 +35,12 @@ from kakehashi.server.threads.input import StreamingInput
 from kakehashi.server.threads.outbuf import OutputBuffer, OutputSink, log_dropped
 from kakehashi.wsgi import CONNECTION_CLOSE, FileWrapper, InputStream, StartResponse
 
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_CHUNKED = Framing.CHUNKED
+_CLOSE = Framing.CLOSE
+_LENGTH = Framing.LENGTH
+_NO_BODY = Framing.NONE
+
 __all__ = ["ResponseWriter", "error_response", "run_application"]
 
 # Bodies from this size on go out with their head in one sendmsg instead of being joined to it.
@@ -104,7 +110,7 @@ class ResponseWriter:
         self.head_sent = False
         self.sent_body_bytes = 0  # body bytes sent or queued (not framing, not the head)
         self.error_status = 0  # the status of an error page sent instead of the app's response
-        self._framing = Framing.NONE
+        self._framing = _NO_BODY
         self._remaining = 0
         self._wire = 0  # bytes this thread put on the wire itself
         self.body: object = None
@@ -158,9 +164,9 @@ class ResponseWriter:
 
     def _frame(self, data: bytes) -> bytes:
         framing = self._framing
-        if framing is Framing.CHUNKED:
+        if framing is _CHUNKED:
             return b"%x\r\n%s\r\n" % (len(data), data)
-        if framing is Framing.LENGTH:
+        if framing is _LENGTH:
             if len(data) > self._remaining:
                 self.keep_alive = False
                 error_logger.error(
@@ -169,7 +175,7 @@ class ResponseWriter:
                 data = data[: self._remaining]
             self._remaining -= len(data)
             return data
-        if framing is Framing.NONE:
+        if framing is _NO_BODY:
             return b""
         return data
 
@@ -184,19 +190,19 @@ class ResponseWriter:
         head = b"" if self.head_sent else self._head(None)
         framed = self._frame(data)
         self._send(head + framed if head else framed)
-        self.sent_body_bytes += len(data) if self._framing is Framing.CHUNKED else len(framed)
+        self.sent_body_bytes += len(data) if self._framing is _CHUNKED else len(framed)
 
     def finish(self) -> None:
         """End the body; the connection is not reusable if the body fell short."""
         tail = b""
         if not self.head_sent:
             tail = self._head(0)
-        if self._framing is Framing.CHUNKED:
+        if self._framing is _CHUNKED:
             tail += b"0\r\n\r\n"
-        elif self._framing is Framing.LENGTH and self._remaining:
+        elif self._framing is _LENGTH and self._remaining:
             error_logger.error("application sent less than its Content-Length; closing")
             self.keep_alive = False
-        elif self._framing is Framing.CLOSE:
+        elif self._framing is _CLOSE:
             self.keep_alive = False
         if tail:
             self._send(tail)
@@ -218,12 +224,12 @@ class ResponseWriter:
         if type(body) is not bytes:
             raise LocalProtocolError("the application must return bytes")
         parts = [self._head(len(body)) if not self.head_sent else b"", self._frame(body)]
-        sent = len(body) if self._framing is Framing.CHUNKED else len(parts[1])
-        if self._framing is Framing.CHUNKED:
+        sent = len(body) if self._framing is _CHUNKED else len(parts[1])
+        if self._framing is _CHUNKED:
             parts.append(b"0\r\n\r\n")
-        elif self._framing is Framing.CLOSE:
+        elif self._framing is _CLOSE:
             self.keep_alive = False
-        elif self._framing is Framing.LENGTH and self._remaining:
+        elif self._framing is _LENGTH and self._remaining:
             error_logger.error("application sent less than its Content-Length; closing")
             self.keep_alive = False
         if len(body) >= _GATHER_BYTES:
@@ -258,8 +264,8 @@ class ResponseWriter:
         if not self.start.status_code or self.head_sent:
             return False
         self._send(self._head(size))
-        if self._framing is not Framing.LENGTH:
-            if self._framing is Framing.CHUNKED:  # the app gave another length: iterate
+        if self._framing is not _LENGTH:
+            if self._framing is _CHUNKED:  # the app gave another length: iterate
                 for chunk in wrapper:
                     self.write(chunk)
                 self.finish()

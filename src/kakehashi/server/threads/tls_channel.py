@@ -28,6 +28,11 @@ from kakehashi.server.threads.poller import WAIT_READ, WAIT_WRITE, Phase
 from kakehashi.server.threads.task import error_response
 from kakehashi.wsgi import InputStream
 
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_HANDSHAKE = Phase.HANDSHAKE
+_IDLE = Phase.IDLE
+_WRITE = Phase.WRITE
+
 if TYPE_CHECKING:
     from kakehashi.server.threads.poller import ChannelFactory, Poller
 
@@ -118,11 +123,11 @@ class TLSChannel(HTTPChannel):
     ) -> None:
         super().__init__(sock, peer, ctx, poller)
         self.tls = sock
-        self.phase = Phase.HANDSHAKE
+        self.phase = _HANDSHAKE
         self._wait = WAIT_READ  # what the handshake waits for
 
     def run(self) -> None:
-        if self.phase is not Phase.HANDSHAKE:
+        if self.phase is not _HANDSHAKE:
             super().run()
             return
         try:
@@ -153,7 +158,7 @@ class TLSChannel(HTTPChannel):
         except OSError as exc:
             error_logger.debug("TLS handshake from %s broke: %s", self.peer[0], exc)
             return None
-        self.phase = Phase.IDLE
+        self.phase = _IDLE
         peer = TLSPeer(self.peer)
         peer.tls = _tls_facts(self.tls)
         self.peer = peer
@@ -181,9 +186,9 @@ class TLSChannel(HTTPChannel):
         self.ctx.access.refused(self.peer[0], 400, sent)
 
     def park(self) -> None:
-        if self.phase is Phase.HANDSHAKE:
+        if self.phase is _HANDSHAKE:
             wait = self._wait
-        elif self.phase is not Phase.WRITE and self.tls.pending():
+        elif self.phase is not _WRITE and self.tls.pending():
             # Decrypted bytes wait inside OpenSSL, where epoll cannot see them: arm for
             # writing too, which fires at once, and the next owner reads them.
             wait = WAIT_READ | WAIT_WRITE
@@ -198,13 +203,13 @@ class TLSChannel(HTTPChannel):
 
     def linger(self, until: float) -> None:
         """On shutdown a handshake under way is no request yet: closed with the idle ones."""
-        if self.phase is Phase.HANDSHAKE:
+        if self.phase is _HANDSHAKE:
             self.deadline = min(self.deadline, until)
         else:
             super().linger(until)
 
     def expire(self) -> None:
-        if self.phase is not Phase.HANDSHAKE:
+        if self.phase is not _HANDSHAKE:
             super().expire()
             return
         if self.ctx.metrics is not None:
@@ -216,7 +221,7 @@ class TLSChannel(HTTPChannel):
         self.close()
 
     def close(self) -> None:
-        if self.phase is not Phase.HANDSHAKE and not self.closed:
+        if self.phase is not _HANDSHAKE and not self.closed:
             self.tls.close_notify()
         super().close()
 
