@@ -354,8 +354,10 @@ def missing(name: str) -> list[str]:
     from importlib.util import find_spec
 
     lacks = [m for m in PEERS[name].requires if find_spec(m) is None]
-    if name.startswith("kakehashi") and name.endswith("-base") and not os.environ.get(
-        "KAKEHASHI_BASE_SRC"
+    if (
+        name.startswith("kakehashi")
+        and name.endswith("-base")
+        and not os.environ.get("KAKEHASHI_BASE_SRC")
     ):
         lacks.append("KAKEHASHI_BASE_SRC")
     return lacks
