@@ -365,6 +365,68 @@ def test_the_field_cache_is_bounded() -> None:
     assert b"x-n: 599" in wire(c, body())
 
 
+# -- the head cache ---------------------------------------------------------------------------
+
+SAME = [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+
+
+def test_a_remembered_head_is_the_head_decided_afresh_with_the_current_date() -> None:
+    cache = FieldCache()
+    later = b"Wed, 02 Dec 2026 00:00:00 GMT"
+    first = wire(HTTPCycle(get(), cache, DATE), start(200, SAME), body(b"ok"))
+    assert len(cache.heads) == 1
+    second = HTTPCycle(get(), cache, later)
+    again = wire(second, start(200, SAME), body(b"ok"))
+    assert again == first.replace(DATE, later)
+    assert again == wire(HTTPCycle(get(), FieldCache(), later), start(200, SAME), body(b"ok"))
+    assert second.complete and second.keep_alive and len(cache.heads) == 1
+
+
+@pytest.mark.parametrize(
+    ("req", "status", "expected"),
+    [
+        (head(), 200, b"content-length: 2"),  # HEAD: fields kept, no body
+        (get(extra=b"Connection: close\r\n"), 200, b"Connection: close"),
+        (get(version=b"1.0"), 200, b"Connection: close"),  # 1.0 without keep-alive
+        (get(), 204, None),  # a 204 drops its Content-Length
+    ],
+)
+def test_a_remembered_head_is_never_served_to_other_request_facts(
+    req: Request, status: int, expected: bytes | None
+) -> None:
+    cache = FieldCache()
+    wire(HTTPCycle(get(), cache, DATE), start(200, SAME), body(b"ok"))  # remembered
+    c = HTTPCycle(req, cache, DATE)
+    _, fields, rest = split(wire(c, start(status, SAME), body(b"" if status == 204 else b"ok")))
+    if expected is None:
+        assert not any(f.startswith(b"content-length") for f in fields)
+    else:
+        assert expected in fields
+    assert rest == (b"ok" if req.method == b"GET" and status == 200 else b"")
+    assert len(cache.heads) == 2
+
+
+def test_a_head_that_depends_on_the_body_length_is_decided_each_time() -> None:
+    cache = FieldCache()
+    plain = [(b"content-type", b"text/plain")]
+    for data in (b"a", b"abc", b""):
+        _, fields, rest = split(wire(HTTPCycle(get(), cache, DATE), start(200, plain), body(data)))
+        assert b"content-length: %d" % len(data) in fields and rest == data
+    c = HTTPCycle(get(), cache, DATE)  # streamed: chunked, again not remembered
+    _, fields, _ = split(wire(c, start(200, plain), body(b"a", more=True)))
+    assert b"Transfer-Encoding: chunked" in fields
+    assert cache.heads == {}
+
+
+def test_the_head_cache_is_bounded() -> None:
+    cache = FieldCache()
+    for n in range(300):
+        fields = [(b"content-length", b"1"), (b"x-n", b"%d" % n)]
+        raw = wire(HTTPCycle(get(), cache, DATE), start(200, fields), body(b"x"))
+        assert b"x-n: %d\r\n" % n in raw
+    assert len(cache.heads) == 256  # past the bound, heads are decided each time
+
+
 def test_file_head_without_pathsend_raises() -> None:
     c = cycle()
     c.send(start())

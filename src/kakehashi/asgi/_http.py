@@ -31,7 +31,7 @@ import enum
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from kakehashi.asgi._scope import message_type
 from kakehashi.errors import LocalProtocolError
@@ -52,6 +52,8 @@ _VALUE_RE = re.compile(b"(?:" + FIELD_VALUE + b")?")
 _DIGITS_RE = re.compile(rb"[0-9]{1,18}")
 # Bounded, so an application sending endless new fields (session cookies) cannot grow it.
 _MAX_CACHED_FIELDS = 512
+# Response heads remembered (by status, request facts and fields), bounded as the fields.
+_MAX_CACHED_HEADS = 256
 # A body from this size on goes out as a piece of its own, not copied behind its head.
 _GATHER_BYTES = 16 * 1024
 # RFC 9110 §6.5.1: fields a trailer must not carry (framing, routing, the connection).
@@ -97,6 +99,17 @@ _KINDS = {b"content-length": CONTENT_LENGTH, b"connection": CONNECTION, b"date":
 Field = tuple[bytes, int, int]
 
 
+class Head(NamedTuple):
+    """A response head decided once: the bytes before the date (all of it when the
+    application gave a Date), the bytes after it, and the framing decision's outcome."""
+
+    before_date: bytes
+    after_date: bytes | None  # None: the application gave its own Date
+    framing: Framing
+    content_length: int
+    keep_alive: bool
+
+
 class PathSend:
     """``http.response.pathsend``: the engine opens ``path``, asks :meth:`HTTPCycle.file_head`
     for the head, and sends the file's bytes after it."""
@@ -108,16 +121,25 @@ class PathSend:
 
 
 class FieldCache:
-    """Response fields applications have sent before, checked and encoded, per server.
+    """Response fields and heads applications have sent before, checked and encoded, per
+    server.
 
     Applications send the same few fields on every response; checking one costs two regular
-    expressions, so the result is remembered (up to a bound).  Used from one event loop.
+    expressions, so the result is remembered (up to a bound).  So is the head they make with
+    a request's facts (:class:`Head`): the framing decision and the bytes around the date are
+    the same for every response of an endpoint.  Used from one event loop.
     """
 
-    __slots__ = ("_fields",)
+    __slots__ = ("_fields", "heads")
 
     def __init__(self) -> None:
         self._fields: dict[tuple[bytes, bytes], Field] = {}
+        # None for a head that depends on the body's length (no Content-Length given).
+        self.heads: dict[tuple[Any, ...], Head | None] = {}
+
+    def remember(self, key: tuple[Any, ...], head: Head | None) -> None:
+        if len(self.heads) < _MAX_CACHED_HEADS:
+            self.heads[key] = head
 
     def field(self, item: object) -> Field:
         """The checked form of one ``[name, value]`` pair of the application.
@@ -298,19 +320,41 @@ class HTTPCycle:
         return b""
 
     def _head(self, known_length: int | None) -> bytes:
-        """The response head, framed; ``known_length``: the whole body's length if known."""
+        """The response head, framed; ``known_length``: the whole body's length if known.
+
+        The decision is remembered by what it depends on (the fields, the status, the
+        request's method, version and keep-alive), unless it depends on the body's length:
+        then it is made each time.
+        """
+        key = (self.status, self.method, self.version, self.keep_alive, *self._lines)
+        head = self._fields.heads.get(key)
+        if head is None:
+            head, by_length = self._decide_head(known_length)
+            if not by_length:
+                self._fields.remember(key, head)
+        self._framing = head.framing
+        self._remaining = head.content_length
+        self.keep_alive = head.keep_alive
+        self._lines = []
+        if head.after_date is None:
+            return head.before_date
+        return head.before_date + self._date + head.after_date
+
+    def _decide_head(self, known_length: int | None) -> tuple[Head, bool]:
+        """The head for this response, and whether it depends on ``known_length`` (no
+        Content-Length from the application)."""
         length, has_connection, wants_close, has_date, has_server = _scan(self._lines)
+        by_length = length is None and self.method != b"HEAD"
         added_length = False
-        if length is None and known_length is not None and self.method != b"HEAD":
+        if by_length and known_length is not None:
             length, added_length = known_length, True
         decision = decide_response_framing(
             self.method, self.version, self.keep_alive, self.status,
             length, has_connection, wants_close,
         )  # fmt: skip
         status = self.status
-        status_line = _STATUS_LINES.get(status) or _status_line(status)
         # Loops, not comprehensions (on Python 3.11 each one is a function made per call).
-        lines = [status_line]
+        lines = [_STATUS_LINES.get(status) or _status_line(status)]
         append = lines.append
         if decision.drop_length:
             for line, kind, _ in self._lines:
@@ -324,17 +368,20 @@ class HTTPCycle:
                 append(b"content-length: %d\r\n" % length)  # type: ignore[str-format]
         for name, value in decision.added:
             append(b"%s: %s\r\n" % (name, value))
+        after_date: bytes | None = None
         if not has_date:
             append(b"date: ")
-            append(self._date)
-            append(b"\r\nserver: kakehashi\r\n\r\n" if not has_server else b"\r\n\r\n")
+            after_date = b"\r\nserver: kakehashi\r\n\r\n" if not has_server else b"\r\n\r\n"
         else:
             append(b"server: kakehashi\r\n\r\n" if not has_server else b"\r\n")
-        self._framing = decision.framing
-        self._remaining = decision.content_length or 0
-        self.keep_alive = decision.keep_alive
-        self._lines = []
-        return b"".join(lines)
+        head = Head(
+            b"".join(lines),
+            after_date,
+            decision.framing,
+            decision.content_length or 0,
+            decision.keep_alive,
+        )
+        return head, by_length
 
     # -- body --------------------------------------------------------------------------------
 
