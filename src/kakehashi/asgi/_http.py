@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any, NamedTuple
 
@@ -184,7 +184,7 @@ def _check_field(item: object) -> Field:
     return b"%s: %s\r\n" % (name, value), kind, number
 
 
-def _scan(lines: list[Field]) -> tuple[int | None, bool, bool, bool, bool]:
+def _scan(lines: Sequence[Field]) -> tuple[int | None, bool, bool, bool, bool]:
     """Content-Length, whether Connection is set and says close, whether Date and Server
     are set."""
     length: int | None = None
@@ -263,9 +263,9 @@ class HTTPCycle:
         self.head_sent = False
         # The application's response fields as it gave them (the access log's %({name}o)s).
         self.headers: Any = None
-        self._lines: list[Field] = []
+        self._lines: list[Field] | tuple[()] = ()  # no list made until the start message
         self._trailers_wanted = False
-        self._trailer_lines: list[bytes] = []
+        self._trailer_lines: tuple[bytes, ...] = ()  # rare: grown by http.response.trailers
         self._framing = _NO_FRAMING
         self._remaining = 0  # Content-Length framing: body bytes still owed
 
@@ -335,7 +335,7 @@ class HTTPCycle:
         self._framing = head.framing
         self._remaining = head.content_length
         self.keep_alive = head.keep_alive
-        self._lines = []
+        self._lines = ()
         if head.after_date is None:
             return head.before_date
         return head.before_date + self._date + head.after_date
@@ -450,11 +450,13 @@ class HTTPCycle:
             )
         more = _flag(message, "more_trailers")
         field = self._fields.field
+        lines = list(self._trailer_lines)
         for item in message.get("headers", ()):
             line, _, _ = field(item)
             if line.partition(b":")[0].lower() in _NOT_IN_TRAILERS:
                 raise LocalProtocolError(f"{line.partition(b':')[0]!r} is not allowed in a trailer")
-            self._trailer_lines.append(line)
+            lines.append(line)
+        self._trailer_lines = tuple(lines)
         if more:
             return b""
         self.phase = _DONE
