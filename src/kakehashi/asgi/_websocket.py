@@ -72,6 +72,11 @@ class WSPhase(enum.Enum):
     CLOSED = "closed"  # over: nothing more is sent
 
 
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_CONNECTING, _DENYING, _OPEN = WSPhase.CONNECTING, WSPhase.DENYING, WSPhase.OPEN
+_CLOSING, _CLOSED = WSPhase.CLOSING, WSPhase.CLOSED
+
+
 def websocket_scope(http_scope: dict[str, Any], upgrade: UpgradeRequest) -> dict[str, Any]:
     """The ``websocket`` scope, from the ``http`` scope built for the same request (so the
     path, root path, headers and client follow the same rules); modified in place.
@@ -132,7 +137,7 @@ class WebSocketCycle:
         self.date = date
         self.limits = limits
         self.deflate = deflate
-        self.phase = WSPhase.CONNECTING
+        self.phase = _CONNECTING
         self.status = 0
         self.conn: Connection | None = None
         self.accepted: Accepted | None = None
@@ -153,23 +158,23 @@ class WebSocketCycle:
         kind = message_type(message)
         phase = self.phase
         if kind == "websocket.send":
-            if phase is WSPhase.OPEN:
+            if phase is _OPEN:
                 return self._data(message)
         elif kind == "websocket.close":
-            if phase is WSPhase.CONNECTING:
+            if phase is _CONNECTING:
                 return self._refuse(403, "the application closed the WebSocket before accepting")
-            if phase is WSPhase.OPEN:
+            if phase is _OPEN:
                 self._app_closed = True
                 return self.close(message.get("code", 1000), _text(message, "reason", ""))
         elif kind == "websocket.accept":
-            if phase is WSPhase.CONNECTING:
+            if phase is _CONNECTING:
                 return self._accept(message)
         elif kind in ("websocket.http.response.start", "websocket.http.response.body"):
-            if phase in (WSPhase.CONNECTING, WSPhase.DENYING):
+            if phase in (_CONNECTING, _DENYING):
                 return self._deny(kind, message)
         else:
             raise LocalProtocolError(f"unexpected ASGI message {kind!r} in a websocket cycle")
-        if phase in (WSPhase.CLOSING, WSPhase.CLOSED) and not self._app_closed:
+        if phase in (_CLOSING, _CLOSED) and not self._app_closed:
             raise ClientDisconnected(f"{kind}: the WebSocket is {phase.value}")
         raise LocalProtocolError(f"{kind} when the WebSocket is {phase.value}")
 
@@ -192,7 +197,7 @@ class WebSocketCycle:
             raise LocalProtocolError(f"websocket.accept: {exc}") from None
         self.accepted = accepted
         self.conn = Connection(Role.SERVER, limits=self.limits, deflate=accepted.deflate)
-        self.phase = WSPhase.OPEN
+        self.phase = _OPEN
         self.status = 101
         return write_response_head(101, accepted.headers)
 
@@ -225,12 +230,12 @@ class WebSocketCycle:
             out = conn.send_close(code, reason)
         except LocalWebSocketError as exc:
             raise LocalProtocolError(f"websocket.close: {exc}") from None
-        self.phase = WSPhase.CLOSING
+        self.phase = _CLOSING
         self.close_code = code
         return out
 
     def _refuse(self, status: int, detail: str) -> bytes:
-        self.phase = WSPhase.CLOSED
+        self.phase = _CLOSED
         self.status = status
         return error_page(status, detail, self.date)
 
@@ -244,10 +249,10 @@ class WebSocketCycle:
         if forwarded["type"] == "http.response.start" and forwarded.get("trailers"):
             raise LocalProtocolError("a WebSocket denial cannot have trailers")
         out = denial.send(forwarded)
-        self.phase = WSPhase.DENYING
+        self.phase = _DENYING
         self.status = denial.status
         if denial.complete:
-            self.phase = WSPhase.CLOSED
+            self.phase = _CLOSED
         if type(out) is list:
             return b"".join(out)
         assert type(out) is bytes
@@ -262,16 +267,16 @@ class WebSocketCycle:
         """The application returned (or raised, ``failed``): the bytes that end the
         connection, or None when it must be cut (a denial under way)."""
         phase = self.phase
-        if phase is WSPhase.CONNECTING:
+        if phase is _CONNECTING:
             if failed:
                 return self._refuse(500, "the application failed")
             return self._refuse(403, "the application ended without accepting the WebSocket")
-        if phase is WSPhase.DENYING:
+        if phase is _DENYING:
             if self.denial_started:
-                self.phase = WSPhase.CLOSED
+                self.phase = _CLOSED
                 return None
             return self._refuse(500, "the application ended its denial before its body")
-        if phase is WSPhase.OPEN:
+        if phase is _OPEN:
             return self.close(1011 if failed else 1000)
         return b""
 
@@ -294,7 +299,7 @@ class WebSocketCycle:
         try:
             return conn.next_event()
         except RemoteWebSocketError:
-            self.phase = WSPhase.CLOSED
+            self.phase = _CLOSED
             self.close_code = conn.close_sent[0] if conn.close_sent else 1002
             raise
 
@@ -304,7 +309,7 @@ class WebSocketCycle:
 
     def ping(self, payload: bytes) -> bytes:
         """A Ping frame of the server's keepalive (empty when the connection is not open)."""
-        if self.phase is not WSPhase.OPEN or self.conn is None:
+        if self.phase is not _OPEN or self.conn is None:
             return b""
         return self.conn.send_ping(payload)
 
@@ -318,7 +323,7 @@ class WebSocketCycle:
     def ended(self, code: int, reason: str = "") -> dict[str, Any]:
         """The connection is over (the peer's Close frame, a failure, the stream's end):
         the ``websocket.disconnect`` the application receives."""
-        self.phase = WSPhase.CLOSED
+        self.phase = _CLOSED
         if self.close_code is None:
             self.close_code = code
         return {"type": "websocket.disconnect", "code": code, "reason": reason}

@@ -49,6 +49,10 @@ from kakehashi.websocket import (
     refusal,
 )
 
+# Enum members read through module names: slow on Python 3.11 (docs/design.md).
+_CONNECTING, _OPEN = WSPhase.CONNECTING, WSPhase.OPEN
+_CLOSING, _CLOSED = WSPhase.CLOSING, WSPhase.CLOSED
+
 if TYPE_CHECKING:
     from kakehashi.server.aio.connection import HTTPConnection
 
@@ -136,7 +140,7 @@ class WebSocketSession:
     # -- the peer's side (called by the connection) ------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.disconnect is not None and self.cycle.phase is WSPhase.CLOSED:
+        if self.disconnect is not None and self.cycle.phase is _CLOSED:
             return
         self.bytes_in += len(data)
         if self.cycle.conn is None:
@@ -181,7 +185,7 @@ class WebSocketSession:
         while True:
             told = self.disconnect is not None
             if told:  # after going_away: only the peer's Close frame is still wanted
-                if cycle.phase is not WSPhase.CLOSING:
+                if cycle.phase is not _CLOSING:
                     break
             elif not everything and (len(queue) >= room or conn.write_paused):
                 # A full queue, or a peer not reading what we send (our pongs would pile
@@ -286,15 +290,15 @@ class WebSocketSession:
         out = cycle.send(message)
         self._write(out)
         phase = cycle.phase
-        if before is WSPhase.CONNECTING and phase is WSPhase.OPEN:
+        if before is _CONNECTING and phase is _OPEN:
             self._opened()
-        elif phase is WSPhase.OPEN:
+        elif phase is _OPEN:
             self.messages_out += 1
             if conn.write_paused:
                 await conn.drain()
-        elif phase is WSPhase.CLOSING and before is WSPhase.OPEN:
+        elif phase is _CLOSING and before is _OPEN:
             self.close_deadline = self.ctx.now + self.shared.config.ws_close_timeout
-        elif phase is WSPhase.CLOSED and before is not WSPhase.CLOSED:
+        elif phase is _CLOSED and before is not _CLOSED:
             self._end(GONE, "")  # a refusal or a denial went out
             conn.close()
 
@@ -343,8 +347,8 @@ class WebSocketSession:
             self._end(GONE, "")
             return
         self._write(out)
-        if cycle.phase is WSPhase.CLOSING:  # our Close frame: the peer's answer is awaited
-            if before is WSPhase.OPEN:
+        if cycle.phase is _CLOSING:  # our Close frame: the peer's answer is awaited
+            if before is _OPEN:
                 self.close_deadline = self.ctx.now + self.shared.config.ws_close_timeout
             return
         self._end(GONE, "")
@@ -356,7 +360,7 @@ class WebSocketSession:
         """Shutdown: our Close frame with ``code`` (1001, 1012 for a restart); the
         application's ``receive()`` returns the disconnect with that code at once."""
         cycle = self.cycle
-        if cycle.phase is not WSPhase.OPEN:
+        if cycle.phase is not _OPEN:
             return
         self._write(cycle.close(code, "server shutting down"))
         self.close_deadline = self.ctx.now + self.shared.config.ws_close_timeout
@@ -375,13 +379,13 @@ class WebSocketSession:
         self._count()
         if conn.closing:
             return
-        if phase is WSPhase.CLOSING:
+        if phase is _CLOSING:
             if now >= self.close_deadline:
                 error_logger.info("WebSocket %s: no answer to our Close frame; cut", _where(conn))
                 self._end(GONE, "close handshake timed out")
                 conn.abort()
             return
-        if phase is not WSPhase.OPEN:
+        if phase is not _OPEN:
             return
         config = self.shared.config
         if self.ping_sent:
