@@ -359,3 +359,71 @@ def test_any_split_gives_the_same_events(
     pongs = [Pong(v) for k, v in items if k == "ping" and isinstance(v, bytes)][-16:]
     assert drain(client) == [*pongs, CloseReceived(1000, "")]
     assert client.state is State.CLOSED and server.state is State.CLOSED
+
+
+# --- the fast path --------------------------------------------------------------------------
+
+
+def _outcome(role: Role, wire: bytes, deflate: bool, hooked: bool) -> tuple[object, ...]:
+    """The events (or the failure's close code), and the bytes owed, after ``wire``."""
+    from kakehashi.websocket import DeflateParams
+
+    seen: list[FrameHeader] = []
+    conn = Connection(
+        role,
+        limits=Limits(max_message_bytes=40),  # met often by the payloads drawn
+        deflate=DeflateParams() if deflate else None,
+        mask_key=lambda: KEY,  # the client's Close frame, the same both times
+        on_frame=(lambda head, sent: seen.append(head)) if hooked else None,
+    )
+    conn.receive_data(wire)
+    events: list[object] = []
+    try:
+        events.extend(conn.events())
+    except RemoteWebSocketError as exc:
+        events.append(("failed", exc.close_code))
+    return tuple(events), conn.data_to_send(), conn.state, conn.buffered
+
+
+_first_bytes = st.sampled_from([0x81, 0x82, 0xC1, 0xC2, 0x01, 0x80, 0x91, 0xA2, 0x83, 0x89])
+
+
+@st.composite
+def _frame(draw: st.DrawFn) -> bytes:
+    """A frame header and payload, valid or not: any first byte of interest, either MASK
+    bit, every length encoding (16-bit ones below 126 too), payloads that are not UTF-8."""
+    payload = draw(st.binary(max_size=300) | st.text(max_size=80).map(str.encode))
+    b0 = draw(_first_bytes)
+    masked_ = draw(st.booleans())
+    n = len(payload)
+    encoding = draw(st.sampled_from(["short", "16", "64"])) if n < 126 else "16"
+    if encoding == "short":
+        head = bytes([b0, (0x80 if masked_ else 0) | n])
+    elif encoding == "16":
+        head = bytes([b0, (0x80 if masked_ else 0) | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, (0x80 if masked_ else 0) | 127]) + n.to_bytes(8, "big")
+    if masked_:
+        key = draw(st.binary(min_size=4, max_size=4))
+        return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + payload
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_frame(), max_size=4), st.sampled_from(list(Role)), st.booleans(), st.data())
+def test_the_fast_path_and_the_general_one_agree(
+    frames: list[bytes], role: Role, deflate: bool, data: st.DataObject
+) -> None:
+    wire = b"".join(frames)
+    cut = data.draw(st.integers(0, len(wire)))  # and a frame cut short, at the end
+    wire = wire[:cut] if data.draw(st.booleans()) else wire
+    # A frame hook sends every frame the general way (the fast path skips it).
+    assert _outcome(role, wire, deflate, hooked=False) == _outcome(role, wire, deflate, True)
+
+
+def test_the_fast_path_takes_a_16_bit_length_and_leaves_what_follows() -> None:
+    text = "あ" * 100  # 300 bytes of UTF-8: a 16-bit length
+    wire = masked(Opcode.TEXT, text.encode()) + masked(Opcode.BINARY, b"x")[:3]
+    conn = server_fed(wire)
+    assert conn.next_event() == TextMessage(text)
+    assert conn.next_event() is None and conn.buffered == 3
