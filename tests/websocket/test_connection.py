@@ -427,3 +427,25 @@ def test_the_fast_path_takes_a_16_bit_length_and_leaves_what_follows() -> None:
     conn = server_fed(wire)
     assert conn.next_event() == TextMessage(text)
     assert conn.next_event() is None and conn.buffered == 3
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536])
+def test_the_servers_send_fast_path_frames_as_the_general_one(size: int) -> None:
+    fast = Connection(Role.SERVER)
+    hooked: list[FrameHeader] = []
+    general = Connection(Role.SERVER, on_frame=lambda head, sent: hooked.append(head))
+    text, data = "x" * size, b"\xff" * size
+    assert (
+        fast.send_text(text)
+        == general.send_text(text)
+        == serialize_frame(Opcode.TEXT, text.encode())
+    )
+    assert fast.send_bytes(data) == general.send_bytes(data)
+    assert [h.length for h in hooked] == [size, size]
+    # Fragments, and a closed connection, still go the general way.
+    assert fast.send_text("a", fin=False) == serialize_frame(Opcode.TEXT, b"a", fin=False)
+    with pytest.raises(LocalWebSocketError):
+        fast.send_bytes(b"b")  # another message while the text is under way
+    fast.send_close(1000)
+    with pytest.raises(LocalWebSocketError):
+        fast.send_text("late")

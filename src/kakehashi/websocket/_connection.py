@@ -20,8 +20,11 @@ queued the Close frame with its ``close_code`` and moved the connection to CLOSE
 from __future__ import annotations
 
 import codecs
+import enum
 import os
+import struct
 from collections.abc import Callable, Iterator
+from typing import Final
 
 from kakehashi.errors import LocalWebSocketError, RemoteWebSocketError
 from kakehashi.http1 import ReceiveBuffer, Role
@@ -62,6 +65,14 @@ _WHOLE = {0x81: (_TEXT, False), 0x82: (_BINARY, False)}
 _WHOLE_DEFLATE = {**_WHOLE, 0xC1: (_TEXT, True), 0xC2: (_BINARY, True)}
 
 
+class _Path(enum.Enum):
+    GENERAL = "general"  # the fast path leaves a frame to the general one
+
+
+_GENERAL: Final = _Path.GENERAL
+_HEAD16 = struct.Struct("!BBH")  # a frame's first bytes with a 16-bit length
+
+
 def _random_mask() -> bytes:
     return os.urandom(4)
 
@@ -80,8 +91,8 @@ class Connection:
 
     __slots__ = ("_buf", "_client", "_close_received", "_close_sent", "_deflate", "_eof",
                  "_frame", "_frame_got", "_hook", "_in_done", "_limits", "_mask_bit", "_mask_key",
-                 "_msg", "_msg_deflate", "_msg_op", "_out", "_out_op", "_pongs", "_rsv_allowed",
-                 "_utf8", "_whole", "role", "state")  # fmt: skip
+                 "_msg", "_msg_deflate", "_msg_op", "_out", "_out_op", "_plain_out", "_pongs",
+                 "_rsv_allowed", "_utf8", "_whole", "role", "state")  # fmt: skip
 
     def __init__(
         self,
@@ -100,6 +111,8 @@ class Connection:
         self._rsv_allowed = 4 if deflate is not None else 0
         self._whole = _WHOLE_DEFLATE if deflate is not None else _WHOLE
         self._mask_bit = 0 if self._client else 0x80  # the MASK bit the peer's frames carry
+        # Our data frames need no mask, compression or hook: _send_data's fast path.
+        self._plain_out = not self._client and deflate is None and on_frame is None
         self._mask_key = mask_key
         self._hook = on_frame
         self._buf = ReceiveBuffer()
@@ -166,8 +179,8 @@ class Connection:
         try:
             if self._frame is None and not self._msg_op and self._hook is None:
                 event = self._fast_message(self._buf)
-                if event is not None:
-                    return event
+                if event is not _GENERAL:
+                    return event  # a message, or None: nothing more has arrived
             return self._next_event()
         except RemoteWebSocketError as exc:
             self._fail(exc.close_code, str(exc))
@@ -234,36 +247,37 @@ class Connection:
         if head.length > limit or (not compressed and len(self._msg) + head.length > limit):
             raise RemoteWebSocketError(f"message over the limit of {limit} bytes", 1009)
 
-    def _fast_message(self, buf: ReceiveBuffer) -> Event | None:
+    def _fast_message(self, buf: ReceiveBuffer) -> Event | _Path | None:
         """Most messages, read without a FrameHeader: one frame, all of it received, while
         no other message is under way (the caller checked that).
 
         Only a frame that needs none of the general path's checks is taken: FIN, TEXT or
         BINARY, no RSV bit but a negotiated RSV1, masked as the role wants, a 7- or 16-bit
-        length within the limit.  None sends any other frame the general way, which finds
-        its error if it has one; tests check that both paths give the same events.
+        length within the limit.  Any other frame, or one not all received, gets
+        ``_GENERAL``: the general way takes it, and finds its error if it has one (tests check
+        that both paths give the same events).  None: the buffer is empty.
         """
         raw, pos = buf.raw, buf.pos
         avail = len(raw) - pos
         if avail < 2:
-            return None
+            return _GENERAL if avail or self._eof else None  # the usual: all was read
         kind = self._whole.get(raw[pos])
         b1 = raw[pos + 1]
         mask_bit = self._mask_bit
         if kind is None or b1 & 0x80 != mask_bit:
-            return None
+            return _GENERAL
         length = b1 & 0x7F
         start = pos + 2
         if length >= 126:
             if length == 127 or avail < 4:
-                return None
+                return _GENERAL
             length = raw[start] << 8 | raw[start + 1]
             start += 2
         if mask_bit:
             start += 4
         end = start + length
         if end - pos > avail or length > self._limits.max_message_bytes:
-            return None
+            return _GENERAL
         if mask_bit:
             payload = apply_mask(raw[start:end], bytes(raw[start - 4 : start]))
         else:
@@ -427,6 +441,13 @@ class Connection:
 
     def _send_data(self, op: Opcode, data: bytes, fin: bool) -> bytes:
         self._check_open()
+        if self._plain_out and fin and not self._out_op:
+            # The usual server message: one unmasked, uncompressed frame, no hook to tell.
+            n = len(data)
+            if n < 126:
+                return bytes((0x80 | op, n)) + data
+            if n < 65536:
+                return _HEAD16.pack(0x80 | op, 126, n) + data
         first = not self._out_op
         if not first and self._out_op != op:
             raise LocalWebSocketError("another message's fragments are being sent")

@@ -207,7 +207,7 @@ class WebSocketSession:
             return
         if len(queue) >= room or conn.write_paused:
             conn.pause()
-        else:
+        elif not conn.reading:  # the usual case reads on: no call
             conn.resume()
 
     def _handle(self, event: Event, told: bool) -> None:
