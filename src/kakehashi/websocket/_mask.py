@@ -89,4 +89,4 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes, offset: int = 0
     c_loop = _C_LOOP
     if c_loop is None:
         return python_apply_mask(data, key, offset)
-    return c_loop(data, _key_at(key, offset))
+    return c_loop(data, _key_at(key, offset) if offset & 3 else key)
