@@ -134,10 +134,11 @@ class FieldCache:
 
     def __init__(self) -> None:
         self._fields: dict[tuple[bytes, bytes], Field] = {}
-        # None for a head that depends on the body's length (no Content-Length given).
-        self.heads: dict[tuple[Any, ...], Head | None] = {}
+        self.heads: dict[tuple[Any, ...], Head] = {}  # by HTTPCycle._head's key
 
-    def remember(self, key: tuple[Any, ...], head: Head | None) -> None:
+    def remember(self, key: tuple[Any, ...], head: Head) -> None:
+        """Keep ``head`` for ``key``, unless the bound is reached (then it is decided each
+        time, as a field past its own bound is checked each time)."""
         if len(self.heads) < _MAX_CACHED_HEADS:
             self.heads[key] = head
 
