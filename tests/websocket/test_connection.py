@@ -189,9 +189,10 @@ def test_a_2_63_frame_is_refused_at_once() -> None:
     fails_with(conn, 1009)
 
 
-def test_fragments_count_towards_the_limit() -> None:
+@pytest.mark.parametrize("opcode", [Opcode.BINARY, Opcode.TEXT])
+def test_fragments_count_towards_the_limit(opcode: Opcode) -> None:
     limits = Limits(max_message_bytes=10)
-    conn = server_fed(masked(Opcode.BINARY, b"x" * 6, fin=False), limits=limits)
+    conn = server_fed(masked(opcode, b"x" * 6, fin=False), limits=limits)
     assert drain(conn) == []
     conn.receive_data(masked(Opcode.CONTINUATION, b"x" * 4, fin=False))
     assert drain(conn) == []
@@ -419,6 +420,31 @@ def test_the_fast_path_and_the_general_one_agree(
     wire = wire[:cut] if data.draw(st.booleans()) else wire
     # A frame hook sends every frame the general way (the fast path skips it).
     assert _outcome(role, wire, deflate, hooked=False) == _outcome(role, wire, deflate, True)
+
+
+# Around 2,048 bytes a masked payload is unmasked straight from the buffer instead of a
+# slice of it; past 65,535 its length takes 64 bits; a text piece may end inside a character.
+@pytest.mark.parametrize("size", [2047, 2048, 65535, 65536, 70001])
+@pytest.mark.parametrize("fragmented", [False, True])
+def test_a_big_message_is_the_same_however_it_arrives(size: int, fragmented: bool) -> None:
+    text = ("aé€😀" * size)[:size]
+    data = text.encode()
+    if fragmented:
+        third = len(data) // 3
+        wire = (masked(Opcode.TEXT, data[:third], fin=False)
+                + masked(Opcode.CONTINUATION, data[third : 2 * third], fin=False)
+                + masked(Opcode.CONTINUATION, data[2 * third :]))  # fmt: skip
+    else:
+        wire = masked(Opcode.TEXT, data)
+    wire += masked(Opcode.BINARY, data) + masked(Opcode.BINARY, b"x")  # what follows is kept
+    for cuts in ([], [1], [7, 2049], [len(wire) // 2], list(range(3, len(wire), 4093))):
+        conn = Connection(Role.SERVER)
+        events: list[Event] = []
+        for start, end in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+            conn.receive_data(wire[start:end])
+            events.extend(conn.events())
+        assert events == [TextMessage(text), BytesMessage(data), BytesMessage(b"x")], cuts
+        assert conn.buffered == 0
 
 
 def test_the_fast_path_takes_a_16_bit_length_and_leaves_what_follows() -> None:

@@ -71,10 +71,26 @@ class _Path(enum.Enum):
 
 _GENERAL: Final = _Path.GENERAL
 _HEAD16 = struct.Struct("!BBH")  # a frame's first bytes with a 16-bit length
+_HEAD64 = struct.Struct("!BBQ")  # and with a 64-bit one
 
 
 def _random_mask() -> bytes:
     return os.urandom(4)
+
+
+# From this many bytes a masked payload is unmasked straight from the receive buffer: a
+# bytearray slice, then extracting, would each copy it once more.  Below, a slice is cheaper
+# than a memoryview.
+_BIG = 2048
+
+
+def _unmask_from(buf: ReceiveBuffer, start: int, n: int, key: bytes, offset: int = 0) -> bytes:
+    """The ``n`` bytes at ``start`` of ``buf.raw`` unmasked (``offset``: as in apply_mask),
+    consumed up to their end (which may move what is left to the front of ``buf.raw``)."""
+    with memoryview(buf.raw) as view:
+        out = apply_mask(view[start : start + n], key, offset)
+    buf.advance_to(start + n)
+    return out
 
 
 class Connection:
@@ -91,8 +107,9 @@ class Connection:
 
     __slots__ = ("_buf", "_client", "_close_received", "_close_sent", "_deflate", "_eof",
                  "_frame", "_frame_got", "_hook", "_in_done", "_limits", "_mask_bit", "_mask_key",
-                 "_msg", "_msg_deflate", "_msg_op", "_out", "_out_op", "_plain_out", "_pongs",
-                 "_rsv_allowed", "_utf8", "_whole", "role", "state")  # fmt: skip
+                 "_msg", "_msg_deflate", "_msg_got", "_msg_op", "_out", "_out_op", "_plain_out",
+                 "_pongs", "_rsv_allowed", "_text", "_utf8", "_whole", "role",
+                 "state")  # fmt: skip
 
     def __init__(
         self,
@@ -122,7 +139,11 @@ class Connection:
         self._frame_got = 0
         self._msg_op = 0  # the message being reassembled: 0 none, TEXT or BINARY
         self._msg_deflate = False
-        self._msg = bytearray()
+        self._msg = bytearray()  # a binary message's payload so far
+        # A text message's payload so far, as its pieces decoded: each piece is decoded once,
+        # as it arrives (its UTF-8 checked then), and the pieces joined at the end.
+        self._text: list[str] = []
+        self._msg_got = 0  # the message's payload bytes so far (decompressed), either kind
         self._utf8: codecs.IncrementalDecoder | None = None
         self._out_op = 0  # the fragmented message we are sending, 0 if none
         self._out = bytearray()  # queued replies: pongs, then a Close frame
@@ -244,7 +265,7 @@ class Connection:
         # Refused from the header alone, before any payload is buffered.  A compressed frame's
         # length is checked too; what it inflates to is bounded by Deflate.decompress.
         compressed = self._msg_deflate if op == _CONT else head.rsv1
-        if head.length > limit or (not compressed and len(self._msg) + head.length > limit):
+        if head.length > limit or (not compressed and self._msg_got + head.length > limit):
             raise RemoteWebSocketError(f"message over the limit of {limit} bytes", 1009)
 
     def _fast_message(self, buf: ReceiveBuffer) -> Event | _Path | None:
@@ -252,8 +273,8 @@ class Connection:
         no other message is under way (the caller checked that).
 
         Only a frame that needs none of the general path's checks is taken: FIN, TEXT or
-        BINARY, no RSV bit but a negotiated RSV1, masked as the role wants, a 7- or 16-bit
-        length within the limit.  Any other frame, or one not all received, gets
+        BINARY, no RSV bit but a negotiated RSV1, masked as the role wants, a length within
+        the limit.  Any other frame, or one not all received, gets
         ``_GENERAL``: the general way takes it, and finds its error if it has one (tests check
         that both paths give the same events).  None: the buffer is empty.
         """
@@ -268,28 +289,38 @@ class Connection:
             return _GENERAL
         length = b1 & 0x7F
         start = pos + 2
-        if length >= 126:
-            if length == 127 or avail < 4:
+        if length == 126:
+            if avail < 4:
                 return _GENERAL
             length = raw[start] << 8 | raw[start + 1]
             start += 2
+        elif length == 127:  # a most significant bit set is over any limit: the general way
+            if avail < 10:
+                return _GENERAL
+            length = int.from_bytes(raw[start : start + 8], "big")
+            start += 8
         if mask_bit:
             start += 4
         end = start + length
         if end - pos > avail or length > self._limits.max_message_bytes:
             return _GENERAL
-        if mask_bit:
-            payload = apply_mask(raw[start:end], bytes(raw[start - 4 : start]))
+        if length >= _BIG and mask_bit:
+            payload = _unmask_from(buf, start, length, bytes(raw[start - 4 : start]))
         else:
-            payload = bytes(raw[start:end])
-        buf.advance_to(end)
+            if mask_bit:
+                payload = apply_mask(raw[start:end], bytes(raw[start - 4 : start]))
+            else:
+                payload = bytes(raw[start:end])
+            buf.advance_to(end)
         return self._message(kind[0], kind[1], payload)
 
     def _whole_message(self, head: FrameHeader) -> Event:
         """A message in one frame, all of it in the buffer: no reassembly, one decode."""
-        payload = self._buf.extract(head.length)
+        buf = self._buf
         if head.mask is not None:
-            payload = apply_mask(payload, head.mask)
+            payload = _unmask_from(buf, buf.pos, head.length, head.mask)
+        else:
+            payload = buf.extract(head.length)
         return self._message(head.opcode, head.rsv1, payload)
 
     def _message(self, opcode: int, compressed: bool, payload: bytes) -> Event:
@@ -320,9 +351,10 @@ class Connection:
         buf = self._buf
         n = min(head.length - self._frame_got, len(buf))
         if n:
-            piece = buf.extract(n)
             if head.mask is not None:
-                piece = apply_mask(piece, head.mask, self._frame_got)
+                piece = _unmask_from(buf, buf.pos, n, head.mask, self._frame_got)
+            else:
+                piece = buf.extract(n)
             self._frame_got += n
             self._append(piece)
         if self._frame_got < head.length:
@@ -335,25 +367,27 @@ class Connection:
     def _append(self, piece: bytes) -> None:
         if self._msg_deflate:
             assert self._deflate is not None
-            room = self._limits.max_message_bytes - len(self._msg)
+            room = self._limits.max_message_bytes - self._msg_got
             piece = self._deflate.decompress(piece, room)
         self._take(piece)
 
     def _take(self, data: bytes) -> None:
         """Add payload (decompressed) to the message, checking a text message's UTF-8 now."""
-        if self._utf8 is not None:
-            try:
-                self._utf8.decode(data, False)
-            except UnicodeDecodeError:
-                raise RemoteWebSocketError("text message is not valid UTF-8", 1007) from None
-        self._msg += data
+        self._msg_got += len(data)
+        if self._utf8 is None:
+            self._msg += data
+            return
+        try:
+            self._text.append(self._utf8.decode(data, False))
+        except UnicodeDecodeError:
+            raise RemoteWebSocketError("text message is not valid UTF-8", 1007) from None
 
     def _end_message(self) -> Event:
         if self._msg_deflate:
             assert self._deflate is not None
-            self._take(self._deflate.end_message(self._limits.max_message_bytes - len(self._msg)))
-        msg, op, decoder = self._msg, self._msg_op, self._utf8
-        self._msg = bytearray()
+            self._take(self._deflate.end_message(self._limits.max_message_bytes - self._msg_got))
+        msg, text, op, decoder = self._msg, self._text, self._msg_op, self._utf8
+        self._msg, self._text, self._msg_got = bytearray(), [], 0
         self._msg_op, self._msg_deflate, self._utf8 = 0, False, None
         if op == _BINARY:
             return BytesMessage(bytes(msg))
@@ -362,7 +396,7 @@ class Connection:
             decoder.decode(b"", True)  # a sequence cut off at the end fails here
         except UnicodeDecodeError:
             raise RemoteWebSocketError("text message is not valid UTF-8", 1007) from None
-        return TextMessage(msg.decode("utf-8"))
+        return TextMessage(text[0] if len(text) == 1 else "".join(text))
 
     def _control(self, op: Opcode, payload: bytes) -> Event:
         if op == Opcode.PING:
@@ -448,6 +482,7 @@ class Connection:
                 return bytes((0x80 | op, n)) + data
             if n < 65536:
                 return _HEAD16.pack(0x80 | op, 126, n) + data
+            return _HEAD64.pack(0x80 | op, 127, n) + data
         first = not self._out_op
         if not first and self._out_op != op:
             raise LocalWebSocketError("another message's fragments are being sent")
