@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kakehashi import http1
 from kakehashi.errors import RemoteProtocolError
-from kakehashi.http1._head import parse_fields, split_fields
+from kakehashi.http1._head import (
+    _MAX_CACHED_HEAD,
+    _MAX_CACHED_HEADS,
+    parse_fields,
+    split_fields,
+)
+from tests.fuzz.strategies import Message, messages, mutated
 
 L = http1.DEFAULT_LIMITS
 
@@ -160,3 +168,62 @@ def test_bad_response_heads(raw: bytes, status: int) -> None:
 
 def test_incomplete_response_head() -> None:
     assert http1.maybe_parse_response_head(b"HTTP/1.1 200 OK\r\n", 0, b"GET", L) is None
+
+
+# --- the head cache -------------------------------------------------------------------------
+
+
+def _parsed(raw: bytes, cache: http1.HeadCache | None) -> object:
+    try:
+        parsed = http1.maybe_parse_request_head(raw, 0, L, None, cache)
+    except RemoteProtocolError as e:
+        return "error", e.status_hint, str(e)
+    return parsed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(messages().map(Message.serialise) | mutated(), min_size=1, max_size=6))
+def test_a_head_seen_before_gives_what_parsing_it_gives(raws: list[bytes]) -> None:
+    cache = http1.HeadCache(L)
+    for _ in range(2):  # the second time round, every head that parsed is in the cache
+        for raw in raws:
+            assert _parsed(raw, cache) == _parsed(raw, None)
+
+
+def test_only_heads_that_parsed_are_kept_and_each_request_is_new() -> None:
+    cache = http1.HeadCache(L)
+    bad = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"
+    for _ in range(2):
+        with pytest.raises(RemoteProtocolError):
+            http1.maybe_parse_request_head(bad, 0, L, None, cache)
+    assert cache.parsed == {}
+    good = b"\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\nGET /y"  # an empty line first; what follows
+    first = http1.maybe_parse_request_head(good, 0, L, None, cache)
+    again = http1.maybe_parse_request_head(good, 0, L, None, cache)
+    assert list(cache.parsed) == [b"GET /x HTTP/1.1\r\nHost: a"]
+    assert first is not None and again is not None
+    assert first == again and first[1] == again[1] == len(good) - len(b"GET /y")
+    assert first[0] is not again[0]  # a request changed by its reader changes no other
+
+
+def test_the_cache_is_bounded_and_emptied_when_full() -> None:
+    cache = http1.HeadCache(L)
+    for i in range(_MAX_CACHED_HEADS + 10):
+        http1.maybe_parse_request_head(
+            b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % i, 0, L, None, cache
+        )
+        assert len(cache.parsed) <= _MAX_CACHED_HEADS
+    assert len(cache.parsed) == 10  # emptied once, at the first head past the bound
+    long = b"GET / HTTP/1.1\r\nHost: a\r\nCookie: %s\r\n\r\n" % (b"c" * _MAX_CACHED_HEAD)
+    cache.parsed.clear()
+    assert http1.maybe_parse_request_head(long, 0, L, None, cache) is not None
+    assert cache.parsed == {}  # too long to keep
+
+
+def test_a_cache_made_for_other_limits_is_not_used() -> None:
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: b\r\n\r\n"
+    cache = http1.HeadCache(L)
+    assert http1.maybe_parse_request_head(head, 0, L, None, cache) is not None
+    strict = http1.Limits(max_fields=1)
+    with pytest.raises(RemoteProtocolError, match="more than 1 header fields"):
+        http1.maybe_parse_request_head(head, 0, strict, None, cache)

@@ -43,9 +43,9 @@ def test_bytewise_head_is_not_rescanned(
     module: Any = channel if engine == "threads" else connection  # where each engine parses
     parse = module.maybe_parse_request_head
 
-    def counting(buf: bytes, pos: int, limits: Any) -> Any:
+    def counting(buf: bytes, pos: int, limits: Any, *rest: Any) -> Any:
         scanned.append(len(buf) - pos)
-        return parse(buf, pos, limits)
+        return parse(buf, pos, limits, *rest)
 
     monkeypatch.setattr(module, "maybe_parse_request_head", counting)
     server = start_engine(header_timeout=30)

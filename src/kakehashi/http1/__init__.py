@@ -32,6 +32,7 @@ from kakehashi.http1._framing import (
     outgoing_response_framing,
 )
 from kakehashi.http1._head import (
+    HeadCache,
     HeadProgress,
     maybe_parse_request_head,
     maybe_parse_response_head,
@@ -70,6 +71,7 @@ __all__ = [
     "Data",
     "EndOfMessage",
     "Framing",
+    "HeadCache",
     "HeadProgress",
     "Headers",
     "InformationalResponse",

@@ -10,7 +10,9 @@ Invariants: a head is never accepted until its terminating empty line has arrive
 partial head is checked against the limits as it grows, so a peer that sends an endless head
 is refused at the limit rather than buffered.  A caller that passes a :class:`HeadProgress`
 back on every call has each byte of a partial head examined once, so a head fed one byte at a
-time costs linear work, not one rescan of the whole head per byte.
+time costs linear work, not one rescan of the whole head per byte.  A caller that passes a
+:class:`HeadCache` has a head it saw before (the same bytes, under the same limits) given
+back without parsing it again: clients repeat their heads.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from kakehashi.http1._abnf import (
     STATUS_LINE_RE,
     TOKEN,
 )
-from kakehashi.http1._events import Limits, Request, Response
+from kakehashi.http1._events import Framing, Limits, Request, Response
 from kakehashi.http1._framing import request_info, response_info
 from kakehashi.http1._headers import Headers
 
 __all__ = [
+    "HeadCache",
     "HeadProgress",
     "maybe_parse_request_head",
     "maybe_parse_response_head",
@@ -52,6 +55,42 @@ _EMPTY_LINES_RE = re.compile(rb"(?:\r\n)*")
 _LOWER = {spelling: spelling.lower() for spelling in FRAMING_SPELLINGS}
 
 
+# A request head parsed before, by its bytes from the request line to the last field: what
+# Request is made of (method, target, headers, version, framing, content length, keep-alive,
+# expect-continue).  Its Headers object is shared by every request made from it; nothing on
+# the server changes a request once parsed.
+_Parsed = tuple[bytes, bytes, Headers, bytes, Framing, int | None, bool, bool]
+# Heads of at most this many bytes are kept, at most this many of them: about 1 MiB at most.
+_MAX_CACHED_HEAD = 2048
+_MAX_CACHED_HEADS = 256
+
+
+class HeadCache:
+    """Request heads parsed before, for :func:`maybe_parse_request_head`.
+
+    A client repeats its heads: the same method, target and fields on request after request
+    of a keep-alive connection (an API client, a health check, a page's assets).  Parsing
+    one again gives the same request, so a head seen before is looked up by its bytes
+    instead.  Only heads that parsed without error are kept, each as the parser made it
+    under the ``limits`` given with this cache (one cache per limits).  Bounded by
+    ``_MAX_CACHED_HEAD`` and ``_MAX_CACHED_HEADS``; when full it is emptied, so heads that
+    come often are kept again and one-off heads cannot hold it.  Safe to share between
+    threads (each step is one dict operation).
+    """
+
+    __slots__ = ("limits", "parsed")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.parsed: dict[bytes, _Parsed] = {}
+
+    def keep(self, head: bytes, parsed: _Parsed) -> None:
+        if len(head) <= _MAX_CACHED_HEAD:
+            if len(self.parsed) >= _MAX_CACHED_HEADS:
+                self.parsed.clear()
+            self.parsed[head] = parsed
+
+
 @dataclass(slots=True)
 class HeadProgress:
     """What earlier calls learned about an incomplete head at the front of a buffer.
@@ -68,12 +107,17 @@ class HeadProgress:
 
 
 def maybe_parse_request_head(
-    buf: bytes | bytearray, pos: int, limits: Limits, progress: HeadProgress | None = None
+    buf: bytes | bytearray,
+    pos: int,
+    limits: Limits,
+    progress: HeadProgress | None = None,
+    cache: HeadCache | None = None,
 ) -> tuple[Request, int] | None:
     """Parse one request head starting at ``buf[pos]``.
 
     ``progress``, if given, is read to skip bytes examined by earlier calls and updated when
-    the head is still incomplete.
+    the head is still incomplete.  ``cache``, if given (made with these ``limits``), gives a
+    head seen before without parsing it again, and keeps this one.
 
     Returns:
         ``(request, end)`` where ``end`` is the offset just past the head, or None if the head
@@ -104,23 +148,28 @@ def maybe_parse_request_head(
             _check_partial_head(buf, pos, start, limits, progress)
             progress.checked, progress.line_start = len(buf) - start, pos - start
         return None
+    if cache is None or cache.limits is not limits:  # a cache holds what its limits allowed
+        return Request(*_parse_request(buf, pos, end, limits)), end + 4
+    head = bytes(buf[pos:end])
+    parsed = cache.parsed.get(head)
+    if parsed is None:
+        parsed = _parse_request(buf, pos, end, limits)
+        cache.keep(head, parsed)
+    return Request(*parsed), end + 4
+
+
+def _parse_request(buf: bytes | bytearray, pos: int, end: int, limits: Limits) -> _Parsed:
+    """What the complete head from ``buf[pos]`` to the blank line at ``end`` makes a
+    Request of; raises as :func:`maybe_parse_request_head` says."""
     line_end = buf.find(b"\r\n", pos)
     m = REQUEST_LINE_RE.fullmatch(buf, pos, line_end + 2)
     if m is None or line_end + 2 - pos > limits.max_request_line_bytes:
         _check_request_line(bytes(buf[pos : line_end + 2]), limits)
     assert m is not None  # _check_request_line raised otherwise
     method, target, major, minor = m.groups()
-    # _version_and_fields() inlined: a call less on every request.
-    version = major + b"." + minor
-    if version not in _SUPPORTED_VERSIONS:
-        raise _version_error(version)
-    if line_end == end:
-        fields: list[tuple[bytes, bytes]] = []
-        found: dict[bytes, list[bytes]] = {}
-    else:
-        fields, found = split_fields(bytes(buf[line_end + 2 : end]), limits)
+    version, fields, found = _version_and_fields(major, minor, buf, line_end, end, limits)
     info = request_info(version, found, limits)
-    request = Request(
+    return (
         method,
         target,
         Headers(fields),
@@ -130,7 +179,6 @@ def maybe_parse_request_head(
         info.keep_alive,
         info.expect_continue,
     )
-    return request, end + 4
 
 
 def _version_and_fields(

@@ -206,7 +206,8 @@ class HTTPConnection(asyncio.Protocol):
     def _serve(self) -> None:
         """Start the request at the front of the buffer, if its head is complete."""
         try:
-            parsed = maybe_parse_request_head(self.buf, 0, self.ctx.limits)
+            ctx = self.ctx
+            parsed = maybe_parse_request_head(self.buf, 0, ctx.limits, None, ctx.heads)
         except RemoteProtocolError as exc:
             self._refuse(exc)
             return

@@ -13,7 +13,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from kakehashi.asgi import ASGIApp, FieldCache, ScopeBuilder
-from kakehashi.http1 import Limits
+from kakehashi.http1 import HeadCache, Limits
 from kakehashi.server.aio._shared import AccessLog, Recorder, ServerConfig, error_logger
 from kakehashi.server.aio.wsshared import WebSocketShared
 
@@ -35,6 +35,7 @@ class AioContext:
         "drained",
         "fields",
         "goodbye",
+        "heads",
         "in_flight",
         "last_accept",
         "limit",
@@ -68,6 +69,7 @@ class AioContext:
         self.config = config
         self.loop = loop
         self.limits: Limits = config.limits
+        self.heads = HeadCache(self.limits)  # request heads seen before (http1/_head.py)
         self.scopes = scopes
         self.scheme = scheme
         self.fields = FieldCache()

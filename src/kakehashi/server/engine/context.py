@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 
-from kakehashi.http1 import Limits
+from kakehashi.http1 import HeadCache, Limits
 from kakehashi.server.config.settings import ServerConfig
 from kakehashi.server.observe.accesslog import AccessLog, RequestReader
 from kakehashi.server.observe.metrics import Recorder
@@ -28,6 +28,7 @@ class SharedContext:
         "_date_second",
         "access",
         "config",
+        "heads",
         "limits",
         "linger_until",
         "metrics",
@@ -37,6 +38,7 @@ class SharedContext:
     def __init__(self, config: ServerConfig, reader: RequestReader) -> None:
         self.config = config
         self.limits: Limits = config.limits
+        self.heads = HeadCache(self.limits)  # request heads seen before (http1/_head.py)
         self.metrics: Recorder | None = None  # set by the server with --metrics-bind
         self.stopping = False  # set once by the server's shutdown; read by every connection
         # On shutdown, idle connections are still served until then (set before stopping).

@@ -234,7 +234,7 @@ class HTTPChannel:
         limits = self.ctx.limits
         while True:
             try:
-                parsed = maybe_parse_request_head(self.buf, 0, limits)
+                parsed = maybe_parse_request_head(self.buf, 0, limits, None, self.ctx.heads)
             except RemoteProtocolError as exc:
                 self._refuse(exc)
                 return False
