@@ -84,13 +84,12 @@ def _random_mask() -> bytes:
 _BIG = 2048
 
 
-def _unmask_from(buf: ReceiveBuffer, start: int, n: int, key: bytes, offset: int = 0) -> bytes:
-    """The ``n`` bytes at ``start`` of ``buf.raw`` unmasked (``offset``: as in apply_mask),
-    consumed up to their end (which may move what is left to the front of ``buf.raw``)."""
-    with memoryview(buf.raw) as view:
-        out = apply_mask(view[start : start + n], key, offset)
-    buf.advance_to(start + n)
-    return out
+def _unmask_at(raw: bytearray, start: int, n: int, key: bytes, offset: int = 0) -> bytes:
+    """The ``n`` bytes at ``start`` of ``raw`` unmasked (``offset``: as in apply_mask).  The
+    view is released on return, so the caller may then consume them (which can move
+    ``raw``'s contents)."""
+    with memoryview(raw) as view:
+        return apply_mask(view[start : start + n], key, offset)
 
 
 class Connection:
@@ -304,23 +303,23 @@ class Connection:
         end = start + length
         if end - pos > avail or length > self._limits.max_message_bytes:
             return _GENERAL
-        if length >= _BIG and mask_bit:
-            payload = _unmask_from(buf, start, length, bytes(raw[start - 4 : start]))
+        if not mask_bit:
+            payload = bytes(raw[start:end])
+        elif length < _BIG:
+            payload = apply_mask(raw[start:end], bytes(raw[start - 4 : start]))
         else:
-            if mask_bit:
-                payload = apply_mask(raw[start:end], bytes(raw[start - 4 : start]))
-            else:
-                payload = bytes(raw[start:end])
-            buf.advance_to(end)
+            payload = _unmask_at(raw, start, length, bytes(raw[start - 4 : start]))
+        buf.advance_to(end)
         return self._message(kind[0], kind[1], payload)
 
     def _whole_message(self, head: FrameHeader) -> Event:
         """A message in one frame, all of it in the buffer: no reassembly, one decode."""
         buf = self._buf
-        if head.mask is not None:
-            payload = _unmask_from(buf, buf.pos, head.length, head.mask)
-        else:
+        if head.mask is None:
             payload = buf.extract(head.length)
+        else:
+            payload = _unmask_at(buf.raw, buf.pos, head.length, head.mask)
+            buf.advance_to(buf.pos + head.length)
         return self._message(head.opcode, head.rsv1, payload)
 
     def _message(self, opcode: int, compressed: bool, payload: bytes) -> Event:
@@ -351,10 +350,11 @@ class Connection:
         buf = self._buf
         n = min(head.length - self._frame_got, len(buf))
         if n:
-            if head.mask is not None:
-                piece = _unmask_from(buf, buf.pos, n, head.mask, self._frame_got)
-            else:
+            if head.mask is None:
                 piece = buf.extract(n)
+            else:
+                piece = _unmask_at(buf.raw, buf.pos, n, head.mask, self._frame_got)
+                buf.advance_to(buf.pos + n)
             self._frame_got += n
             self._append(piece)
         if self._frame_got < head.length:
@@ -396,7 +396,7 @@ class Connection:
             decoder.decode(b"", True)  # a sequence cut off at the end fails here
         except UnicodeDecodeError:
             raise RemoteWebSocketError("text message is not valid UTF-8", 1007) from None
-        return TextMessage(text[0] if len(text) == 1 else "".join(text))
+        return TextMessage("".join(text))  # one piece: the piece itself, not a copy
 
     def _control(self, op: Opcode, payload: bytes) -> Event:
         if op == Opcode.PING:
