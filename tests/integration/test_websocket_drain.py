@@ -86,6 +86,12 @@ async def _signal_and_wait(where: str, proc: ServeProcess, signum: int, count: i
     return await _close_codes(sockets, 15)
 
 
+def _told(proc: ServeProcess, code: int, count: int) -> bool:
+    """Whether ``count`` applications printed their disconnect with ``code`` (waiting for it:
+    the close frame can reach the client before the application's line reaches the test)."""
+    return wait_until(lambda: proc.stderr.count(f"ws-disconnect {code}") >= count, 5)
+
+
 async def _echoes(where: str) -> bool:
     async with connect(f"ws://{where}/", open_timeout=5) as ws:
         await ws.send("after")
@@ -100,6 +106,7 @@ def test_sighup_rolling_reload_closes_websockets_with_1012(serve_process: Spawn)
     codes = asyncio.run(_signal_and_wait(where, proc, signal.SIGHUP, 10))
     assert codes == [1012] * 10, codes
     assert proc.wait_for("reload done", 10), proc.stderr
+    assert _told(proc, 1012, 10), proc.stderr[-2000:]
     assert proc.stderr.count("ws-disconnect 1012") == 10, proc.stderr[-2000:]
     assert "ws-disconnect 1001" not in proc.stderr
     assert wait_until(lambda: not any(alive(pid) for pid in first), GRACE + 2)
@@ -121,6 +128,7 @@ def test_max_requests_recycling_closes_websockets_with_1012(serve_process: Spawn
     codes = asyncio.run(run())
     assert codes == [1012] * 4, (codes, proc.stderr[-2000:])
     assert "served 4 requests (--max-requests)" in proc.stderr
+    assert _told(proc, 1012, 4), proc.stderr[-2000:]
     assert proc.stderr.count("ws-disconnect 1012") == 4, proc.stderr[-2000:]
     assert wait_until(lambda: not alive(first[0]), GRACE + 2)
     proc.signal(signal.SIGTERM)
