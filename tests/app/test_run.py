@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServeProcess
+from tests.wire import wait_until
 
 SCRIPT = """\
 import logging
@@ -86,7 +87,8 @@ def test_each_request_gets_an_access_line_and_errors_their_traceback(run_app: Ru
     assert get(proc, "/hello?x=1") == (200, b"hello")
     assert get(proc, "/boom")[0] == 500
     assert proc.wait_for('"GET /boom HTTP/1.1" 500'), proc.stderr
-    assert ACCESS_LINE.search(proc.stderr), proc.stderr
+    # Each line is queued by its request's thread after the response: not in request order.
+    assert wait_until(lambda: ACCESS_LINE.search(proc.stderr), 5), proc.stderr
     assert "ERROR GET /boom failed\nTraceback" in proc.stderr
     assert "RuntimeError: kaboom" in proc.stderr
     stop(proc)

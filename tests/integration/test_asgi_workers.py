@@ -100,8 +100,10 @@ def test_timeout_replaces_a_worker_whose_loop_is_blocked(serve_process: Spawn) -
     # The arbiter logs the engine's own words: the loop, not threads it does not have.
     assert "timed out (the event loop (" in proc.stderr and "made no progress" in proc.stderr
     assert "every thread is stuck" not in proc.stderr
-    assert "event loop blocked for" in proc.stderr  # the loop watchdog said so first
-    assert "in _block" in proc.stderr  # the stacks the aborted worker dumped
+    # The loop watchdog's line and the stacks the aborted worker dumped: the worker writes
+    # them, not the arbiter, so they can come after its "timed out".
+    told = ("event loop blocked for", "in _block")
+    assert wait_until(lambda: all(text in proc.stderr for text in told), 5), proc.stderr[-2000:]
     # Dumping its stacks is not the end of it: the arbiter reaps it, or SIGKILLs it 1 s on.
     assert wait_until(lambda: len([pid for pid in pids if not alive(pid)]) == 1, 3)
     assert wait_until(lambda: len(ready_workers(proc, 3)) == 3, 5)

@@ -210,7 +210,9 @@ def test_an_asgi_app_takes_the_config_file_and_the_environment(
     monkeypatch.setenv("KAKEHASHI_ACCESS_LOG_FORMAT", "json")
     proc = serve_process(ASGI_APP, "--port", "0", "--config", str(path))
     where = proc.address()
-    assert "one asyncio event loop" in proc.stderr  # from the file
+    assert proc.wait_for("one asyncio event loop", 5), (
+        proc.stderr
+    )  # from the file (after the banner)
     assert get(where, "/from-the-env").status == 200
     assert proc.wait_for('"path":"/from-the-env"', 5), proc.stderr  # a json access line
     proc.signal(signal.SIGTERM)
