@@ -232,6 +232,12 @@ PEERS: dict[str, Peer] = {
             default=False,
         ),
         Peer(
+            "kakehashi-asgi-base",
+            "kakehashi-asgi from $KAKEHASHI_BASE_SRC (an older checkout), same flags",
+            (*_FROM_BASE, *KAKEHASHI_ASGI_ARGS[2:], "--loop", "asyncio"),
+            default=False,
+        ),
+        Peer(
             "kakehashi-asgi-uvloop-base",
             "kakehashi-asgi-uvloop from $KAKEHASHI_BASE_SRC (an older checkout), same flags",
             (*_FROM_BASE, *KAKEHASHI_ASGI_ARGS[2:], "--loop", "uvloop"),

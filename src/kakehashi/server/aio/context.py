@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AioContext", "error_logger"]
 
+_READ_BYTES = 256 * 1024
+
 
 class AioContext:
     """Shared, loop-owned state of one asyncio server."""
@@ -46,6 +48,7 @@ class AioContext:
         "native_sendfile",
         "now",
         "progress",
+        "read_view",
         "recorded",
         "requests",
         "scheme",
@@ -91,6 +94,10 @@ class AioContext:
         self.metrics: Recorder | None = None
         self.recorded = access.enabled  # or metrics: a request's end is recorded
         self.ws = WebSocketShared(config)  # what every WebSocket shares (websocket.py)
+        # Where asyncio's own loop reads every connection's bytes (connection.py,
+        # BufferedHTTPConnection): one buffer for the loop, since each read is copied out
+        # before the next can start.  As much as asyncio reads at once.
+        self.read_view = memoryview(bytearray(_READ_BYTES))
         self.now = loop.time()
         self.progress = 0  # bumped as the loop works; read by the watchdog's thread
         self.date = b""

@@ -12,12 +12,14 @@ Only servers with ``--proxy-protocol`` use this class, so the others pay nothing
 
 from __future__ import annotations
 
+import asyncio
+
 from kakehashi.errors import RemoteProtocolError
 from kakehashi.server.aio._shared import expect_proxy_header
 from kakehashi.server.aio.connection import HTTPConnection
 from kakehashi.server.aio.context import AioContext, error_logger
 
-__all__ = ["ProxiedConnection"]
+__all__ = ["BufferedProxiedConnection", "ProxiedConnection"]
 
 
 class ProxiedConnection(HTTPConnection):
@@ -56,3 +58,9 @@ class ProxiedConnection(HTTPConnection):
             self.client = (source[0], source[1])
         if len(head) > end:
             super().data_received(head[end:])
+
+
+class BufferedProxiedConnection(ProxiedConnection, asyncio.BufferedProtocol):
+    """A ProxiedConnection read as BufferedHTTPConnection is, on asyncio's own loop."""
+
+    __slots__ = ()

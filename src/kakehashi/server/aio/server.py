@@ -44,12 +44,12 @@ from kakehashi.server.aio._shared import (
     restore_logs,
     server_metrics,
 )
-from kakehashi.server.aio.connection import ConnPhase, HTTPConnection
+from kakehashi.server.aio.connection import BufferedHTTPConnection, ConnPhase, HTTPConnection
 from kakehashi.server.aio.context import AioContext, error_logger
 from kakehashi.server.aio.lifespan import Lifespan
 from kakehashi.server.aio.loops import new_loop
 from kakehashi.server.aio.proxies import ProxiedScopeBuilder
-from kakehashi.server.aio.proxyproto import ProxiedConnection
+from kakehashi.server.aio.proxyproto import BufferedProxiedConnection, ProxiedConnection
 from kakehashi.server.aio.record import access_log, websocket_reporter
 from kakehashi.server.aio.watchdog import LoopWatchdog
 
@@ -137,7 +137,11 @@ class AsyncServer:
             recorder.in_flight = self._in_flight
             ctx.ws.metrics = recorder  # the WebSocket figures (wsshared.py)
         # A PROXY protocol header comes before the HTTP bytes (proxyproto.py).
-        self._protocol = HTTPConnection if config.proxy_protocol == "off" else ProxiedConnection
+        plain = config.proxy_protocol == "off"
+        if self.loop_name == "uvloop":
+            self._protocol = HTTPConnection if plain else ProxiedConnection
+        else:  # asyncio's own loop: read into one buffer (BufferedHTTPConnection says why)
+            self._protocol = BufferedHTTPConnection if plain else BufferedProxiedConnection
         self._progress_seen = (-1, 0.0)  # stuck(): the loop's progress, and when it moved
         self.lifespan = Lifespan(app, self.loop)
         self.ctx.state = self.lifespan.state
