@@ -206,6 +206,8 @@ class WebSocketCycle:
         text = message.get("text")
         conn = self.conn
         assert conn is not None
+        if type(text) is str and data is None:  # the usual text message, checked at once
+            return conn.send_text(text)
         if (data is None) == (text is None):
             raise LocalProtocolError("websocket.send needs exactly one of 'bytes' and 'text'")
         if text is not None:

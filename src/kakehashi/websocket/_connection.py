@@ -474,8 +474,7 @@ class Connection:
         return self._send_data(_BINARY, bytes(data), fin)
 
     def _send_data(self, op: Opcode, data: bytes, fin: bool) -> bytes:
-        self._check_open()
-        if self._plain_out and fin and not self._out_op:
+        if self._plain_out and fin and not self._out_op and self.state is _OPEN:
             # The usual server message: one unmasked, uncompressed frame, no hook to tell.
             n = len(data)
             if n < 126:
@@ -483,6 +482,7 @@ class Connection:
             if n < 65536:
                 return _HEAD16.pack(0x80 | op, 126, n) + data
             return _HEAD64.pack(0x80 | op, 127, n) + data
+        self._check_open()
         first = not self._out_op
         if not first and self._out_op != op:
             raise LocalWebSocketError("another message's fragments are being sent")

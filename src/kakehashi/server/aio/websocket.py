@@ -143,12 +143,13 @@ class WebSocketSession:
         if self.disconnect is not None and self.cycle.phase is _CLOSED:
             return
         self.bytes_in += len(data)
-        if self.cycle.conn is None:
+        core = self.cycle.conn
+        if core is None:
             self.early += data
             if len(self.early) > _EARLY_MARK:
                 self.conn.pause()
             return
-        self.cycle.receive_data(data)
+        core.receive_data(data)
         self._pump()
 
     def connection_lost(self) -> None:
