@@ -387,6 +387,13 @@ class HTTPConnection(asyncio.Protocol):
         self.transport.write(data)
         self.written += len(data)
 
+    def writelines(self, pieces: list[bytes]) -> None:
+        """A head and a big body in one go: one system call and one segment where two
+        writes made two (uvloop gathers them, asyncio from Python 3.12 too; before, asyncio
+        joins them, a copy cheaper than the second call)."""
+        self.transport.writelines(pieces)
+        self.written += sum(map(len, pieces))
+
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark.
 

@@ -213,8 +213,7 @@ class Exchange:
                 conn.transport.write(out)
                 conn.written += len(out)  # type: ignore[arg-type]
         elif cls is list:
-            for piece in out:  # type: ignore[union-attr]
-                conn.write(piece)  # type: ignore[arg-type]
+            conn.writelines(out)  # type: ignore[arg-type]
         else:
             await self._send_file(out)  # type: ignore[arg-type]
         if self.cycle.phase is _DONE:
